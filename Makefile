@@ -1,0 +1,54 @@
+SHELL := bash
+.SHELLFLAGS := -euo pipefail -c
+.DEFAULT_GOAL := help
+
+DEV_PG_PORT ?= 54329
+ARGS ?= ./...
+GO ?= go
+BIN := bin/fieldtrack
+PG := scripts/pg.sh
+
+.PHONY: help run build clean test generate verify lint bench db-start db-stop db-reset db-url
+
+help: ## List targets
+	@echo "Usage: make <target> [DEV_PG_PORT=$(DEV_PG_PORT)] [ARGS='$(ARGS)']"
+	@echo
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  %-10s %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+run: build ## Run the API: dev cluster (unless DATABASE_URL is set), migrate, seed, serve on PORT (8080)
+	@DEV_PG_PORT=$(DEV_PG_PORT) scripts/run.sh
+
+build: ## Build bin/fieldtrack
+	@mkdir -p $(dir $(BIN))
+	$(GO) build -o $(BIN) ./cmd/fieldtrack
+
+clean: ## Remove bin/
+	rm -rf bin/
+
+test: ## Run go test -race against a throwaway cluster (ARGS='-run TestX ./internal/httpapi/')
+	@scripts/test.sh $(ARGS)
+
+generate: ## Regenerate sqlc code (installs sqlc v1.31.1 when missing)
+	@scripts/sqlc.sh generate
+
+verify: ## sqlc diff, gofmt -l on tracked files, go vet
+	@scripts/verify.sh
+
+lint: verify ## Alias of verify
+
+bench: ## Run benchmarks (scripts/bench.sh)
+	@if [ -f scripts/bench.sh ]; then bash scripts/bench.sh; else echo "no benchmarks yet"; fi
+
+db-start: ## Start the dev PostgreSQL cluster on DEV_PG_PORT (created on first use)
+	@$(PG) ensure-packages
+	@dir="$$($(PG) devdir)"; $(PG) start "$$dir" $(DEV_PG_PORT)
+	@$(PG) url $(DEV_PG_PORT)
+
+db-stop: ## Stop the dev cluster
+	@dir="$$($(PG) devdir)"; $(PG) stop "$$dir"
+
+db-reset: ## Stop the dev cluster and delete its data directory
+	@dir="$$($(PG) devdir)"; $(PG) remove "$$dir"
+
+db-url: ## Print the dev DATABASE_URL
+	@$(PG) url $(DEV_PG_PORT)

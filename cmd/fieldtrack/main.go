@@ -1,0 +1,59 @@
+// Command fieldtrack is the FieldTrack server and its operator tools:
+//
+//	fieldtrack serve                      serve the HTTP API on PORT
+//	fieldtrack migrate up|down N|version  apply or revert schema migrations
+//	fieldtrack token --org ID --role R    mint a development JWT with JWT_SECRET
+//	fieldtrack seed                       load the demo organization and print tokens
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:])
+	stop()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "fieldtrack:", err)
+		os.Exit(1)
+	}
+}
+
+const usage = `usage: fieldtrack <command> [flags]
+
+commands:
+  serve                      serve the HTTP API on PORT (default 8080)
+  migrate up                 apply all pending migrations
+  migrate down N             revert the last N migrations (N=all reverts everything)
+  migrate version            print the applied migration version
+  token --org ID --role R    mint a development JWT signed with JWT_SECRET
+        [--employee ID] [--sub ID] [--ttl 1h] [--email E]
+  seed                       load the demo organization (idempotent) and print tokens
+`
+
+func run(ctx context.Context, args []string) error {
+	if len(args) == 0 {
+		fmt.Fprint(os.Stderr, usage)
+		return fmt.Errorf("missing command")
+	}
+	switch args[0] {
+	case "serve":
+		return serve(ctx)
+	case "migrate":
+		return migrateCmd(args[1:])
+	case "token":
+		return tokenCmd(args[1:])
+	case "seed":
+		return seedCmd(ctx)
+	case "help", "-h", "--help":
+		fmt.Print(usage)
+		return nil
+	}
+	fmt.Fprint(os.Stderr, usage)
+	return fmt.Errorf("unknown command %q", args[0])
+}

@@ -1,0 +1,73 @@
+// Package app wires the server: config -> pool -> auth -> router -> HTTP server. Run is what `fieldtrack
+// serve` calls and what end-to-end tests start on a loopback listener.
+package app
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/auth"
+	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/httpapi"
+)
+
+// NewLogger returns the JSON logger every component writes to.
+func NewLogger(cfg config.Config) *slog.Logger {
+	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+}
+
+// Run serves the API on ln until ctx is cancelled, then drains in-flight requests for up to the
+// configured grace period. It returns an error when start-up fails or the server stops unexpectedly.
+func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logger) error {
+	if err := cfg.ValidateServe(); err != nil {
+		return err
+	}
+	pool, err := db.NewPool(ctx, db.PoolConfig{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+
+	verifier, err := auth.NewVerifier(auth.Config{
+		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+	})
+	if err != nil {
+		return fmt.Errorf("auth: %w", err)
+	}
+	api, err := httpapi.New(cfg, pool, verifier, log)
+	if err != nil {
+		return err
+	}
+	srv := &http.Server{
+		Handler:           api.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       75 * time.Second,
+		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
+	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.AppEnv)
+
+	select {
+	case err := <-errc:
+		return err
+	case <-ctx.Done():
+	}
+	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGracePeriod)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	log.Info("stopped")
+	return nil
+}

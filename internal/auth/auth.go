@@ -1,0 +1,315 @@
+// Package auth verifies the bearer JWTs presented to the HTTP API and mints
+// HS256 development tokens.
+//
+// Tokens are issued by Supabase Auth; an Auth Hook injects the top-level
+// claims role, org_id and (for employees) employee_id that the API relies on.
+// Verification failures are reported as *Error values whose Message and Code
+// are part of the public API contract.
+package auth
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/golang-jwt/jwt/v5"
+	"github.com/google/uuid"
+)
+
+// Role is the caller's role inside its organisation.
+type Role string
+
+// The roles the API knows. Any other role claim is rejected.
+const (
+	RoleAdmin    Role = "ADMIN"
+	RoleEmployee Role = "EMPLOYEE"
+)
+
+// Identity is the verified caller of one request.
+type Identity struct {
+	Subject    string          // JWT sub (a UUID string); for API keys later "api_key:<id>"
+	UserID     uuid.UUID       // parsed sub (zero for API keys)
+	Email      string          // optional email claim
+	Role       Role            // ADMIN or EMPLOYEE
+	OrgID      uuid.UUID       // organisation the caller acts in
+	EmployeeID uuid.NullUUID   // Valid only when the token carries employee_id
+	AuthType   string          // "jwt" (API keys come later: "api_key")
+	APIKeyID   uuid.NullUUID   // unused for now, for API keys later
+	Scopes     []string        // unused for now
+	Claims     json.RawMessage // the whole verified claim set as JSON (sent to Postgres as request.jwt.claims)
+}
+
+// AuthTypeJWT is the Identity.AuthType of callers authenticated by a JWT.
+const AuthTypeJWT = "jwt"
+
+// Error is an authentication failure carrying the public message and code of
+// the API contract.
+type Error struct {
+	Message string
+	Code    string         // e.g. "UNAUTHORIZED", "AUTH_HOOK_MISSING"
+	Details map[string]any // optional, nil when absent
+}
+
+// Error returns the public message.
+func (e *Error) Error() string { return e.Message }
+
+// Error codes used by this package.
+const (
+	CodeUnauthorized    = "UNAUTHORIZED"
+	CodeAuthHookMissing = "AUTH_HOOK_MISSING"
+)
+
+// Every cryptographic or registered-claim failure maps to this one error on
+// purpose: telling callers *why* a token was rejected helps attackers more
+// than it helps clients.
+func errInvalidToken() *Error {
+	return &Error{Message: "Invalid or missing authentication token", Code: CodeUnauthorized}
+}
+
+// Defaults applied by NewVerifier and Mint.
+const (
+	DefaultAudience = "authenticated"
+	defaultLeeway   = 5 * time.Second
+	defaultTimeout  = 5 * time.Second
+)
+
+// Config configures a Verifier.
+type Config struct {
+	Secret     []byte           // HS256 shared secret; empty disables HS256
+	JWKSURL    string           // ES256/RS256 keys; empty disables JWKS
+	Issuer     string           // when non-empty, iss must equal it exactly
+	Audience   string           // required aud value; empty -> DefaultAudience
+	HTTPClient *http.Client     // for JWKS; nil -> a client with a 5 s timeout
+	Leeway     time.Duration    // clock skew tolerance for exp/nbf/iat; <= 0 -> 5 s
+	Now        func() time.Time // nil -> time.Now (tests)
+}
+
+// Verifier verifies bearer tokens. It is safe for concurrent use.
+type Verifier struct {
+	secret []byte
+	jwks   *jwksCache // nil when JWKS is disabled
+	parser *jwt.Parser
+}
+
+// NewVerifier builds a Verifier. It fails when neither Secret nor JWKSURL is
+// set, or when JWKSURL is not an absolute http(s) URL.
+func NewVerifier(cfg Config) (*Verifier, error) {
+	if len(cfg.Secret) == 0 && cfg.JWKSURL == "" {
+		return nil, errors.New("auth: configure a JWT secret, a JWKS URL, or both")
+	}
+	now := cfg.Now
+	if now == nil {
+		now = time.Now
+	}
+	leeway := cfg.Leeway
+	if leeway <= 0 {
+		leeway = defaultLeeway
+	}
+	audience := cfg.Audience
+	if audience == "" {
+		// An empty audience would silently disable the aud check; fall back
+		// to what Supabase puts in user tokens instead.
+		audience = DefaultAudience
+	}
+
+	v := &Verifier{secret: cfg.Secret}
+	var methods []string
+	if len(cfg.Secret) > 0 {
+		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	if cfg.JWKSURL != "" {
+		u, err := url.Parse(cfg.JWKSURL)
+		if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			return nil, fmt.Errorf("auth: JWKS URL must be an absolute http(s) URL")
+		}
+		client := cfg.HTTPClient
+		if client == nil {
+			client = &http.Client{Timeout: defaultTimeout}
+		}
+		v.jwks = newJWKSCache(u.String(), client, now)
+		methods = append(methods, jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg())
+	}
+
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(methods),
+		jwt.WithAudience(audience),
+		jwt.WithExpirationRequired(),
+		jwt.WithIssuedAt(), // reject tokens minted in the future (beyond leeway)
+		jwt.WithLeeway(leeway),
+		jwt.WithTimeFunc(now),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	v.parser = jwt.NewParser(opts...)
+	return v, nil
+}
+
+// BearerToken extracts the token from an Authorization header value
+// ("Bearer <t>", scheme case-insensitive, surrounding space trimmed).
+func BearerToken(header string) (string, error) {
+	fields := strings.Fields(header)
+	if len(fields) != 2 || !strings.EqualFold(fields[0], "Bearer") {
+		return "", &Error{Message: "Missing or malformed Authorization header", Code: CodeUnauthorized}
+	}
+	return fields[1], nil
+}
+
+// Verify checks the token's signature and registered claims, then the
+// application claims injected by the Auth Hook. Failures are *Error.
+func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	claims := jwt.MapClaims{}
+	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc(ctx))
+	if err != nil || !parsed.Valid {
+		return Identity{}, errInvalidToken()
+	}
+	// Keep the payload exactly as signed: re-encoding MapClaims would turn
+	// large integers into floats before they reach Postgres.
+	raw, err := payloadJSON(token)
+	if err != nil {
+		return Identity{}, errInvalidToken()
+	}
+
+	sub, _ := claims["sub"].(string)
+	userID, ok := parseUUID(sub)
+	if !ok {
+		return Identity{}, &Error{Message: "Invalid user id in token", Code: CodeUnauthorized}
+	}
+
+	role, roleSet := claims["role"]
+	orgID, orgSet := claims["org_id"]
+	if !roleSet || isBlank(role) || !orgSet || isBlank(orgID) {
+		return Identity{}, &Error{
+			Message: "JWT missing required claims",
+			Code:    CodeAuthHookMissing,
+			Details: map[string]any{"hint": "Check Supabase Auth Hook: the access token must carry top-level role and org_id claims"},
+		}
+	}
+	employeeID, empSet := claims["employee_id"]
+	if empSet && isBlank(employeeID) {
+		// The hook may emit null/"" for users without an employee row; that
+		// is the same as not carrying the claim.
+		empSet = false
+	}
+	if role == string(RoleEmployee) && !empSet {
+		return Identity{}, &Error{
+			Message: "JWT missing employee_id claim for EMPLOYEE role",
+			Code:    CodeAuthHookMissing,
+			Details: map[string]any{"hint": "The Auth Hook injects employee_id only for an active employee linked to the user"},
+		}
+	}
+
+	id := Identity{Subject: sub, UserID: userID, AuthType: AuthTypeJWT, Claims: raw}
+	var problems []string
+	if r, _ := role.(string); r == string(RoleAdmin) || r == string(RoleEmployee) {
+		id.Role = Role(r)
+	} else {
+		problems = append(problems, "Role must be ADMIN or EMPLOYEE")
+	}
+	if s, _ := orgID.(string); s != "" {
+		id.OrgID, ok = parseUUID(s)
+	} else {
+		ok = false
+	}
+	if !ok {
+		problems = append(problems, "org_id must be a valid UUID")
+	}
+	if empSet {
+		s, _ := employeeID.(string)
+		if u, ok := parseUUID(s); ok {
+			id.EmployeeID = uuid.NullUUID{UUID: u, Valid: true}
+		} else {
+			problems = append(problems, "employee_id must be a valid UUID")
+		}
+	}
+	if email, set := claims["email"]; set && !isBlank(email) {
+		// Supabase sends "email": "" for phone-only users, hence isBlank above.
+		s, _ := email.(string)
+		if validEmail(s) {
+			id.Email = s
+		} else {
+			problems = append(problems, "email must be a valid email")
+		}
+	}
+	if len(problems) > 0 {
+		return Identity{}, &Error{Message: "Invalid token claims: " + strings.Join(problems, "; "), Code: CodeUnauthorized}
+	}
+	return id, nil
+}
+
+// keyFunc picks the verification key for one token. The parser has already
+// rejected algorithms outside WithValidMethods; the switch repeats the check
+// so a key can never be used with an algorithm it was not configured for.
+func (v *Verifier) keyFunc(ctx context.Context) jwt.Keyfunc {
+	return func(t *jwt.Token) (any, error) {
+		alg := t.Method.Alg()
+		switch alg {
+		case jwt.SigningMethodHS256.Alg():
+			if len(v.secret) == 0 {
+				return nil, errors.New("HS256 disabled")
+			}
+			return v.secret, nil
+		case jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg():
+			if v.jwks == nil {
+				return nil, errors.New("JWKS disabled")
+			}
+			kid, _ := t.Header["kid"].(string)
+			if kid == "" {
+				return nil, errors.New("token has no kid")
+			}
+			return v.jwks.key(ctx, kid, alg)
+		default:
+			return nil, fmt.Errorf("algorithm %q not accepted", alg)
+		}
+	}
+}
+
+// payloadJSON returns the decoded payload segment of a compact JWS.
+func payloadJSON(token string) (json.RawMessage, error) {
+	parts := strings.Split(token, ".")
+	if len(parts) != 3 {
+		return nil, errors.New("token is not a compact JWS")
+	}
+	b, err := base64.RawURLEncoding.DecodeString(parts[1])
+	if err != nil {
+		return nil, err
+	}
+	if !json.Valid(b) {
+		return nil, errors.New("payload is not JSON")
+	}
+	return json.RawMessage(b), nil
+}
+
+// parseUUID accepts only the canonical 36-character form; uuid.Parse would
+// also take urn:uuid:, braced and hyphen-less spellings, which no issuer we
+// talk to produces.
+func parseUUID(s string) (uuid.UUID, bool) {
+	if len(s) != 36 {
+		return uuid.UUID{}, false
+	}
+	u, err := uuid.Parse(s)
+	return u, err == nil
+}
+
+// isBlank reports whether a claim value counts as absent: JSON null or "".
+func isBlank(v any) bool {
+	if v == nil {
+		return true
+	}
+	s, ok := v.(string)
+	return ok && s == ""
+}
+
+// validEmail requires a bare address: net/mail also accepts display names
+// and comments ("Bob <b@x.io>"), which must not pass as an email claim.
+func validEmail(s string) bool {
+	a, err := mail.ParseAddress(s)
+	return err == nil && a.Address == s
+}

@@ -1,0 +1,169 @@
+// Package config reads the environment into a Config value, validated once at start-up.
+package config
+
+import (
+	"fmt"
+	"log/slog"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Config is everything the server needs from its environment. It is a value: pass it down, never read
+// the environment elsewhere.
+type Config struct {
+	DatabaseURL string
+	Port        int
+	AppEnv      string // development | test | production
+	LogLevel    slog.Level
+
+	JWTSecret   []byte
+	JWKSURL     string
+	JWTIssuer   string
+	JWTAudience string
+
+	CORSOrigins                []string
+	MetricsScrapeToken         string
+	WebhookAllowPrivateTargets bool
+
+	BodyLimitBytes      int64
+	RequestTimeout      time.Duration
+	StatementTimeout    time.Duration
+	DBMaxConns          int32
+	DBAcquireTimeout    time.Duration
+	RateLimitDisabled   bool
+	ShutdownGracePeriod time.Duration
+}
+
+// Load reads the environment through getenv (os.Getenv in production, a map in tests). It returns an
+// error naming the first variable that is invalid.
+func Load(getenv func(string) string) (Config, error) {
+	r := reader{getenv: getenv}
+	c := Config{
+		DatabaseURL:                getenv("DATABASE_URL"),
+		Port:                       r.int("PORT", 8080, 1, 65535),
+		AppEnv:                     r.oneOf("APP_ENV", "development", "development", "test", "production"),
+		JWTSecret:                  []byte(getenv("JWT_SECRET")),
+		JWKSURL:                    getenv("JWT_JWKS_URL"),
+		JWTIssuer:                  getenv("JWT_ISSUER"),
+		JWTAudience:                r.str("JWT_AUDIENCE", "authenticated"),
+		CORSOrigins:                r.list("CORS_ORIGIN"),
+		MetricsScrapeToken:         getenv("METRICS_SCRAPE_TOKEN"),
+		WebhookAllowPrivateTargets: r.bool("WEBHOOK_ALLOW_PRIVATE_TARGETS", false),
+		BodyLimitBytes:             int64(r.int("BODY_LIMIT_BYTES", 1_000_000, 1024, 64<<20)),
+		RequestTimeout:             r.millis("REQUEST_TIMEOUT_MS", 30_000),
+		StatementTimeout:           r.millis("DB_STATEMENT_TIMEOUT_MS", 10_000),
+		DBMaxConns:                 int32(r.int("DB_MAX_CONNS", 20, 1, 1000)),
+		DBAcquireTimeout:           r.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000),
+		RateLimitDisabled:          r.bool("RATE_LIMIT_DISABLED", false),
+		ShutdownGracePeriod:        r.millis("SHUTDOWN_GRACE_MS", 10_000),
+	}
+	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {
+	case "debug":
+		c.LogLevel = slog.LevelDebug
+	case "info":
+		c.LogLevel = slog.LevelInfo
+	case "warn", "warning":
+		c.LogLevel = slog.LevelWarn
+	case "error":
+		c.LogLevel = slog.LevelError
+	default:
+		r.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	if c.JWKSURL != "" {
+		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("JWT_JWKS_URL", "must be an http(s) URL")
+		}
+	}
+	if r.err != nil {
+		return Config{}, r.err
+	}
+	return c, nil
+}
+
+// ValidateServe checks what `serve` needs on top of Load: a database and a way to verify tokens.
+func (c Config) ValidateServe() error {
+	if c.DatabaseURL == "" {
+		return fmt.Errorf("config: DATABASE_URL is required (or use `make run`, which starts a local cluster)")
+	}
+	if len(c.JWTSecret) == 0 && c.JWKSURL == "" {
+		return fmt.Errorf("config: set JWT_SECRET (HS256) or JWT_JWKS_URL (ES256/RS256) to verify tokens")
+	}
+	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 16 {
+		return fmt.Errorf("config: JWT_SECRET must be at least 16 bytes")
+	}
+	return nil
+}
+
+// Production reports whether APP_ENV is production.
+func (c Config) Production() bool { return c.AppEnv == "production" }
+
+type reader struct {
+	getenv func(string) string
+	err    error
+}
+
+func (r *reader) fail(name, why string) {
+	if r.err == nil {
+		r.err = fmt.Errorf("config: %s %s", name, why)
+	}
+}
+
+func (r *reader) str(name, def string) string {
+	if v := strings.TrimSpace(r.getenv(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+func (r *reader) int(name string, def, lo, hi int) int {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		r.fail(name, fmt.Sprintf("must be an integer in %d..%d, got %q", lo, hi, v))
+		return def
+	}
+	return n
+}
+
+func (r *reader) millis(name string, def int) time.Duration {
+	return time.Duration(r.int(name, def, 1, 24*3600*1000)) * time.Millisecond
+}
+
+func (r *reader) bool(name string, def bool) bool {
+	v := strings.TrimSpace(r.getenv(name))
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		r.fail(name, fmt.Sprintf("must be true or false, got %q", v))
+		return def
+	}
+	return b
+}
+
+func (r *reader) oneOf(name, def string, allowed ...string) string {
+	v := r.str(name, def)
+	for _, a := range allowed {
+		if v == a {
+			return v
+		}
+	}
+	r.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), v))
+	return def
+}
+
+func (r *reader) list(name string) []string {
+	var out []string
+	for _, p := range strings.Split(r.getenv(name), ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}

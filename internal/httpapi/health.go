@@ -1,0 +1,60 @@
+package httpapi
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/config"
+)
+
+func (s *Server) root(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{
+		"service": "FieldTrack 2.0", "status": "online", "version": "1.0.0", "docs": "/openapi.json",
+	})
+	return nil
+}
+
+// health is the liveness probe: it answers while the process can serve, without touching the database.
+func (s *Server) health(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{
+		"status": "ok", "timestamp": time.Now().UTC().Format(time.RFC3339Nano), "config_hash": s.configHash,
+	})
+	return nil
+}
+
+// ready is the readiness probe: 200 when a transaction as the API role works, 503 otherwise.
+func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
+	err := s.tx(r, func(tx pgx.Tx) error {
+		_, err := s.q.Ping(r.Context(), tx)
+		return err
+	})
+	status, database, code := "ready", "ok", http.StatusOK
+	if err != nil {
+		s.log.WarnContext(r.Context(), "readiness check failed", "error", err.Error())
+		status, database, code = "not_ready", "error", http.StatusServiceUnavailable
+	}
+	writeJSON(w, code, map[string]any{
+		"status": status, "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
+		"checks": map[string]string{"database": database},
+	})
+	return nil
+}
+
+func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) error {
+	w.Header().Set("Content-Type", "application/json")
+	_, _ = w.Write(s.spec.json)
+	return nil
+}
+
+// configHash fingerprints the non-secret configuration so operators can tell replicas apart.
+func configHash(c config.Config) string {
+	sum := sha256.Sum256([]byte(fmt.Sprintf("%s|%d|%s|%s|%s|%v|%d|%s|%s|%d",
+		c.AppEnv, c.Port, c.JWKSURL, c.JWTIssuer, c.JWTAudience, c.CORSOrigins, c.BodyLimitBytes,
+		c.RequestTimeout, c.StatementTimeout, c.DBMaxConns)))
+	return hex.EncodeToString(sum[:])[:12]
+}

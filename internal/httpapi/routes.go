@@ -1,0 +1,38 @@
+package httpapi
+
+import (
+	"net/http"
+
+	"github.com/go-chi/chi/v5"
+)
+
+// Handler returns the whole route table. Every route must exist in openapi.yaml with the same method and
+// pattern; New's caller gets a panic at start-up otherwise.
+func (s *Server) Handler() http.Handler {
+	r := chi.NewRouter()
+	r.Use(requestID, s.accessLog, s.recoverer, securityHeaders, s.cors, s.limits)
+	r.NotFound(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, errNotFound("Route "+req.Method+":"+req.URL.Path+" not found"))
+	})
+	r.MethodNotAllowed(func(w http.ResponseWriter, req *http.Request) {
+		s.writeError(w, req, errNotFound("Route "+req.Method+":"+req.URL.Path+" not found"))
+	})
+
+	// health
+	s.handle(r, "GET", "/", public, s.root)
+	s.handle(r, "GET", "/health", public, s.health)
+	s.handle(r, "GET", "/ready", public, s.ready)
+	s.handle(r, "GET", "/openapi.json", public, s.openapi)
+
+	// attendance
+	s.handle(r, "POST", "/attendance/check-in", employeeOnly, s.checkIn)
+	s.handle(r, "POST", "/attendance/check-out", employeeOnly, s.checkOut)
+	s.handle(r, "GET", "/attendance/my-sessions", anyUser, s.mySessions)
+	s.handle(r, "GET", "/attendance/org-sessions", adminOnly, s.orgSessionsGone)
+
+	// admin
+	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
+	s.handle(r, "POST", "/admin/employees", adminOnly, s.createEmployee)
+	s.handle(r, "GET", "/admin/employees/{id}", adminOnly, s.getEmployee)
+	return r
+}

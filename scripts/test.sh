@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Run the Go tests against a throwaway PostgreSQL cluster.
+#
+#   scripts/test.sh [go test args...]      (default: ./...)
+#
+# Starts a fast (fsync=off) cluster on a free port in a temporary directory,
+# applies migrations, runs `go test -count=1 -race`, then always stops the
+# cluster and deletes the directory (also on failure or Ctrl-C). Exits with
+# go test's status.
+#
+# Exported to the migration and to go test:
+#   DATABASE_URL  postgres://fieldtrack@127.0.0.1:<port>/fieldtrack?sslmode=disable
+#   JWT_SECRET    test-secret-not-for-production
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PG=scripts/pg.sh
+
+say() { echo "test.sh: $*" >&2; }
+die() { echo "test.sh: error: $*" >&2; exit 1; }
+
+[ $# -gt 0 ] || set -- ./...
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH"
+
+"$PG" ensure-packages
+
+tmp=""
+datadir=""
+cleanup() {
+	local status=$?
+	trap '' INT TERM
+	if [ -n "$datadir" ]; then
+		"$PG" stop "$datadir" || say "warning: could not stop the test cluster in $datadir"
+	fi
+	if [ -n "$tmp" ]; then
+		rm -rf -- "$tmp" || say "warning: could not remove $tmp"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "$(id -u)" -eq 0 ]; then
+	# The server runs as "postgres": use a directory that user can reach.
+	tmp="$(mktemp -d /tmp/fieldtrack-test.XXXXXX)"
+	chown postgres:postgres "$tmp"
+else
+	tmp="$(mktemp -d "${TMPDIR:-/tmp}/fieldtrack-test.XXXXXX")"
+fi
+datadir="$tmp/pg"
+
+port="$("$PG" free-port)"
+"$PG" start "$datadir" "$port" fast
+
+DATABASE_URL="$("$PG" url "$port")"
+JWT_SECRET="test-secret-not-for-production"
+export DATABASE_URL JWT_SECRET
+
+say "migrating $DATABASE_URL"
+go run ./cmd/fieldtrack migrate up
+
+say "go test -count=1 -race $*"
+status=0
+go test -count=1 -race "$@" || status=$?
+if [ "$status" -ne 0 ]; then
+	say "go test failed (exit $status)"
+fi
+exit "$status"
