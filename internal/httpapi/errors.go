@@ -63,7 +63,11 @@ func toError(err error) *Error {
 	}
 	var ae *auth.Error
 	if errors.As(err, &ae) {
-		return &Error{Status: http.StatusUnauthorized, Code: ae.Code, Message: ae.Message, Details: ae.Details}
+		e := &Error{Status: http.StatusUnauthorized, Code: ae.Code, Message: ae.Message}
+		if len(ae.Details) > 0 {
+			e.Details = ae.Details
+		}
+		return e
 	}
 	if errors.Is(err, db.ErrNotFound) {
 		return errNotFound("Not found")

@@ -1,0 +1,79 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+)
+
+// TestRun_ServesOnLoopbackAndStopsOnCancel starts the whole server as `fieldtrack serve` does and drives
+// an employee's day through real HTTP.
+func TestRun_ServesOnLoopbackAndStopsOnCancel(t *testing.T) {
+	cfg, err := config.Load(func(k string) string {
+		return map[string]string{"DATABASE_URL": testfactory.URL(t), "JWT_SECRET": testfactory.Secret, "APP_ENV": "test"}[k]
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- Run(ctx, cfg, ln, slog.New(slog.NewTextHandler(io.Discard, nil))) }()
+	base := "http://" + ln.Addr().String()
+
+	emp := testfactory.NewEmployee(t, testfactory.NewOrg(t), "E2E")
+	tok := testfactory.EmployeeToken(t, emp)
+	for _, step := range []struct {
+		path string
+		want int
+	}{{"/attendance/check-in", 201}, {"/attendance/check-out", 200}} {
+		req, _ := http.NewRequest("POST", base+step.path, nil)
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var body map[string]any
+		_ = json.NewDecoder(res.Body).Decode(&body)
+		res.Body.Close()
+		if res.StatusCode != step.want || body["success"] != true {
+			t.Fatalf("%s: %d %v", step.path, res.StatusCode, body)
+		}
+	}
+
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run returned %v after cancel", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+	if _, err := http.Get(base + "/health"); err == nil {
+		t.Fatal("server still answering after shutdown")
+	}
+}
+
+func TestRun_InvalidConfigurationStopsStartup(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	err = Run(context.Background(), config.Config{DatabaseURL: testfactory.URL(t)}, ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil {
+		t.Fatal("Run started without a way to verify tokens")
+	}
+}

@@ -1,0 +1,227 @@
+package config
+
+import (
+	"log/slog"
+	"reflect"
+	"strings"
+	"testing"
+	"time"
+)
+
+// env turns a map into the getenv Load reads through; missing keys are empty, like unset variables.
+func env(m map[string]string) func(string) string {
+	return func(k string) string { return m[k] }
+}
+
+func TestLoad_DefaultsWhenNothingIsSet(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatalf("Load(empty) = %v, want no error", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Port", c.Port, 8080},
+		{"AppEnv", c.AppEnv, "development"},
+		{"JWTAudience", c.JWTAudience, "authenticated"},
+		{"BodyLimitBytes", c.BodyLimitBytes, int64(1_000_000)},
+		{"LogLevel", c.LogLevel, slog.LevelInfo},
+		{"RequestTimeout", c.RequestTimeout, 30 * time.Second},
+		{"StatementTimeout", c.StatementTimeout, 10 * time.Second},
+		{"DBMaxConns", c.DBMaxConns, int32(20)},
+		{"DBAcquireTimeout", c.DBAcquireTimeout, 5 * time.Second},
+		{"ShutdownGracePeriod", c.ShutdownGracePeriod, 10 * time.Second},
+		{"WebhookAllowPrivateTargets", c.WebhookAllowPrivateTargets, false},
+		{"RateLimitDisabled", c.RateLimitDisabled, false},
+		{"Production()", c.Production(), false},
+		{"CORSOrigins is empty", len(c.CORSOrigins), 0},
+		{"DatabaseURL", c.DatabaseURL, ""},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoad_ReadsValidValues(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{
+		"DATABASE_URL":                  "postgres://u@h/db",
+		"PORT":                          " 9090 ",
+		"APP_ENV":                       "production",
+		"LOG_LEVEL":                     "WARNING",
+		"JWT_SECRET":                    "0123456789abcdef",
+		"JWT_JWKS_URL":                  "https://idp.example.com/.well-known/jwks.json",
+		"JWT_ISSUER":                    "https://idp.example.com",
+		"JWT_AUDIENCE":                  "fieldtrack",
+		"WEBHOOK_ALLOW_PRIVATE_TARGETS": "true",
+		"RATE_LIMIT_DISABLED":           "1",
+		"BODY_LIMIT_BYTES":              "2048",
+		"REQUEST_TIMEOUT_MS":            "1500",
+		"DB_STATEMENT_TIMEOUT_MS":       "250",
+		"DB_MAX_CONNS":                  "7",
+		"DB_ACQUIRE_TIMEOUT_MS":         "100",
+		"SHUTDOWN_GRACE_MS":             "3000",
+	}))
+	if err != nil {
+		t.Fatalf("Load = %v, want no error", err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"DatabaseURL", c.DatabaseURL, "postgres://u@h/db"},
+		{"Port", c.Port, 9090},
+		{"AppEnv", c.AppEnv, "production"},
+		{"Production()", c.Production(), true},
+		{"LogLevel", c.LogLevel, slog.LevelWarn},
+		{"JWTSecret", string(c.JWTSecret), "0123456789abcdef"},
+		{"JWKSURL", c.JWKSURL, "https://idp.example.com/.well-known/jwks.json"},
+		{"JWTIssuer", c.JWTIssuer, "https://idp.example.com"},
+		{"JWTAudience", c.JWTAudience, "fieldtrack"},
+		{"WebhookAllowPrivateTargets", c.WebhookAllowPrivateTargets, true},
+		{"RateLimitDisabled", c.RateLimitDisabled, true},
+		{"BodyLimitBytes", c.BodyLimitBytes, int64(2048)},
+		{"RequestTimeout", c.RequestTimeout, 1500 * time.Millisecond},
+		{"StatementTimeout", c.StatementTimeout, 250 * time.Millisecond},
+		{"DBMaxConns", c.DBMaxConns, int32(7)},
+		{"DBAcquireTimeout", c.DBAcquireTimeout, 100 * time.Millisecond},
+		{"ShutdownGracePeriod", c.ShutdownGracePeriod, 3 * time.Second},
+	}
+	for _, ch := range checks {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("%s = %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+}
+
+func TestLoad_LogLevels(t *testing.T) {
+	t.Parallel()
+	for in, want := range map[string]slog.Level{
+		"debug": slog.LevelDebug, "info": slog.LevelInfo, "warn": slog.LevelWarn,
+		"warning": slog.LevelWarn, "error": slog.LevelError, "DEBUG": slog.LevelDebug,
+	} {
+		c, err := Load(env(map[string]string{"LOG_LEVEL": in}))
+		if err != nil {
+			t.Errorf("LOG_LEVEL=%q: %v", in, err)
+			continue
+		}
+		if c.LogLevel != want {
+			t.Errorf("LOG_LEVEL=%q: level %v, want %v", in, c.LogLevel, want)
+		}
+	}
+}
+
+func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		env     map[string]string
+		wantVar string
+	}{
+		{"PORT not a number", map[string]string{"PORT": "abc"}, "PORT"},
+		{"PORT zero", map[string]string{"PORT": "0"}, "PORT"},
+		{"PORT above 65535", map[string]string{"PORT": "70000"}, "PORT"},
+		{"APP_ENV unknown", map[string]string{"APP_ENV": "staging"}, "APP_ENV"},
+		{"APP_ENV is case-sensitive", map[string]string{"APP_ENV": "Production"}, "APP_ENV"},
+		{"LOG_LEVEL unknown", map[string]string{"LOG_LEVEL": "verbose"}, "LOG_LEVEL"},
+		{"WEBHOOK_ALLOW_PRIVATE_TARGETS not a bool", map[string]string{"WEBHOOK_ALLOW_PRIVATE_TARGETS": "yes"}, "WEBHOOK_ALLOW_PRIVATE_TARGETS"},
+		{"RATE_LIMIT_DISABLED not a bool", map[string]string{"RATE_LIMIT_DISABLED": "maybe"}, "RATE_LIMIT_DISABLED"},
+		{"JWT_JWKS_URL ftp scheme", map[string]string{"JWT_JWKS_URL": "ftp://x"}, "JWT_JWKS_URL"},
+		{"JWT_JWKS_URL without host", map[string]string{"JWT_JWKS_URL": "https://"}, "JWT_JWKS_URL"},
+		{"JWT_JWKS_URL not a URL", map[string]string{"JWT_JWKS_URL": "idp.example.com/jwks"}, "JWT_JWKS_URL"},
+		{"BODY_LIMIT_BYTES below 1024", map[string]string{"BODY_LIMIT_BYTES": "10"}, "BODY_LIMIT_BYTES"},
+		{"DB_MAX_CONNS zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
+		{"REQUEST_TIMEOUT_MS negative", map[string]string{"REQUEST_TIMEOUT_MS": "-5"}, "REQUEST_TIMEOUT_MS"},
+		{"DB_ACQUIRE_TIMEOUT_MS not a number", map[string]string{"DB_ACQUIRE_TIMEOUT_MS": "5s"}, "DB_ACQUIRE_TIMEOUT_MS"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, err := Load(env(tc.env))
+			if err == nil {
+				t.Fatalf("Load(%v) = nil error, want an error naming %s", tc.env, tc.wantVar)
+			}
+			if !strings.Contains(err.Error(), tc.wantVar) {
+				t.Errorf("error %q does not name %s", err, tc.wantVar)
+			}
+			if !reflect.DeepEqual(c, Config{}) {
+				t.Errorf("Load returned a non-zero Config with its error: %+v", c)
+			}
+		})
+	}
+}
+
+func TestLoad_CORSOriginIsSplitTrimmedAndCompacted(t *testing.T) {
+	t.Parallel()
+	cases := map[string][]string{
+		"a, b,,c":               {"a", "b", "c"},
+		"https://x.example":     {"https://x.example"},
+		" , ,":                  nil,
+		"":                      nil,
+		"http://a:1 ,http://b ": {"http://a:1", "http://b"},
+	}
+	for in, want := range cases {
+		c, err := Load(env(map[string]string{"CORS_ORIGIN": in}))
+		if err != nil {
+			t.Errorf("CORS_ORIGIN=%q: %v", in, err)
+			continue
+		}
+		if !reflect.DeepEqual(c.CORSOrigins, want) {
+			t.Errorf("CORS_ORIGIN=%q: origins %q, want %q", in, c.CORSOrigins, want)
+		}
+	}
+}
+
+func TestValidateServe(t *testing.T) {
+	t.Parallel()
+	const db = "postgres://u@h/db"
+	cases := []struct {
+		name    string
+		cfg     Config
+		wantErr string // substring; empty means valid
+	}{
+		{"valid with secret", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcdef")}, ""},
+		{"valid with JWKS only", Config{DatabaseURL: db, JWKSURL: "https://idp.example/jwks"}, ""},
+		{"valid with both", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcdef0"), JWKSURL: "https://idp.example/jwks"}, ""},
+		{"missing DATABASE_URL", Config{JWTSecret: []byte("0123456789abcdef")}, "DATABASE_URL"},
+		{"missing JWT_SECRET and JWT_JWKS_URL", Config{DatabaseURL: db}, "JWT_SECRET"},
+		{"secret of 15 bytes", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcde")}, "at least 16"},
+		{"short secret even with JWKS", Config{DatabaseURL: db, JWTSecret: []byte("short"), JWKSURL: "https://idp.example/jwks"}, "JWT_SECRET"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			err := tc.cfg.ValidateServe()
+			switch {
+			case tc.wantErr == "" && err != nil:
+				t.Fatalf("ValidateServe = %v, want nil", err)
+			case tc.wantErr != "" && err == nil:
+				t.Fatalf("ValidateServe = nil, want an error containing %q", tc.wantErr)
+			case tc.wantErr != "" && !strings.Contains(err.Error(), tc.wantErr):
+				t.Fatalf("ValidateServe = %q, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestLoadThenValidateServe_FromEnvironment(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(map[string]string{"DATABASE_URL": "postgres://u@h/db", "JWT_SECRET": "0123456789abcdef"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateServe(); err != nil {
+		t.Fatalf("ValidateServe = %v, want nil", err)
+	}
+	c, err = Load(env(map[string]string{"JWT_SECRET": "0123456789abcdef"}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.ValidateServe(); err == nil || !strings.Contains(err.Error(), "DATABASE_URL") {
+		t.Fatalf("ValidateServe without DATABASE_URL = %v, want an error naming DATABASE_URL", err)
+	}
+}
