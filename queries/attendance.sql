@@ -61,3 +61,30 @@ JOIN LATERAL (
     LIMIT 1
 ) s ON true
 WHERE @status::text = 'all' OR app.activity_status(s.checkout_at) = @status::text;
+
+-- name: SessionGet :one
+SELECT * FROM attendance_sessions WHERE id = @id;
+
+-- name: SessionRecalculate :one
+-- Recomputes a session the caller can see; no row when it cannot.
+SELECT (app.recalculate_session(s.organization_id, s.id)).id::uuid AS id
+FROM attendance_sessions s
+WHERE s.id = @id;
+
+-- name: SessionForceCheckOut :one
+-- Closes an employee's open session (admins); no row when there is none.
+UPDATE attendance_sessions
+SET checkout_at = now()
+WHERE employee_id = @employee_id AND checkout_at IS NULL
+RETURNING *;
+
+-- name: SessionReplayFailed :one
+-- Re-runs the distance of up to @max_sessions sessions whose last computation failed; returns how many ran.
+SELECT count(*)::int AS replayed
+FROM (
+    SELECT app.recalculate_session(s.organization_id, s.id)
+    FROM attendance_sessions s
+    WHERE s.distance_recalculation_status = 'failed'
+    ORDER BY s.updated_at
+    LIMIT @max_sessions
+) r;

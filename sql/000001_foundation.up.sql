@@ -295,7 +295,9 @@ CREATE TABLE expenses (
     CONSTRAINT expenses_employee_fkey FOREIGN KEY (organization_id, employee_id)
         REFERENCES employees (organization_id, id) ON DELETE CASCADE,
     CONSTRAINT expenses_idempotency_key_key UNIQUE (organization_id, employee_id, idempotency_key),
-    CONSTRAINT expenses_rejection_needs_comment CHECK (status <> 'REJECTED' OR length(btrim(rejection_comment)) > 0)
+    -- coalesce: a NULL comment must fail the check too (a CHECK that evaluates to NULL passes).
+    CONSTRAINT expenses_rejection_needs_comment
+        CHECK (status <> 'REJECTED' OR coalesce(length(btrim(rejection_comment)), 0) > 0)
 );
 
 CREATE INDEX expenses_employee_submitted ON expenses (organization_id, employee_id, submitted_at DESC);

@@ -102,6 +102,54 @@ func (q *Queries) SessionCountLatestPerEmployee(ctx context.Context, db DBTX, st
 	return count, err
 }
 
+const sessionForceCheckOut = `-- name: SessionForceCheckOut :one
+UPDATE attendance_sessions
+SET checkout_at = now()
+WHERE employee_id = $1 AND checkout_at IS NULL
+RETURNING organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at
+`
+
+// Closes an employee's open session (admins); no row when there is none.
+func (q *Queries) SessionForceCheckOut(ctx context.Context, db DBTX, employeeID uuid.UUID) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionForceCheckOut, employeeID)
+	var i AttendanceSession
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.ID,
+		&i.EmployeeID,
+		&i.CheckinAt,
+		&i.CheckoutAt,
+		&i.DistanceRecalculationStatus,
+		&i.TotalDistanceKm,
+		&i.TotalDurationSeconds,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const sessionGet = `-- name: SessionGet :one
+SELECT organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at FROM attendance_sessions WHERE id = $1
+`
+
+func (q *Queries) SessionGet(ctx context.Context, db DBTX, id uuid.UUID) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionGet, id)
+	var i AttendanceSession
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.ID,
+		&i.EmployeeID,
+		&i.CheckinAt,
+		&i.CheckoutAt,
+		&i.DistanceRecalculationStatus,
+		&i.TotalDistanceKm,
+		&i.TotalDurationSeconds,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
 const sessionListForEmployee = `-- name: SessionListForEmployee :many
 SELECT s.id, s.employee_id, s.organization_id, s.checkin_at, s.checkout_at, s.total_distance_km,
        s.total_duration_seconds, s.distance_recalculation_status, s.created_at, s.updated_at,
@@ -253,4 +301,37 @@ func (q *Queries) SessionListLatestPerEmployee(ctx context.Context, db DBTX, arg
 		return nil, err
 	}
 	return items, nil
+}
+
+const sessionRecalculate = `-- name: SessionRecalculate :one
+SELECT (app.recalculate_session(s.organization_id, s.id)).id::uuid AS id
+FROM attendance_sessions s
+WHERE s.id = $1
+`
+
+// Recomputes a session the caller can see; no row when it cannot.
+func (q *Queries) SessionRecalculate(ctx context.Context, db DBTX, id uuid.UUID) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, sessionRecalculate, id)
+	var id_2 uuid.UUID
+	err := row.Scan(&id_2)
+	return id_2, err
+}
+
+const sessionReplayFailed = `-- name: SessionReplayFailed :one
+SELECT count(*)::int AS replayed
+FROM (
+    SELECT app.recalculate_session(s.organization_id, s.id)
+    FROM attendance_sessions s
+    WHERE s.distance_recalculation_status = 'failed'
+    ORDER BY s.updated_at
+    LIMIT $1
+) r
+`
+
+// Re-runs the distance of up to @max_sessions sessions whose last computation failed; returns how many ran.
+func (q *Queries) SessionReplayFailed(ctx context.Context, db DBTX, maxSessions int32) (int32, error) {
+	row := db.QueryRow(ctx, sessionReplayFailed, maxSessions)
+	var replayed int32
+	err := row.Scan(&replayed)
+	return replayed, err
 }

@@ -80,6 +80,31 @@ type Organization struct {
 	UpdatedAt time.Time `json:"updated_at"`
 }
 
+type SessionSummary struct {
+	OrganizationID       uuid.UUID `json:"organization_id"`
+	SessionID            uuid.UUID `json:"session_id"`
+	TotalDistanceKm      float64   `json:"total_distance_km"`
+	TotalDurationSeconds int32     `json:"total_duration_seconds"`
+	AvgSpeedKmh          float64   `json:"avg_speed_kmh"`
+	PointsTotal          int32     `json:"points_total"`
+	PointsUsed           int32     `json:"points_used"`
+	LastError            *string   `json:"last_error"`
+	ComputedAt           time.Time `json:"computed_at"`
+	CreatedAt            time.Time `json:"created_at"`
+	UpdatedAt            time.Time `json:"updated_at"`
+}
+
+type TrackingSetting struct {
+	OrganizationID  uuid.UUID `json:"organization_id"`
+	MaxAccuracyM    float64   `json:"max_accuracy_m"`
+	MaxSpeedMps     float64   `json:"max_speed_mps"`
+	JitterFloorM    float64   `json:"jitter_floor_m"`
+	StayRadiusM     float64   `json:"stay_radius_m"`
+	StayMinSeconds  int32     `json:"stay_min_seconds"`
+	MaxSessionHours int32     `json:"max_session_hours"`
+	UpdatedAt       time.Time `json:"updated_at"`
+}
+
 type User struct {
 	OrganizationID uuid.UUID `json:"organization_id"`
 	ID             uuid.UUID `json:"id"`

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strings"
 
+	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -122,4 +123,86 @@ func sessionStatus(r *http.Request) string {
 		return "all"
 	}
 	return v
+}
+
+// recalculate recomputes a session's distance and duration now. Employees can recalculate their own
+// sessions, admins any of the organization's; any other id is 404.
+func (s *Server) recalculate(w http.ResponseWriter, r *http.Request) error {
+	id := uuid.MustParse(chi.URLParam(r, "sessionId"))
+	var sess db.AttendanceSession
+	err := s.tx(r, func(tx pgx.Tx) error {
+		if _, err := s.q.SessionRecalculate(r.Context(), tx, id); err != nil {
+			return err
+		}
+		var err error
+		sess, err = s.q.SessionGet(r.Context(), tx, id)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound("Attendance session not found")
+	}
+	if err != nil {
+		return err
+	}
+	if sess.DistanceRecalculationStatus == "failed" {
+		return &Error{Status: http.StatusUnprocessableEntity, Code: "RECALCULATION_FAILED",
+			Message: "Distance recalculation failed; it is listed for replay"}
+	}
+	return respond(w, http.StatusOK, map[string]any{
+		"session_id": sess.ID, "total_distance_km": sess.TotalDistanceKm,
+		"total_duration_seconds": sess.TotalDurationSeconds, "distance_recalculation_status": sess.DistanceRecalculationStatus,
+	})
+}
+
+type forceCheckOutBody struct {
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+// forceCheckOut closes an employee's open session on an admin's behalf and returns it, with its distance
+// and duration computed.
+func (s *Server) forceCheckOut(w http.ResponseWriter, r *http.Request) error {
+	var body forceCheckOutBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	var sess db.AttendanceSession
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		sess, err = s.q.SessionForceCheckOut(r.Context(), tx, body.EmployeeID)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound("No active session found for employee " + body.EmployeeID.String())
+	}
+	if err != nil {
+		return err
+	}
+	return respond(w, http.StatusOK, sess)
+}
+
+type replayBody struct {
+	Limit *int32 `json:"limit"`
+}
+
+// replayDistance re-runs the distance of the organization's sessions whose computation failed.
+func (s *Server) replayDistance(w http.ResponseWriter, r *http.Request) error {
+	var body replayBody
+	if r.ContentLength != 0 {
+		if err := decodeBody(r, &body); err != nil {
+			return err
+		}
+	}
+	limit := int32(100)
+	if body.Limit != nil {
+		limit = *body.Limit
+	}
+	var replayed int32
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		replayed, err = s.q.SessionReplayFailed(r.Context(), tx, limit)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"success": true, "replayed": replayed, "limit": limit})
+	return nil
 }

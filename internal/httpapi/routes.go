@@ -29,9 +29,19 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "POST", "/attendance/check-out", employeeOnly, s.checkOut)
 	s.handle(r, "GET", "/attendance/my-sessions", anyUser, s.mySessions)
 	s.handle(r, "GET", "/attendance/org-sessions", adminOnly, s.orgSessionsGone)
+	s.handle(r, "POST", "/attendance/{sessionId}/recalculate", anyUser, s.recalculate)
+
+	// locations
+	s.handle(r, "POST", "/locations", employeeOnly, s.recordLocation)
+	s.handle(r, "POST", "/locations/batch", employeeOnly, s.recordLocations)
+	s.handle(r, "GET", "/locations/my-route", employeeOnly, s.myRoute)
 
 	// admin
 	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
+	s.handle(r, "GET", "/admin/sessions/{id}/locations", adminOnly, s.sessionLocations)
+	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)
+	s.handle(r, "POST", "/admin/force-checkout", adminOnly, s.forceCheckOut)
+	s.handle(r, "POST", "/admin/queues/replay-distance-dlq", adminOnly, s.replayDistance)
 	s.handle(r, "POST", "/admin/employees", adminOnly, s.createEmployee)
 	s.handle(r, "GET", "/admin/employees/{id}", adminOnly, s.getEmployee)
 	return r

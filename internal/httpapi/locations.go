@@ -1,0 +1,158 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/go-chi/chi/v5"
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+// point is one GPS fix as phones send it (validated against the OpenAPI document before decoding).
+type point struct {
+	Latitude       float64   `json:"latitude"`
+	Longitude      float64   `json:"longitude"`
+	Accuracy       float64   `json:"accuracy"`
+	RecordedAt     time.Time `json:"recorded_at"`
+	SequenceNumber *int32    `json:"sequence_number"`
+}
+
+type singlePointBody struct {
+	SessionID uuid.UUID `json:"session_id"`
+	point
+}
+
+type batchBody struct {
+	SessionID uuid.UUID `json:"session_id"`
+	Points    []point   `json:"points"`
+}
+
+// recordParams turns fixes into the column arrays app.record_locations takes.
+func recordParams(session uuid.UUID, pts []point) db.LocationRecordParams {
+	p := db.LocationRecordParams{
+		SessionID:       session,
+		Latitudes:       make([]float64, len(pts)),
+		Longitudes:      make([]float64, len(pts)),
+		Accuracies:      make([]float64, len(pts)),
+		RecordedAt:      make([]time.Time, len(pts)),
+		SequenceNumbers: make([]int32, len(pts)),
+	}
+	for i, pt := range pts {
+		p.Latitudes[i], p.Longitudes[i], p.Accuracies[i], p.RecordedAt[i] = pt.Latitude, pt.Longitude, pt.Accuracy, pt.RecordedAt
+		p.SequenceNumbers[i] = -1
+		if pt.SequenceNumber != nil {
+			p.SequenceNumbers[i] = *pt.SequenceNumber
+		}
+	}
+	return p
+}
+
+// recordLocation stores one fix: 201 with the new row, or 200 with the stored row when the same fix
+// (session, recorded_at) was already uploaded.
+func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
+	var body singlePointBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	var stored db.GpsLocation
+	var inserted int32
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		if inserted, err = s.q.LocationRecord(r.Context(), tx, recordParams(body.SessionID, []point{body.point})); err != nil {
+			return err
+		}
+		stored, err = s.q.LocationGet(r.Context(), tx, db.LocationGetParams{SessionID: body.SessionID, RecordedAt: body.RecordedAt})
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	status := http.StatusCreated
+	if inserted == 0 {
+		status = http.StatusOK
+	}
+	return respond(w, status, stored)
+}
+
+// recordLocations stores a batch of 1-100 fixes, all or nothing; inserted counts only new rows.
+func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
+	var body batchBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	var inserted int32
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		inserted, err = s.q.LocationRecord(r.Context(), tx, recordParams(body.SessionID, body.Points))
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "inserted": inserted})
+	return nil
+}
+
+// myRoute lists the fixes of one of the caller's sessions (sessionId or session_id).
+func (s *Server) myRoute(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	v := q.Get("sessionId")
+	if v == "" {
+		v = q.Get("session_id")
+	}
+	if v == "" {
+		return errInvalid("sessionId is required", map[string]any{"field": "sessionId"})
+	}
+	return s.route(w, r, uuid.MustParse(v))
+}
+
+// sessionLocations lists a session's fixes for an admin.
+func (s *Server) sessionLocations(w http.ResponseWriter, r *http.Request) error {
+	return s.route(w, r, uuid.MustParse(chi.URLParam(r, "id")))
+}
+
+// route answers a session's fixes in recorded_at order, optionally simplified to ?simplify=<metres> for
+// drawing. A session the caller cannot see is 404.
+func (s *Server) route(w http.ResponseWriter, r *http.Request, session uuid.UUID) error {
+	var pts []db.GpsLocation
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		if _, err = s.q.SessionGet(r.Context(), tx, session); err != nil {
+			return err
+		}
+		if tol, perr := strconv.ParseFloat(r.URL.Query().Get("simplify"), 64); perr == nil && tol > 0 {
+			pts, err = s.q.LocationListSimplified(r.Context(), tx, db.LocationListSimplifiedParams{SessionID: session, Tolerance: tol})
+			return err
+		}
+		pts, err = s.q.LocationListForSession(r.Context(), tx, session)
+		return err
+	})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound("Attendance session not found")
+	}
+	if err != nil {
+		return err
+	}
+	if pts == nil {
+		pts = []db.GpsLocation{}
+	}
+	return respond(w, http.StatusOK, pts)
+}
+
+// monitoringMap answers the last fix of every employee whose latest session is ACTIVE or RECENT.
+func (s *Server) monitoringMap(w http.ResponseWriter, r *http.Request) error {
+	var markers []db.MapMarkersRow
+	err := s.tx(r, func(tx pgx.Tx) (err error) {
+		markers, err = s.q.MapMarkers(r.Context(), tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	if markers == nil {
+		markers = []db.MapMarkersRow{}
+	}
+	return respond(w, http.StatusOK, markers)
+}
