@@ -233,12 +233,12 @@ DECLARE
     cfg      tracking_settings;
     duration integer;
 BEGIN
-    -- Inside a request, only the caller's organization (the function bypasses row-level security).
-    IF app.org_id() IS NOT NULL AND p_org <> app.org_id() THEN
-        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
-    END IF;
     SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR UPDATE;
-    IF NOT FOUND THEN
+    -- This function bypasses row-level security, so for the API role it re-applies the session policy:
+    -- claims required, the caller's organization, and an employee only for its own sessions.
+    IF NOT FOUND OR (current_setting('role', true) = 'fieldtrack_api' AND (
+            app.org_id() IS DISTINCT FROM p_org
+            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id()))) THEN
         RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
     END IF;
     BEGIN

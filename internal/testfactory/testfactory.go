@@ -144,7 +144,7 @@ func AdminClaims(org Org) db.Claims {
 func EmployeeClaims(e Employee) db.Claims {
 	return db.Claims{OrgID: e.OrgID, UserID: uuid.NullUUID{UUID: e.UserID, Valid: true}, Role: "EMPLOYEE",
 		EmployeeID: uuid.NullUUID{UUID: e.ID, Valid: true},
-		JWT: []byte(fmt.Sprintf(`{"sub":%q,"role":"EMPLOYEE","org_id":%q,"employee_id":%q}`, e.UserID, e.OrgID, e.ID))}
+		JWT:        []byte(fmt.Sprintf(`{"sub":%q,"role":"EMPLOYEE","org_id":%q,"employee_id":%q}`, e.UserID, e.OrgID, e.ID))}
 }
 
 func exec(t testing.TB, p *pgxpool.Pool, sql string, args ...any) {
