@@ -10,8 +10,12 @@ SELECT app.record_locations(
     array_replace(@sequence_numbers::int4[], -1, NULL)
 )::int AS inserted;
 
--- name: LocationGet :one
-SELECT * FROM gps_locations WHERE session_id = @session_id AND recorded_at = @recorded_at;
+-- name: LocationRecordOne :one
+-- Stores one fix (or finds it already stored) and answers the stored row; inserted is true when this
+-- transaction stored it.
+SELECT r.*, (r.created_at = now())::bool AS inserted
+FROM app.record_location(@session_id::uuid, @latitude::float8, @longitude::float8, @accuracy::float8,
+                         @recorded_at::timestamptz, sqlc.narg(sequence_number)::int4) AS r;
 
 -- name: LocationListForSession :many
 -- A session's fixes in recorded_at order.

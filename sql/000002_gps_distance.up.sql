@@ -368,6 +368,25 @@ BEGIN
 END
 $$;
 
+-- app.record_location: one fix through app.record_locations, answering the stored row, whether new or
+-- already there (a row this transaction inserted has created_at = now()), in one round trip.
+CREATE FUNCTION app.record_location(p_session uuid, p_latitude double precision, p_longitude double precision,
+                                    p_accuracy double precision, p_recorded_at timestamptz, p_sequence integer)
+    RETURNS gps_locations
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, app
+    AS $$
+DECLARE
+    stored gps_locations;
+BEGIN
+    PERFORM app.record_locations(p_session, ARRAY[p_latitude], ARRAY[p_longitude], ARRAY[p_accuracy],
+                                 ARRAY[p_recorded_at], ARRAY[p_sequence]);
+    SELECT * INTO stored FROM gps_locations g
+     WHERE g.organization_id = app.org_id() AND g.session_id = p_session AND g.recorded_at = p_recorded_at;
+    RETURN stored;
+END
+$$;
+
 -- app.simplified_route_times: which fixes of a session to draw at a tolerance of p_tolerance_m metres
 -- (Douglas-Peucker on the fixes in Web Mercator, tolerance scaled by latitude). Returns the recorded_at of the
 -- kept fixes; endpoints are always kept. Runs as the caller, so it sees only what the caller may see.

@@ -12,33 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const locationGet = `-- name: LocationGet :one
-SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM gps_locations WHERE session_id = $1 AND recorded_at = $2
-`
-
-type LocationGetParams struct {
-	SessionID  uuid.UUID `json:"session_id"`
-	RecordedAt time.Time `json:"recorded_at"`
-}
-
-func (q *Queries) LocationGet(ctx context.Context, db DBTX, arg LocationGetParams) (GpsLocation, error) {
-	row := db.QueryRow(ctx, locationGet, arg.SessionID, arg.RecordedAt)
-	var i GpsLocation
-	err := row.Scan(
-		&i.OrganizationID,
-		&i.SessionID,
-		&i.RecordedAt,
-		&i.ID,
-		&i.EmployeeID,
-		&i.Latitude,
-		&i.Longitude,
-		&i.Accuracy,
-		&i.SequenceNumber,
-		&i.CreatedAt,
-	)
-	return i, err
-}
-
 const locationListForSession = `-- name: LocationListForSession :many
 SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM gps_locations WHERE session_id = $1 ORDER BY recorded_at
 `
@@ -154,6 +127,63 @@ func (q *Queries) LocationRecord(ctx context.Context, db DBTX, arg LocationRecor
 	var inserted int32
 	err := row.Scan(&inserted)
 	return inserted, err
+}
+
+const locationRecordOne = `-- name: LocationRecordOne :one
+SELECT r.organization_id, r.session_id, r.recorded_at, r.id, r.employee_id, r.latitude, r.longitude, r.accuracy, r.sequence_number, r.created_at, (r.created_at = now())::bool AS inserted
+FROM app.record_location($1::uuid, $2::float8, $3::float8, $4::float8,
+                         $5::timestamptz, $6::int4) AS r
+`
+
+type LocationRecordOneParams struct {
+	SessionID      uuid.UUID `json:"session_id"`
+	Latitude       float64   `json:"latitude"`
+	Longitude      float64   `json:"longitude"`
+	Accuracy       float64   `json:"accuracy"`
+	RecordedAt     time.Time `json:"recorded_at"`
+	SequenceNumber *int32    `json:"sequence_number"`
+}
+
+type LocationRecordOneRow struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	SessionID      uuid.UUID `json:"session_id"`
+	RecordedAt     time.Time `json:"recorded_at"`
+	ID             uuid.UUID `json:"id"`
+	EmployeeID     uuid.UUID `json:"employee_id"`
+	Latitude       float64   `json:"latitude"`
+	Longitude      float64   `json:"longitude"`
+	Accuracy       *float64  `json:"accuracy"`
+	SequenceNumber *int32    `json:"sequence_number"`
+	CreatedAt      time.Time `json:"created_at"`
+	Inserted       bool      `json:"inserted"`
+}
+
+// Stores one fix (or finds it already stored) and answers the stored row; inserted is true when this
+// transaction stored it.
+func (q *Queries) LocationRecordOne(ctx context.Context, db DBTX, arg LocationRecordOneParams) (LocationRecordOneRow, error) {
+	row := db.QueryRow(ctx, locationRecordOne,
+		arg.SessionID,
+		arg.Latitude,
+		arg.Longitude,
+		arg.Accuracy,
+		arg.RecordedAt,
+		arg.SequenceNumber,
+	)
+	var i LocationRecordOneRow
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.SessionID,
+		&i.RecordedAt,
+		&i.ID,
+		&i.EmployeeID,
+		&i.Latitude,
+		&i.Longitude,
+		&i.Accuracy,
+		&i.SequenceNumber,
+		&i.CreatedAt,
+		&i.Inserted,
+	)
+	return i, err
 }
 
 const mapMarkers = `-- name: MapMarkers :many

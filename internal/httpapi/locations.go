@@ -59,23 +59,26 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	var stored db.GpsLocation
-	var inserted int32
+	var row db.LocationRecordOneRow
 	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		if inserted, err = s.q.LocationRecord(r.Context(), tx, recordParams(body.SessionID, []point{body.point})); err != nil {
-			return err
-		}
-		stored, err = s.q.LocationGet(r.Context(), tx, db.LocationGetParams{SessionID: body.SessionID, RecordedAt: body.RecordedAt})
+		row, err = s.q.LocationRecordOne(r.Context(), tx, db.LocationRecordOneParams{
+			SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude, Accuracy: body.Accuracy,
+			RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
+		})
 		return err
 	})
 	if err != nil {
 		return err
 	}
-	status := http.StatusCreated
-	if inserted == 0 {
-		status = http.StatusOK
+	status := http.StatusOK
+	if row.Inserted {
+		status = http.StatusCreated
 	}
-	return respond(w, status, stored)
+	return respond(w, status, db.GpsLocation{
+		OrganizationID: row.OrganizationID, SessionID: row.SessionID, RecordedAt: row.RecordedAt, ID: row.ID,
+		EmployeeID: row.EmployeeID, Latitude: row.Latitude, Longitude: row.Longitude, Accuracy: row.Accuracy,
+		SequenceNumber: row.SequenceNumber, CreatedAt: row.CreatedAt,
+	})
 }
 
 // recordLocations stores a batch of 1-100 fixes, all or nothing; inserted counts only new rows.
