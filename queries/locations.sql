@@ -22,11 +22,12 @@ FROM app.record_location(@session_id::uuid, @latitude::float8, @longitude::float
 SELECT * FROM gps_locations WHERE session_id = @session_id ORDER BY recorded_at;
 
 -- name: LocationListSimplified :many
--- The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order.
+-- The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order. The
+-- sub-select makes the simplification run once (an InitPlan), not once per fix of the session.
 SELECT g.*
 FROM gps_locations g
 WHERE g.session_id = @session_id
-  AND g.recorded_at = ANY (app.simplified_route_times(@session_id, @tolerance::float8))
+  AND g.recorded_at = ANY ((SELECT app.simplified_route_times(@session_id, @tolerance::float8))::timestamptz[])
 ORDER BY g.recorded_at;
 
 -- name: MapMarkers :many

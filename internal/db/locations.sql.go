@@ -52,7 +52,7 @@ const locationListSimplified = `-- name: LocationListSimplified :many
 SELECT g.organization_id, g.session_id, g.recorded_at, g.id, g.employee_id, g.latitude, g.longitude, g.accuracy, g.sequence_number, g.created_at
 FROM gps_locations g
 WHERE g.session_id = $1
-  AND g.recorded_at = ANY (app.simplified_route_times($1, $2::float8))
+  AND g.recorded_at = ANY ((SELECT app.simplified_route_times($1, $2::float8))::timestamptz[])
 ORDER BY g.recorded_at
 `
 
@@ -61,7 +61,8 @@ type LocationListSimplifiedParams struct {
 	Tolerance float64   `json:"tolerance"`
 }
 
-// The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order.
+// The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order. The
+// sub-select makes the simplification run once (an InitPlan), not once per fix of the session.
 func (q *Queries) LocationListSimplified(ctx context.Context, db DBTX, arg LocationListSimplifiedParams) ([]GpsLocation, error) {
 	rows, err := db.Query(ctx, locationListSimplified, arg.SessionID, arg.Tolerance)
 	if err != nil {

@@ -30,7 +30,11 @@ func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) error {
 func (s *Server) checkOut(w http.ResponseWriter, r *http.Request) error {
 	var sess db.AttendanceSession
 	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		sess, err = s.q.SessionCheckOut(r.Context(), tx)
+		if sess, err = s.q.SessionCheckOut(r.Context(), tx); err != nil {
+			return err
+		}
+		// RETURNING shows the row before the check-out trigger computed the distance: read it again.
+		sess, err = s.q.SessionGet(r.Context(), tx, sess.ID)
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -167,7 +171,11 @@ func (s *Server) forceCheckOut(w http.ResponseWriter, r *http.Request) error {
 	}
 	var sess db.AttendanceSession
 	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		sess, err = s.q.SessionForceCheckOut(r.Context(), tx, body.EmployeeID)
+		if sess, err = s.q.SessionForceCheckOut(r.Context(), tx, body.EmployeeID); err != nil {
+			return err
+		}
+		// As in checkOut: the distance is computed by a trigger after RETURNING.
+		sess, err = s.q.SessionGet(r.Context(), tx, sess.ID)
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {

@@ -223,6 +223,13 @@ func schemaErrors(err error) []*openapi3.SchemaError {
 				walk(inner)
 			}
 		case *openapi3.SchemaError:
+			// A failed allOf (POST /locations) wraps the errors of its parts, which name the fields.
+			if e.SchemaField == "allOf" && e.Origin != nil {
+				if inner := schemaErrors(e.Origin); len(inner) > 0 {
+					out = append(out, inner...)
+					return
+				}
+			}
 			out = append(out, e)
 		default:
 			if u := errors.Unwrap(err); u != nil {
