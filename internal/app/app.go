@@ -10,11 +10,13 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
 )
 
@@ -45,6 +47,25 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	if err != nil {
 		return err
 	}
+
+	// Background work: each runs until bg ends and retries its own failures.
+	hub := events.NewHub(cfg.DatabaseURL, pool, cfg.SSEMaxStreamsPerOrg, log)
+	var listener *events.Listener
+	background := []func(context.Context){hub.Run}
+	if cfg.ListenerEnabled {
+		listener = events.NewListener(cfg.DatabaseURL, pool, log)
+		background = append(background, listener.Run)
+	}
+	api.WithEvents(hub, listener)
+	bg, stopBackground := context.WithCancel(ctx)
+	defer stopBackground()
+	var wg sync.WaitGroup
+	for _, run := range background {
+		wg.Add(1)
+		go func() { defer wg.Done(); run(bg) }()
+	}
+	defer wg.Wait()
+
 	srv := &http.Server{
 		Handler:           api.Handler(),
 		ReadHeaderTimeout: 10 * time.Second,
@@ -60,6 +81,8 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		return err
 	case <-ctx.Done():
 	}
+	// Stopping the hub ends the open event streams, which would otherwise keep Shutdown waiting.
+	stopBackground()
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownGracePeriod)
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {

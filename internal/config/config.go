@@ -34,6 +34,9 @@ type Config struct {
 	DBAcquireTimeout    time.Duration
 	RateLimitDisabled   bool
 	ShutdownGracePeriod time.Duration
+
+	SSEMaxStreamsPerOrg int
+	ListenerEnabled     bool
 }
 
 // Load reads the environment through getenv (os.Getenv in production, a map in tests). It returns an
@@ -58,6 +61,8 @@ func Load(getenv func(string) string) (Config, error) {
 		DBAcquireTimeout:           r.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000),
 		RateLimitDisabled:          r.bool("RATE_LIMIT_DISABLED", false),
 		ShutdownGracePeriod:        r.millis("SHUTDOWN_GRACE_MS", 10_000),
+		SSEMaxStreamsPerOrg:        r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
+		ListenerEnabled:            r.bool("EVENTS_LISTENER_ENABLED", true),
 	}
 	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {
 	case "debug":

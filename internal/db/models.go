@@ -15,6 +15,11 @@ type AppEmployeeCodeCounter struct {
 	LastValue      int64     `json:"last_value"`
 }
 
+type AppStreamState struct {
+	Singleton     bool  `json:"singleton"`
+	PrunedThrough int64 `json:"pruned_through"`
+}
+
 type AttendanceSession struct {
 	OrganizationID              uuid.UUID  `json:"organization_id"`
 	ID                          uuid.UUID  `json:"id"`
@@ -112,4 +117,57 @@ type User struct {
 	Role           string    `json:"role"`
 	CreatedAt      time.Time `json:"created_at"`
 	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+type Webhook struct {
+	OrganizationID   uuid.UUID  `json:"organization_id"`
+	ID               uuid.UUID  `json:"id"`
+	Url              string     `json:"url"`
+	Secret           string     `json:"secret"`
+	Events           []string   `json:"events"`
+	IsActive         bool       `json:"is_active"`
+	FailureStreak    int32      `json:"failure_streak"`
+	CircuitOpenUntil *time.Time `json:"circuit_open_until"`
+	DisabledReason   *string    `json:"disabled_reason"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+}
+
+type WebhookDelivery struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	WebhookID      uuid.UUID  `json:"webhook_id"`
+	EventID        uuid.UUID  `json:"event_id"`
+	EventType      string     `json:"event_type"`
+	Status         string     `json:"status"`
+	AttemptCount   int32      `json:"attempt_count"`
+	ResponseStatus *int32     `json:"response_status"`
+	ResponseBody   *string    `json:"response_body"`
+	LastError      *string    `json:"last_error"`
+	NextRetryAt    *time.Time `json:"next_retry_at"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+type WebhookDeliveryAttempt struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	DeliveryID     uuid.UUID `json:"delivery_id"`
+	Attempt        int32     `json:"attempt"`
+	AttemptedAt    time.Time `json:"attempted_at"`
+	ResponseStatus *int32    `json:"response_status"`
+	Error          *string   `json:"error"`
+	DurationMs     *int32    `json:"duration_ms"`
+}
+
+type WebhookEvent struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	EventType      string     `json:"event_type"`
+	Payload        []byte     `json:"payload"`
+	StreamEvent    *string    `json:"stream_event"`
+	StreamPayload  []byte     `json:"stream_payload"`
+	StreamID       *int64     `json:"stream_id"`
+	DispatchedAt   *time.Time `json:"dispatched_at"`
+	CreatedAt      time.Time  `json:"created_at"`
 }

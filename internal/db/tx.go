@@ -17,6 +17,10 @@ import (
 // APIRole is the Postgres role every request transaction runs as: not the owner, no BYPASSRLS.
 const APIRole = "fieldtrack_api"
 
+// WorkerRole is the role of background work (listener hand-off, SSE fan-out, webhook delivery): it sees the
+// webhook tables of every organization and nothing else.
+const WorkerRole = "fieldtrack_worker"
+
 // ErrUnavailable means no database connection could be had in time (pool exhausted or database down).
 var ErrUnavailable = errors.New("database unavailable")
 
@@ -35,6 +39,7 @@ type Claims struct {
 
 // TxOptions tune one transaction.
 type TxOptions struct {
+	Role             string // APIRole when empty
 	ReadOnly         bool
 	StatementTimeout time.Duration // 0 leaves the server default
 	AcquireTimeout   time.Duration // 0 waits as long as ctx allows
@@ -104,8 +109,12 @@ func beginQuery(c Claims, o TxOptions) (string, error) {
 	} else {
 		b.WriteString("BEGIN; ")
 	}
+	role := o.Role
+	if role == "" {
+		role = APIRole
+	}
 	settings := []struct{ name, value string }{
-		{"role", APIRole},
+		{"role", role},
 		{"request.jwt.claims", string(c.JWT)},
 		{"app.org_id", nullableUUID(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil})},
 		{"app.user_id", nullableUUID(c.UserID)},

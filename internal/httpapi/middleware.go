@@ -145,6 +145,10 @@ func (s *Server) limits(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimitBytes)
+		if r.URL.Path == eventsPath {
+			next.ServeHTTP(w, r) // a stream lives as long as its client
+			return
+		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
@@ -201,6 +205,10 @@ func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
 	header := r.Header.Get("Authorization")
 	if header == "" && strings.TrimSpace(r.Header.Get("X-API-Key")) != "" {
 		return auth.Identity{}, &auth.Error{Message: "Invalid API key", Code: "INVALID_API_KEY"}
+	}
+	if header == "" && r.URL.Path == eventsPath && r.URL.Query().Get("token") != "" {
+		// Browsers' EventSource cannot send headers: the stream also takes the token in the query.
+		header = "Bearer " + r.URL.Query().Get("token")
 	}
 	token, err := auth.BearerToken(header)
 	if err != nil {

@@ -6,6 +6,9 @@ import (
 	"github.com/go-chi/chi/v5"
 )
 
+// eventsPath is the SSE stream; it has no request deadline and also takes its token in the query.
+const eventsPath = "/admin/events"
+
 // Handler returns the whole route table. Every route must exist in openapi.yaml with the same method and
 // pattern; New's caller gets a panic at start-up otherwise.
 func (s *Server) Handler() http.Handler {
@@ -37,6 +40,7 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/locations/my-route", employeeOnly, s.myRoute)
 
 	// admin
+	s.handle(r, "GET", eventsPath, adminOnly, s.adminEvents)
 	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
 	s.handle(r, "GET", "/admin/sessions/{id}/locations", adminOnly, s.sessionLocations)
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)

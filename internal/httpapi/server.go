@@ -14,6 +14,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/events"
 )
 
 // Server holds what handlers share. It is built once by New.
@@ -25,6 +26,14 @@ type Server struct {
 	log        *slog.Logger
 	spec       *spec
 	configHash string
+	hub        *events.Hub      // nil: no event stream in this process
+	listener   *events.Listener // nil: this process does not consume the outbox
+}
+
+// WithEvents attaches the event hub (for /admin/events) and the listener (for the operations endpoints).
+func (s *Server) WithEvents(hub *events.Hub, listener *events.Listener) *Server {
+	s.hub, s.listener = hub, listener
+	return s
 }
 
 // New builds the server; it fails when the embedded OpenAPI document does not load.

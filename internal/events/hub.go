@@ -1,0 +1,231 @@
+package events
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+// notifyChannel is what app.dispatch_events notifies after each hand-off.
+const notifyChannel = "fieldtrack_stream"
+
+// Event is one streamed event: its position in commit order, organization, SSE name and payload.
+type Event struct {
+	StreamID int64
+	OrgID    uuid.UUID
+	Name     string
+	Payload  json.RawMessage
+	At       time.Time
+}
+
+// ErrTooManyStreams is returned by Subscribe when the organization already has the maximum number of
+// streams on this process.
+var ErrTooManyStreams = errors.New("too many event streams for this organization")
+
+// Subscriber receives its organization's events after the position it subscribed at. Events is closed
+// when the hub drops the subscriber (it fell behind) or the hub stops; the client then reconnects and
+// resumes from its last id, so dropping loses nothing.
+type Subscriber struct {
+	org    uuid.UUID
+	events chan Event
+	closed bool
+}
+
+// Events is the subscriber's channel.
+func (s *Subscriber) Events() <-chan Event { return s.events }
+
+// Hub fans the stamped outbox stream out to the SSE subscribers of this process. It tails webhook_events
+// by stream_id (woken by NOTIFY, and at least once a second), so every process sees every event, in
+// commit order, whichever process leads the listener.
+type Hub struct {
+	pool       *pgxpool.Pool
+	url        string
+	q          *db.Queries
+	log        *slog.Logger
+	perOrg     int
+	bufferSize int
+
+	mu    sync.Mutex
+	pos   int64
+	ready bool
+	subs  map[uuid.UUID]map[*Subscriber]struct{}
+}
+
+// NewHub returns a hub allowing perOrg streams per organization on this process.
+func NewHub(databaseURL string, pool *pgxpool.Pool, perOrg int, log *slog.Logger) *Hub {
+	return &Hub{pool: pool, url: databaseURL, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
+		bufferSize: 256, subs: map[uuid.UUID]map[*Subscriber]struct{}{}}
+}
+
+// Subscribe registers a stream for org and returns the position it starts after: events up to it were
+// already fanned out (replay them from the table), later ones arrive on the channel.
+func (h *Hub) Subscribe(org uuid.UUID) (*Subscriber, int64, error) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ready {
+		return nil, 0, errors.New("event stream not ready")
+	}
+	if len(h.subs[org]) >= h.perOrg {
+		return nil, 0, ErrTooManyStreams
+	}
+	s := &Subscriber{org: org, events: make(chan Event, h.bufferSize)}
+	if h.subs[org] == nil {
+		h.subs[org] = map[*Subscriber]struct{}{}
+	}
+	h.subs[org][s] = struct{}{}
+	return s, h.pos, nil
+}
+
+// Unsubscribe removes s; it is safe to call after the hub dropped it.
+func (h *Hub) Unsubscribe(s *Subscriber) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.remove(s)
+}
+
+func (h *Hub) remove(s *Subscriber) {
+	if set := h.subs[s.org]; set != nil {
+		delete(set, s)
+		if len(set) == 0 {
+			delete(h.subs, s.org)
+		}
+	}
+	if !s.closed {
+		s.closed = true
+		close(s.events)
+	}
+}
+
+// Position is the last stream position fanned out by this process.
+func (h *Hub) Position() int64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.pos
+}
+
+// Subscribers counts the open streams of this process.
+func (h *Hub) Subscribers() int {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := 0
+	for _, set := range h.subs {
+		n += len(set)
+	}
+	return n
+}
+
+// Run tails the stream until ctx ends, reconnecting after failures.
+func (h *Hub) Run(ctx context.Context) {
+	for ctx.Err() == nil {
+		if err := h.tail(ctx); err != nil && ctx.Err() == nil {
+			h.log.Warn("event tail stopped; retrying", "error", err.Error())
+			select {
+			case <-ctx.Done():
+			case <-time.After(time.Second):
+			}
+		}
+	}
+	h.mu.Lock()
+	for _, set := range h.subs {
+		for s := range set {
+			h.remove(s)
+		}
+	}
+	h.mu.Unlock()
+}
+
+func (h *Hub) tail(ctx context.Context) error {
+	conn, err := pgx.Connect(ctx, h.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
+		return err
+	}
+	h.mu.Lock()
+	first := !h.ready
+	h.mu.Unlock()
+	if first {
+		// A new process starts at the head: its clients replay what they missed from the table.
+		var head int64
+		err := h.workerTx(ctx, func(tx pgx.Tx) (err error) {
+			head, err = h.q.EventStreamHead(ctx, tx)
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		h.mu.Lock()
+		h.pos, h.ready = head, true
+		h.mu.Unlock()
+	}
+	for {
+		if err := h.fetch(ctx); err != nil {
+			return err
+		}
+		wctx, cancel := context.WithTimeout(ctx, time.Second)
+		_, err := conn.WaitForNotification(wctx)
+		cancel()
+		if err != nil && ctx.Err() != nil {
+			return nil
+		}
+		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
+			return err
+		}
+	}
+}
+
+// fetch reads the events after the current position and fans them out, until it has caught up.
+func (h *Hub) fetch(ctx context.Context) error {
+	for {
+		pos := h.Position()
+		var rows []db.EventStreamAfterRow
+		err := h.workerTx(ctx, func(tx pgx.Tx) (err error) {
+			rows, err = h.q.EventStreamAfter(ctx, tx, db.EventStreamAfterParams{After: pos, MaxEvents: 1000})
+			return err
+		})
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		h.publish(rows)
+		if len(rows) < 1000 {
+			return nil
+		}
+	}
+}
+
+// publish hands events to subscribers without ever blocking: a subscriber whose buffer is full is
+// dropped (its channel closed), so one slow client cannot hold up the others.
+func (h *Hub) publish(rows []db.EventStreamAfterRow) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, r := range rows {
+		ev := Event{StreamID: r.StreamID, OrgID: r.OrganizationID, Name: r.StreamEvent, Payload: r.StreamPayload, At: r.CreatedAt}
+		for s := range h.subs[r.OrganizationID] {
+			select {
+			case s.events <- ev:
+			default:
+				h.log.Warn("dropping a slow event stream", "org", r.OrganizationID.String())
+				h.remove(s)
+			}
+		}
+		h.pos = r.StreamID
+	}
+}
+
+func (h *Hub) workerTx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.InTx(ctx, h.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true}, fn)
+}

@@ -1,0 +1,334 @@
+// Package events carries committed events from the outbox to their consumers. The Listener (one leader
+// among all server processes) reads the outbox's inserts from a logical replication slot in commit order
+// and hands each committed transaction off durably (stream positions stamped, webhook deliveries
+// recorded) before acknowledging it. The Hub (every process) tails the stamped stream and fans it out to
+// the SSE clients of each organization.
+package events
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+const (
+	// SlotName is the permanent logical replication slot the leader consumes.
+	SlotName = "fieldtrack_events"
+	// Publication covers inserts into webhook_events only.
+	Publication = "fieldtrack_events"
+	// leaderLockKey is the advisory lock that elects the one active consumer.
+	leaderLockKey = 0x6654_6576_656e_7473 // "fTevents"
+	// standbyInterval bounds the time between status updates to the server, also when idle.
+	standbyInterval = 10 * time.Second
+)
+
+// Listener is the outbox consumer. Run it in every process: one becomes leader, the others wait to take
+// over when the leader's session ends.
+type Listener struct {
+	url  string
+	pool *pgxpool.Pool
+	q    *db.Queries
+	log  *slog.Logger
+
+	leader   atomic.Bool
+	acked    atomic.Uint64 // last LSN acknowledged to the server
+	handoffs atomic.Int64
+	mu       sync.Mutex
+	lastErr  string
+	lastErrT time.Time
+}
+
+// NewListener returns a listener that connects with databaseURL (which needs the REPLICATION attribute)
+// and hands off through pool.
+func NewListener(databaseURL string, pool *pgxpool.Pool, log *slog.Logger) *Listener {
+	return &Listener{url: databaseURL, pool: pool, q: db.New(), log: log.With("component", "listener")}
+}
+
+// Status is the listener's state for the operations endpoints.
+type Status struct {
+	Leader      bool      `json:"leader"`
+	AckedLSN    string    `json:"ackedLsn"`
+	Handoffs    int64     `json:"handoffs"`
+	LastError   string    `json:"lastError,omitempty"`
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+}
+
+// Status reports whether this process leads, what it acknowledged and its last error.
+func (l *Listener) Status() Status {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return Status{Leader: l.leader.Load(), AckedLSN: pglogrepl.LSN(l.acked.Load()).String(),
+		Handoffs: l.handoffs.Load(), LastError: l.lastErr, LastErrorAt: l.lastErrT}
+}
+
+// Run competes for leadership and, while leading, consumes the slot. It returns only when ctx ends;
+// every failure (lost connection, Postgres restart) is logged and retried with backoff, resuming from the
+// slot's confirmed position, so nothing is skipped.
+func (l *Listener) Run(ctx context.Context) {
+	backoff := 500 * time.Millisecond
+	for ctx.Err() == nil {
+		started := time.Now()
+		err := l.lead(ctx)
+		l.leader.Store(false)
+		if ctx.Err() != nil {
+			return
+		}
+		if err != nil {
+			l.recordError(err)
+			l.log.Warn("listener stopped; retrying", "error", err.Error(), "in", backoff.String())
+		}
+		if time.Since(started) > time.Minute {
+			backoff = 500 * time.Millisecond
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 10*time.Second)
+	}
+}
+
+func (l *Listener) recordError(err error) {
+	l.mu.Lock()
+	l.lastErr, l.lastErrT = err.Error(), time.Now()
+	l.mu.Unlock()
+}
+
+// lead waits for the leader lock, then streams until an error or ctx ends. The lock lives on its own
+// connection: if this process dies, Postgres releases it and another process takes over.
+func (l *Listener) lead(ctx context.Context) error {
+	lockConn, err := pgx.Connect(ctx, l.url)
+	if err != nil {
+		return fmt.Errorf("lock connection: %w", err)
+	}
+	defer lockConn.Close(context.WithoutCancel(ctx))
+	for {
+		var got bool
+		if err := lockConn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", int64(leaderLockKey)).Scan(&got); err != nil {
+			return fmt.Errorf("leader lock: %w", err)
+		}
+		if got {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(2 * time.Second):
+		}
+	}
+	l.leader.Store(true)
+	l.log.Info("leading: consuming the outbox slot")
+	return l.stream(ctx, lockConn)
+}
+
+func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return err
+	}
+	qv := u.Query()
+	qv.Set("replication", "database")
+	u.RawQuery = qv.Encode()
+	conn, err := pgconn.Connect(ctx, u.String())
+	if err != nil {
+		return fmt.Errorf("replication connection: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, SlotName, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // 42710: the slot already exists
+		return fmt.Errorf("create slot: %w", err)
+	}
+	// Start position 0: the server resumes from the slot's confirmed_flush_lsn.
+	err = pglogrepl.StartReplication(ctx, conn, SlotName, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication: %w", err)
+	}
+
+	// Acknowledge nothing below what the slot already confirmed (a previous leader may have got further).
+	var confirmed pglogrepl.LSN
+	if err := lockConn.QueryRow(ctx, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
+		SlotName).Scan(&confirmed); err != nil {
+		return fmt.Errorf("slot position: %w", err)
+	}
+	l.acked.Store(uint64(confirmed))
+	s := &session{l: l, conn: conn, relations: map[uint32]*pglogrepl.RelationMessage{}, received: confirmed}
+	nextStatus := time.Now().Add(standbyInterval)
+	nextLockCheck := time.Now().Add(5 * time.Second)
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.sendStatus(ctx); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(standbyInterval)
+		}
+		if time.Now().After(nextLockCheck) {
+			// Leadership is only as good as the lock's connection.
+			if err := lockConn.Ping(ctx); err != nil {
+				return fmt.Errorf("leader lock connection lost: %w", err)
+			}
+			nextLockCheck = time.Now().Add(5 * time.Second)
+		}
+		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if pgconn.Timeout(err) {
+				continue
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		switch m := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication error: %s (%s)", m.Message, m.Code)
+		case *pgproto3.CopyData:
+			replyNow, err := s.handle(ctx, m.Data)
+			if err != nil {
+				return err
+			}
+			if replyNow {
+				nextStatus = time.Time{}
+			}
+		}
+	}
+}
+
+// session is one replication stream's decoding state.
+type session struct {
+	l         *Listener
+	conn      *pgconn.PgConn
+	relations map[uint32]*pglogrepl.RelationMessage
+	inTx      bool
+	orgs      []uuid.UUID
+	ids       []uuid.UUID
+	received  pglogrepl.LSN // everything up to here has been received and handled
+}
+
+// handle processes one CopyData message; it reports whether the server asked for an immediate reply.
+func (s *session) handle(ctx context.Context, data []byte) (bool, error) {
+	if len(data) == 0 {
+		return false, nil
+	}
+	switch data[0] {
+	case pglogrepl.PrimaryKeepaliveMessageByteID:
+		k, err := pglogrepl.ParsePrimaryKeepaliveMessage(data[1:])
+		if err != nil {
+			return false, err
+		}
+		// With no transaction open, every change before ServerWALEnd that concerns us has been handled:
+		// confirming it lets the server recycle WAL written by unrelated tables.
+		if !s.inTx && k.ServerWALEnd > s.received {
+			s.received = k.ServerWALEnd
+			s.l.acked.Store(uint64(s.received))
+		}
+		return k.ReplyRequested, nil
+	case pglogrepl.XLogDataByteID:
+		x, err := pglogrepl.ParseXLogData(data[1:])
+		if err != nil {
+			return false, err
+		}
+		return false, s.decode(ctx, x.WALData)
+	}
+	return false, nil
+}
+
+func (s *session) decode(ctx context.Context, wal []byte) error {
+	msg, err := pglogrepl.Parse(wal)
+	if err != nil {
+		return fmt.Errorf("decode: %w", err)
+	}
+	switch m := msg.(type) {
+	case *pglogrepl.RelationMessage:
+		s.relations[m.RelationID] = m
+	case *pglogrepl.BeginMessage:
+		s.inTx, s.orgs, s.ids = true, s.orgs[:0], s.ids[:0]
+	case *pglogrepl.InsertMessage:
+		org, id, err := s.eventKey(m)
+		if err != nil {
+			return err
+		}
+		s.orgs, s.ids = append(s.orgs, org), append(s.ids, id)
+	case *pglogrepl.CommitMessage:
+		if len(s.ids) > 0 {
+			if err := s.handOff(ctx); err != nil {
+				return err
+			}
+		}
+		s.inTx = false
+		s.received = m.TransactionEndLSN
+		// Acknowledge only now that the hand-off has committed: a crash before this point replays the
+		// transaction, and the hand-off skips what it already did.
+		s.l.acked.Store(uint64(m.TransactionEndLSN))
+		return s.sendStatus(ctx)
+	}
+	return nil
+}
+
+// eventKey reads (organization_id, id) from an inserted outbox row.
+func (s *session) eventKey(m *pglogrepl.InsertMessage) (org, id uuid.UUID, err error) {
+	rel, ok := s.relations[m.RelationID]
+	if !ok {
+		return org, id, fmt.Errorf("insert for unknown relation %d", m.RelationID)
+	}
+	for i, col := range m.Tuple.Columns {
+		if i >= len(rel.Columns) || col.DataType != 't' {
+			continue
+		}
+		switch rel.Columns[i].Name {
+		case "organization_id":
+			org, err = uuid.ParseBytes(col.Data)
+		case "id":
+			id, err = uuid.ParseBytes(col.Data)
+		}
+		if err != nil {
+			return org, id, fmt.Errorf("outbox row: %w", err)
+		}
+	}
+	if org == uuid.Nil || id == uuid.Nil {
+		return org, id, errors.New("outbox row without organization_id or id")
+	}
+	return org, id, nil
+}
+
+// handOff makes one committed transaction's events durable downstream: stream positions and deliveries.
+func (s *session) handOff(ctx context.Context) error {
+	err := db.InTx(ctx, s.l.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) error {
+		_, err := s.l.q.EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: s.orgs, EventIds: s.ids})
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("hand-off: %w", err)
+	}
+	s.l.handoffs.Add(int64(len(s.ids)))
+	return nil
+}
+
+func (s *session) sendStatus(ctx context.Context) error {
+	pos := pglogrepl.LSN(s.l.acked.Load())
+	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pos}); err != nil {
+		return fmt.Errorf("standby status: %w", err)
+	}
+	return nil
+}

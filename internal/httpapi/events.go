@@ -1,0 +1,176 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/events"
+)
+
+// sseHeartbeat keeps proxies and browsers from timing an idle stream out.
+const sseHeartbeat = 15 * time.Second
+
+// adminEvents streams the organization's events as Server-Sent Events: a `connected` event, then every
+// event in commit order with its stream position as id. A client that reconnects with Last-Event-ID (or
+// ?last_event_id=) first receives exactly the events it missed, or a `reset` event when they are older
+// than the retention and it must refetch.
+func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
+	if s.hub == nil {
+		return errUnavailable("The event stream is not running")
+	}
+	flusher, ok := w.(http.Flusher)
+	if !ok {
+		return errInternal
+	}
+	resume, hasResume, err := lastEventID(r)
+	if err != nil {
+		return err
+	}
+	id := identityOf(r)
+	sub, pos, err := s.hub.Subscribe(id.OrgID)
+	if errors.Is(err, events.ErrTooManyStreams) {
+		return &Error{Status: http.StatusTooManyRequests, Code: "TOO_MANY_STREAMS", RetryAfter: 5,
+			Message: fmt.Sprintf("SSE connection limit reached (max %d per organization).", s.cfg.SSEMaxStreamsPerOrg)}
+	}
+	if err != nil {
+		return errUnavailable("The event stream is starting, please retry")
+	}
+	defer s.hub.Unsubscribe(sub)
+
+	// What to replay is decided before the first byte, so a database error is still a proper answer.
+	var missed []db.EventReplayRow
+	reset := false
+	if hasResume && resume < pos {
+		missed, reset, err = s.replay(r, resume, pos)
+		if err != nil {
+			return err
+		}
+	}
+
+	h := w.Header()
+	h.Set("Content-Type", "text/event-stream; charset=utf-8")
+	h.Set("Cache-Control", "no-cache, no-transform")
+	h.Set("Connection", "keep-alive")
+	h.Set("X-Accel-Buffering", "no")
+	w.WriteHeader(http.StatusOK)
+
+	var buf bytes.Buffer
+	fmt.Fprintf(&buf, "retry: 3000\n\n")
+	orgJSON, _ := json.Marshal(map[string]string{"orgId": id.OrgID.String()})
+	fmt.Fprintf(&buf, "event: connected\ndata: %s\n\n", orgJSON)
+	if reset {
+		data, _ := json.Marshal(map[string]any{"type": "reset", "payload": map[string]any{
+			"reason": "The events after your last id are older than the retention; refetch your data."},
+			"ts": time.Now().UTC()})
+		fmt.Fprintf(&buf, "id: %d\nevent: reset\ndata: %s\n\n", pos, data)
+	}
+	for _, m := range missed {
+		writeFrame(&buf, events.Event{StreamID: m.StreamID, Name: m.StreamEvent, Payload: m.StreamPayload, At: m.CreatedAt})
+	}
+	// A client that resumes from beyond this process's position (it was connected to a process further
+	// ahead) must not see those events twice.
+	floor := max(pos, resume)
+	if _, err := w.Write(buf.Bytes()); err != nil {
+		return nil
+	}
+	flusher.Flush()
+
+	heartbeat := time.NewTicker(sseHeartbeat)
+	defer heartbeat.Stop()
+	for {
+		buf.Reset()
+		select {
+		case <-r.Context().Done():
+			return nil
+		case <-heartbeat.C:
+			buf.WriteString(": ping\n\n")
+		case ev, open := <-sub.Events():
+			if !open {
+				return nil // dropped for falling behind: the client reconnects with its last id
+			}
+			if ev.StreamID > floor {
+				writeFrame(&buf, ev)
+			}
+		drain:
+			for {
+				select {
+				case ev, open := <-sub.Events():
+					if !open {
+						break drain
+					}
+					if ev.StreamID > floor {
+						writeFrame(&buf, ev)
+					}
+				default:
+					break drain
+				}
+			}
+		}
+		if _, err := w.Write(buf.Bytes()); err != nil {
+			return nil
+		}
+		flusher.Flush()
+	}
+}
+
+// replay reads the organization's events in (after, upto]. reset reports that some of them may have
+// been deleted by retention.
+func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventReplayRow, reset bool, err error) {
+	err = s.tx(r, func(tx pgx.Tx) error {
+		pruned, err := s.q.StreamPrunedThrough(r.Context(), tx)
+		if err != nil {
+			return err
+		}
+		if after < pruned {
+			reset = true
+			return nil
+		}
+		for {
+			page, err := s.q.EventReplay(r.Context(), tx, db.EventReplayParams{After: after, Upto: upto, MaxEvents: 1000})
+			if err != nil {
+				return err
+			}
+			rows = append(rows, page...)
+			if len(page) < 1000 {
+				return nil
+			}
+			after = page[len(page)-1].StreamID
+		}
+	})
+	return rows, reset, err
+}
+
+// writeFrame appends one event frame: id, event name, and the dashboard's {type, payload, ts} data.
+func writeFrame(buf *bytes.Buffer, ev events.Event) {
+	data, _ := json.Marshal(struct {
+		Type    string          `json:"type"`
+		Payload json.RawMessage `json:"payload"`
+		TS      time.Time       `json:"ts"`
+	}{ev.Name, ev.Payload, ev.At.UTC()})
+	fmt.Fprintf(buf, "id: %d\nevent: %s\ndata: %s\n\n", ev.StreamID, ev.Name, data)
+}
+
+// lastEventID reads the resume position from Last-Event-ID or ?last_event_id=.
+func lastEventID(r *http.Request) (int64, bool, error) {
+	v := r.Header.Get("Last-Event-ID")
+	if v == "" {
+		v = r.URL.Query().Get("last_event_id")
+	}
+	if v == "" {
+		return 0, false, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, false, errInvalid("Last-Event-ID must be an event id from this stream",
+			map[string]any{"fields": []fieldError{{Field: "last_event_id", Message: "must be a non-negative integer"}}})
+	}
+	return n, true, nil
+}

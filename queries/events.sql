@@ -1,0 +1,37 @@
+-- name: EventDispatch :one
+-- The listener's hand-off of one committed transaction's events (worker role).
+SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[])::bigint AS last_stream_id;
+
+-- name: EventStreamHead :one
+-- The highest stream position handed off so far.
+SELECT coalesce(max(stream_id), 0)::bigint AS head FROM webhook_events;
+
+-- name: EventStreamAfter :many
+-- Streamed events after a position, across organizations, in commit order (worker role; the fan-out).
+SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
+       stream_payload, created_at
+FROM webhook_events
+WHERE stream_id > @after::bigint AND stream_event IS NOT NULL
+ORDER BY stream_id
+LIMIT @max_events;
+
+-- name: EventReplay :many
+-- The caller's organization's streamed events in (after, upto], in commit order (SSE replay).
+SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
+       stream_payload, created_at
+FROM webhook_events
+WHERE stream_id > @after::bigint AND stream_id <= @upto::bigint AND stream_event IS NOT NULL
+ORDER BY stream_id
+LIMIT @max_events;
+
+-- name: StreamPrunedThrough :one
+-- Events at or below this position may have been deleted by retention.
+SELECT pruned_through FROM app.stream_state;
+
+-- name: OutboxBacklog :one
+-- Events committed but not yet handed off by the listener.
+SELECT count(*) FROM webhook_events WHERE stream_id IS NULL;
+
+-- name: ReplicationSlotLag :one
+-- How many bytes of WAL the listener's slot holds back (-1 before the slot exists).
+SELECT coalesce(app.slot_lag_bytes(@slot_name::text), -1)::bigint AS lag_bytes;
