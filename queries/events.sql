@@ -32,6 +32,8 @@ SELECT pruned_through FROM app.stream_state;
 -- Events committed but not yet handed off by the listener.
 SELECT count(*) FROM webhook_events WHERE stream_id IS NULL;
 
--- name: ReplicationSlotLag :one
--- How many bytes of WAL the listener's slot holds back (-1 before the slot exists).
-SELECT coalesce(app.slot_lag_bytes(@slot_name::text), -1)::bigint AS lag_bytes;
+-- name: ReplicationSlotStatus :one
+-- How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener
+-- is streaming from it.
+SELECT coalesce(app.slot_lag_bytes(@slot_name::text), -1)::bigint AS lag_bytes,
+       app.slot_active(@slot_name::text)::bool AS active;

@@ -19,6 +19,7 @@ DROP TRIGGER IF EXISTS attendance_sessions_events_checkin ON attendance_sessions
 DROP FUNCTION IF EXISTS app.prune_events();
 DROP FUNCTION IF EXISTS app.outbox_backlog();
 DROP FUNCTION IF EXISTS app.slot_lag_bytes(text);
+DROP FUNCTION IF EXISTS app.slot_active(text);
 DROP FUNCTION IF EXISTS app.dispatch_events(uuid[], uuid[]);
 DROP FUNCTION IF EXISTS app.expenses_events();
 DROP FUNCTION IF EXISTS app.employees_events();

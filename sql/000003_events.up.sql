@@ -278,6 +278,11 @@ CREATE FUNCTION app.slot_lag_bytes(p_slot text) RETURNS bigint
           FROM pg_replication_slots WHERE slot_name = p_slot
     $$;
 
+-- Whether a listener is streaming from the slot right now (in any server process).
+CREATE FUNCTION app.slot_active(p_slot text) RETURNS boolean
+    LANGUAGE sql STABLE
+    AS $$ SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = p_slot), false) $$;
+
 CREATE PUBLICATION fieldtrack_events FOR TABLE webhook_events WITH (publish = 'insert');
 
 -- retention -----------------------------------------------------------------------------------------------

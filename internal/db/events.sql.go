@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -45,11 +46,11 @@ type EventReplayParams struct {
 }
 
 type EventReplayRow struct {
-	StreamID       int64     `json:"stream_id"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	StreamEvent    string    `json:"stream_event"`
-	StreamPayload  []byte    `json:"stream_payload"`
-	CreatedAt      time.Time `json:"created_at"`
+	StreamID       int64           `json:"stream_id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	StreamEvent    string          `json:"stream_event"`
+	StreamPayload  json.RawMessage `json:"stream_payload"`
+	CreatedAt      time.Time       `json:"created_at"`
 }
 
 // The caller's organization's streamed events in (after, upto], in commit order (SSE replay).
@@ -94,11 +95,11 @@ type EventStreamAfterParams struct {
 }
 
 type EventStreamAfterRow struct {
-	StreamID       int64     `json:"stream_id"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	StreamEvent    string    `json:"stream_event"`
-	StreamPayload  []byte    `json:"stream_payload"`
-	CreatedAt      time.Time `json:"created_at"`
+	StreamID       int64           `json:"stream_id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	StreamEvent    string          `json:"stream_event"`
+	StreamPayload  json.RawMessage `json:"stream_payload"`
+	CreatedAt      time.Time       `json:"created_at"`
 }
 
 // Streamed events after a position, across organizations, in commit order (worker role; the fan-out).
@@ -152,16 +153,23 @@ func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX) (int64, error) {
 	return count, err
 }
 
-const replicationSlotLag = `-- name: ReplicationSlotLag :one
-SELECT coalesce(app.slot_lag_bytes($1::text), -1)::bigint AS lag_bytes
+const replicationSlotStatus = `-- name: ReplicationSlotStatus :one
+SELECT coalesce(app.slot_lag_bytes($1::text), -1)::bigint AS lag_bytes,
+       app.slot_active($1::text)::bool AS active
 `
 
-// How many bytes of WAL the listener's slot holds back (-1 before the slot exists).
-func (q *Queries) ReplicationSlotLag(ctx context.Context, db DBTX, slotName string) (int64, error) {
-	row := db.QueryRow(ctx, replicationSlotLag, slotName)
-	var lag_bytes int64
-	err := row.Scan(&lag_bytes)
-	return lag_bytes, err
+type ReplicationSlotStatusRow struct {
+	LagBytes int64 `json:"lag_bytes"`
+	Active   bool  `json:"active"`
+}
+
+// How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener
+// is streaming from it.
+func (q *Queries) ReplicationSlotStatus(ctx context.Context, db DBTX, slotName string) (ReplicationSlotStatusRow, error) {
+	row := db.QueryRow(ctx, replicationSlotStatus, slotName)
+	var i ReplicationSlotStatusRow
+	err := row.Scan(&i.LagBytes, &i.Active)
+	return i, err
 }
 
 const streamPrunedThrough = `-- name: StreamPrunedThrough :one

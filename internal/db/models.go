@@ -5,6 +5,7 @@
 package db
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
@@ -161,13 +162,13 @@ type WebhookDeliveryAttempt struct {
 }
 
 type WebhookEvent struct {
-	OrganizationID uuid.UUID  `json:"organization_id"`
-	ID             uuid.UUID  `json:"id"`
-	EventType      string     `json:"event_type"`
-	Payload        []byte     `json:"payload"`
-	StreamEvent    *string    `json:"stream_event"`
-	StreamPayload  []byte     `json:"stream_payload"`
-	StreamID       *int64     `json:"stream_id"`
-	DispatchedAt   *time.Time `json:"dispatched_at"`
-	CreatedAt      time.Time  `json:"created_at"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	ID             uuid.UUID       `json:"id"`
+	EventType      string          `json:"event_type"`
+	Payload        json.RawMessage `json:"payload"`
+	StreamEvent    *string         `json:"stream_event"`
+	StreamPayload  json.RawMessage `json:"stream_payload"`
+	StreamID       *int64          `json:"stream_id"`
+	DispatchedAt   *time.Time      `json:"dispatched_at"`
+	CreatedAt      time.Time       `json:"created_at"`
 }

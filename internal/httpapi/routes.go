@@ -41,6 +41,10 @@ func (s *Server) Handler() http.Handler {
 
 	// admin
 	s.handle(r, "GET", eventsPath, adminOnly, s.adminEvents)
+	s.handle(r, "GET", "/admin/queues", adminOnly, s.queues)
+	s.handle(r, "GET", "/admin/system-health", adminOnly, s.systemHealth)
+	s.handle(r, "GET", "/admin/retry-intents", adminOnly, s.retryIntents)
+	s.handle(r, "GET", "/internal/queues/status", adminOnly, s.queueStatus)
 	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
 	s.handle(r, "GET", "/admin/sessions/{id}/locations", adminOnly, s.sessionLocations)
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)
