@@ -57,6 +57,7 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		background = append(background, listener.Run)
 	}
 	api.WithEvents(hub, listener)
+	registerPipelineMetrics(api.Metrics(), pool, hub, listener)
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	var wg sync.WaitGroup

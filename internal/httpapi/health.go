@@ -2,9 +2,11 @@ package httpapi
 
 import (
 	"crypto/sha256"
+	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -42,6 +44,19 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 		"status": status, "timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"checks": map[string]string{"database": database},
 	})
+	return nil
+}
+
+// metricsEndpoint serves Prometheus metrics; with METRICS_SCRAPE_TOKEN set it requires that bearer token.
+func (s *Server) metricsEndpoint(w http.ResponseWriter, r *http.Request) error {
+	if want := s.cfg.MetricsScrapeToken; want != "" {
+		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
+		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
+			http.Error(w, "Unauthorized", http.StatusUnauthorized)
+			return nil
+		}
+	}
+	s.metrics.Handler().ServeHTTP(w, r)
 	return nil
 }
 

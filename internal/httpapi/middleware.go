@@ -88,17 +88,20 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes one JSON line per request: request id, route pattern, status, duration, org, user.
+// accessLog writes one JSON line per request (request id, route pattern, status, duration, org, user) and
+// records the request's metrics, labelled by route pattern.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
+		s.metrics.Started()
 		next.ServeHTTP(sw, r)
 		info := infoOf(r.Context())
 		route := "unmatched"
 		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
 			route = rc.RoutePattern()
 		}
+		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath)
 		attrs := []slog.Attr{
 			slog.String("request_id", info.id),
 			slog.String("method", r.Method),

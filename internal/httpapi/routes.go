@@ -26,6 +26,7 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/health", public, s.health)
 	s.handle(r, "GET", "/ready", public, s.ready)
 	s.handle(r, "GET", "/openapi.json", public, s.openapi)
+	s.handle(r, "GET", "/metrics", public, s.metricsEndpoint)
 
 	// attendance
 	s.handle(r, "POST", "/attendance/check-in", employeeOnly, s.checkIn)

@@ -15,6 +15,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 )
 
 // Server holds what handlers share. It is built once by New.
@@ -26,6 +27,7 @@ type Server struct {
 	log        *slog.Logger
 	spec       *spec
 	configHash string
+	metrics    *telemetry.Metrics
 	hub        *events.Hub      // nil: no event stream in this process
 	listener   *events.Listener // nil: this process does not consume the outbox
 }
@@ -43,8 +45,11 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *sl
 		return nil, err
 	}
 	return &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
-		configHash: configHash(cfg)}, nil
+		configHash: configHash(cfg), metrics: telemetry.New()}, nil
 }
+
+// Metrics is the server's registry, for other components to add their instruments to.
+func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }
 
 // access says who may call a route.
 type access int

@@ -1,0 +1,54 @@
+package app
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/telemetry"
+)
+
+// registerPipelineMetrics adds the event pipeline's gauges, read at scrape time: replication slot lag,
+// outbox backlog, this process's stream position and SSE streams, and whether it leads the listener.
+func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, hub *events.Hub, listener *events.Listener) {
+	q := db.New()
+	read := func(f func(ctx context.Context, tx pgx.Tx) (int64, error)) float64 {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		var v int64
+		err := db.InTx(ctx, pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true}, func(tx pgx.Tx) (err error) {
+			v, err = f(ctx, tx)
+			return err
+		})
+		if err != nil {
+			return -1
+		}
+		return float64(v)
+	}
+	m.GaugeFunc("fieldtrack_replication_slot_lag_bytes", "WAL bytes the outbox slot holds back (-1: unknown or no slot).",
+		func() float64 {
+			return read(func(ctx context.Context, tx pgx.Tx) (int64, error) {
+				st, err := q.ReplicationSlotStatus(ctx, tx, events.SlotName)
+				return st.LagBytes, err
+			})
+		})
+	m.GaugeFunc("fieldtrack_outbox_backlog", "Events committed but not yet handed off by the listener.",
+		func() float64 {
+			return read(func(ctx context.Context, tx pgx.Tx) (int64, error) { return q.OutboxBacklog(ctx, tx) })
+		})
+	m.GaugeFunc("fieldtrack_stream_position", "Last stream position fanned out by this process.",
+		func() float64 { return float64(hub.Position()) })
+	m.GaugeFunc("fieldtrack_sse_streams", "Open SSE streams on this process.",
+		func() float64 { return float64(hub.Subscribers()) })
+	m.GaugeFunc("fieldtrack_listener_leader", "1 when this process consumes the outbox slot.",
+		func() float64 {
+			if listener != nil && listener.Status().Leader {
+				return 1
+			}
+			return 0
+		})
+}

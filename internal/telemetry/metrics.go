@@ -1,0 +1,68 @@
+// Package telemetry holds the Prometheus metrics of one server process. A Metrics value is created once
+// and passed down; nothing is registered globally.
+package telemetry
+
+import (
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Metrics are the process's instruments.
+type Metrics struct {
+	Registry        *prometheus.Registry
+	requests        *prometheus.CounterVec
+	duration        *prometheus.HistogramVec
+	inFlight        prometheus.Gauge
+	LocationsStored prometheus.Counter
+}
+
+// New registers the HTTP instruments and the Go runtime collectors on a fresh registry.
+func New() *Metrics {
+	m := &Metrics{
+		Registry: prometheus.NewRegistry(),
+		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "http_requests_total", Help: "HTTP requests by method, route pattern and status.",
+		}, []string{"method", "route", "status_code"}),
+		duration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "http_request_duration_seconds", Help: "HTTP request latency by route pattern (streams excluded).",
+			Buckets: []float64{0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.2, 0.5, 1, 2, 5},
+		}, []string{"method", "route"}),
+		inFlight: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "http_requests_in_flight", Help: "HTTP requests being served.",
+		}),
+		LocationsStored: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gps_locations_inserted_total", Help: "GPS fixes stored (duplicates not counted).",
+		}),
+	}
+	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored,
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return m
+}
+
+// GaugeFunc registers a gauge whose value is read at scrape time.
+func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, f))
+}
+
+// Started marks a request in flight; Observe records its end. route is the chi pattern, never the raw
+// path; streaming routes pass stream=true so they stay out of the latency histogram.
+func (m *Metrics) Started() { m.inFlight.Inc() }
+
+// Observe records one finished request.
+func (m *Metrics) Observe(method, route string, status int, took time.Duration, stream bool) {
+	m.inFlight.Dec()
+	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
+	if !stream {
+		m.duration.WithLabelValues(method, route).Observe(took.Seconds())
+	}
+}
+
+// Handler serves the registry in the Prometheus text format.
+func (m *Metrics) Handler() http.Handler {
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+}
