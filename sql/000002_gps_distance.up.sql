@@ -299,13 +299,14 @@ CREATE FUNCTION app.gps_locations_after_insert() RETURNS trigger
 DECLARE
     s record;
 BEGIN
-    FOR s IN
-        SELECT DISTINCT n.organization_id, n.session_id
-          FROM new_points n
-          JOIN attendance_sessions a ON a.organization_id = n.organization_id AND a.id = n.session_id
-         WHERE a.checkout_at IS NOT NULL
-    LOOP
-        PERFORM app.recalculate_session(s.organization_id, s.session_id);
+    -- Distinct sessions first, then one primary-key probe each: a join would be planned once for a
+    -- one-row insert and then scan the organization's sessions for every point of a batch.
+    FOR s IN SELECT DISTINCT n.organization_id, n.session_id FROM new_points n LOOP
+        IF EXISTS (SELECT FROM attendance_sessions a
+                    WHERE a.organization_id = s.organization_id AND a.id = s.session_id
+                      AND a.checkout_at IS NOT NULL) THEN
+            PERFORM app.recalculate_session(s.organization_id, s.session_id);
+        END IF;
     END LOOP;
     RETURN NULL;
 END
