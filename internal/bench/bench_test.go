@@ -1,0 +1,133 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// These tests cover the pure parts (fixes, ownership, statistics, report); make bench runs the rest.
+
+func TestPercentile(t *testing.T) {
+	var lat []time.Duration
+	for i := 1; i <= 100; i++ {
+		lat = append(lat, time.Duration(i)*time.Millisecond)
+	}
+	for _, c := range []struct {
+		p    float64
+		want time.Duration
+	}{{0.5, 50 * time.Millisecond}, {0.99, 99 * time.Millisecond}, {1, 100 * time.Millisecond}, {0.001, time.Millisecond}} {
+		if got := percentile(lat, c.p); got != c.want {
+			t.Errorf("percentile(%v) = %v, want %v", c.p, got, c.want)
+		}
+	}
+	if got := percentile(nil, 0.5); got != 0 {
+		t.Errorf("percentile of nothing = %v", got)
+	}
+}
+
+func TestOwnedIsAPartition(t *testing.T) {
+	f := &fleet{}
+	for i := range 10 {
+		f.members = append(f.members, &member{index: i})
+	}
+	seen := map[int]int{}
+	for w := range 3 {
+		for _, m := range f.owned(w, 3) {
+			seen[m.index]++
+		}
+	}
+	if len(seen) != 10 {
+		t.Fatalf("owned covers %d members, want 10", len(seen))
+	}
+	for i, n := range seen {
+		if n != 1 {
+			t.Errorf("member %d owned by %d workers", i, n)
+		}
+	}
+}
+
+func TestNextFixStaysInsideTheSession(t *testing.T) {
+	now := time.Now()
+	m := &member{sessionID: uuid.New(), checkinAt: now.Add(-3 * fixStep)}
+	prev := m.checkinAt
+	for range 2 {
+		fx, err := m.nextFix(now)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !fx.recordedAt.After(prev) || !fx.recordedAt.Before(now) {
+			t.Fatalf("recorded_at %v not in (%v, %v)", fx.recordedAt, prev, now)
+		}
+		prev = fx.recordedAt
+	}
+	if _, err := m.nextFix(now); err == nil {
+		t.Fatal("a fix at now was handed out")
+	}
+}
+
+func TestPointJSON(t *testing.T) {
+	at := time.Date(2026, 1, 2, 3, 4, 5, 6_000_000, time.UTC)
+	b := append([]byte{'{'}, appendPointFields(nil, fix{recordedAt: at, lat: 12.9, lon: 77.5, accuracy: 5, seq: 7})...)
+	b = append(b, '}')
+	var got struct {
+		Latitude, Longitude, Accuracy float64
+		RecordedAt                    time.Time `json:"recorded_at"`
+		SequenceNumber                int       `json:"sequence_number"`
+	}
+	if err := json.Unmarshal(b, &got); err != nil {
+		t.Fatalf("%s: %v", b, err)
+	}
+	if got.Latitude != 12.9 || got.Longitude != 77.5 || got.Accuracy != 5 || !got.RecordedAt.Equal(at) || got.SequenceNumber != 7 {
+		t.Fatalf("decoded %+v from %s", got, b)
+	}
+}
+
+func TestReadProcOfSelf(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	if st, ok := readProcStat(os.Getpid()); !ok || st.state == 'Z' || st.ppid != os.Getppid() {
+		t.Errorf("readProcStat(self) = %+v, %v", st, ok)
+	}
+	if !running(os.Getpid()) || running(1<<22+1) {
+		t.Error("running() is wrong about this process or a pid that cannot exist")
+	}
+	if m, err := readMemory(os.Getpid()); err != nil || m.peakKB <= 0 || m.rssKB <= 0 {
+		t.Errorf("readMemory(self) = %+v, %v", m, err)
+	}
+}
+
+func TestReportVerdicts(t *testing.T) {
+	res := func(rows int64) result {
+		return result{ops: rows, rows: rows, elapsed: time.Second, latencies: []time.Duration{time.Millisecond}}
+	}
+	r := report{
+		cfg: Config{Concurrency: 1, Employees: 1, Phase: time.Second},
+		phases: []measured{
+			{phase{id: "A1"}, res(1000)}, {phase{id: "B1"}, res(500)},
+			{phase{id: "A2"}, res(1000)}, {phase{id: "B2"}, res(400)},
+		},
+		stored: 2900, memory: memory{peakKB: 40_000},
+	}
+	var out bytes.Buffer
+	r.write(&out)
+	s := out.String()
+	for _, want := range []string{"| 50% | ≥ 40% | PASS |", "| 40% | ≥ 50% | MISS |", "41.0 MB | < 150 MB | PASS", ": OK."} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if err := r.failure(); err != nil {
+		t.Errorf("failure() = %v for a run without errors", err)
+	}
+	r.phases[1].errors = 6 // of 500 ops: 1.2%
+	if err := r.failure(); err == nil || !strings.Contains(err.Error(), "B1") {
+		t.Errorf("failure() = %v, want B1 named", err)
+	}
+}

@@ -1,0 +1,85 @@
+// Package bench measures GPS ingest: the same inserts written straight to Postgres (the ceiling) and sent
+// through the HTTP API (what phones get), on one machine in one run, and prints the comparison as a
+// Markdown table. scripts/bench.sh (make bench) starts a throwaway cluster and a server and runs
+// cmd/ftbench, which calls Run.
+//
+// Load goes to loopback addresses only, and every loop stops by itself: each phase is bounded in time
+// and each worker in operations.
+package bench
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// BatchSize is the number of fixes per batch: the most POST /locations/batch accepts.
+const BatchSize = 100
+
+// Config is one benchmark run.
+type Config struct {
+	ServerURL   string        // base URL of a running `fieldtrack serve`, loopback only
+	ServerPID   int           // its process id, for CPU and RSS figures; 0 = unknown
+	DatabaseURL string        // the server's database, as its owner (fixtures, raw phases, checks)
+	Secret      []byte        // the server's JWT_SECRET, to mint employee tokens
+	Phase       time.Duration // measured time per phase
+	Warmup      time.Duration // uncounted time before each phase
+	Concurrency int           // workers per phase (database connections or HTTP connections)
+	Employees   int           // employees, each with one open session
+}
+
+// Limits on Config: a pool per side of Concurrency connections must fit max_connections (200) of the
+// clusters scripts/pg.sh makes, and a run must stay a few minutes long at most.
+const (
+	maxConcurrency = 90
+	maxEmployees   = 100_000
+	maxPhase       = 10 * time.Minute
+	maxWarmup      = time.Minute
+)
+
+// Validate checks ranges and that both targets are on this machine.
+func (c Config) Validate() error {
+	switch {
+	case c.Concurrency < 1 || c.Concurrency > maxConcurrency:
+		return fmt.Errorf("concurrency must be 1..%d, got %d", maxConcurrency, c.Concurrency)
+	case c.Employees < c.Concurrency || c.Employees > maxEmployees:
+		// Every worker owns at least one employee, so no two workers write the same session.
+		return fmt.Errorf("employees must be %d (the concurrency)..%d, got %d", c.Concurrency, maxEmployees, c.Employees)
+	case c.Phase < time.Second || c.Phase > maxPhase:
+		return fmt.Errorf("phase duration must be 1s..%s, got %s", maxPhase, c.Phase)
+	case c.Warmup < 0 || c.Warmup > maxWarmup:
+		return fmt.Errorf("warm-up must be 0..%s, got %s", maxWarmup, c.Warmup)
+	case len(c.Secret) < 16:
+		return errors.New("the JWT secret must be at least 16 bytes (as the server requires)")
+	case c.ServerPID < 0:
+		return fmt.Errorf("server pid must be positive, got %d", c.ServerPID)
+	}
+	u, err := url.Parse(c.ServerURL)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("server URL must be http://127.0.0.1:PORT, got %q", c.ServerURL)
+	}
+	if !isLoopback(u.Hostname()) {
+		return fmt.Errorf("server URL %q is not a loopback address: load tests target this machine only", c.ServerURL)
+	}
+	pc, err := pgxpool.ParseConfig(c.DatabaseURL)
+	if err != nil {
+		return fmt.Errorf("DATABASE_URL: %w", err)
+	}
+	if !isLoopback(pc.ConnConfig.Host) {
+		return fmt.Errorf("DATABASE_URL host %q is not a loopback address", pc.ConnConfig.Host)
+	}
+	return nil
+}
+
+// isLoopback accepts "localhost" and literal loopback IPs; names are not resolved.
+func isLoopback(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}

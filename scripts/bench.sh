@@ -1,0 +1,136 @@
+#!/usr/bin/env bash
+# Benchmark GPS ingest (make bench): raw SQL inserts vs the HTTP API, on this machine.
+#
+#   scripts/bench.sh
+#
+# Starts a throwaway cluster on a free port in a temporary directory with the
+# default durability settings (fsync and synchronous_commit on: honest numbers),
+# migrates it, builds bin/fieldtrack and bin/ftbench, serves the API on another
+# free port, waits for /ready, runs bin/ftbench, then always stops the server
+# and the cluster and deletes the directory (also on failure or Ctrl-C).
+# The Markdown report goes to stdout, progress to stderr. Exits with ftbench's
+# status: non-zero on set-up failure or more than 1% errors in a phase, not
+# for a missed target.
+#
+# Knobs (environment):
+#   BENCH_SECONDS         measured seconds per phase      (default 10)
+#   BENCH_CONCURRENCY     workers per phase, 1-90         (default 16)
+#   BENCH_EMPLOYEES       employees with open sessions    (default 200)
+#   BENCH_WARMUP_SECONDS  uncounted warm-up per phase     (default 2)
+set -euo pipefail
+
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+PG=scripts/pg.sh
+
+say() { echo "bench.sh: $*" >&2; }
+die() { echo "bench.sh: error: $*" >&2; exit 1; }
+
+int_knob() { # NAME DEFAULT MIN MAX -> value
+	local v="${!1:-$2}"
+	[[ "$v" =~ ^[0-9]+$ ]] && [ "$v" -ge "$3" ] && [ "$v" -le "$4" ] ||
+		die "$1 must be an integer in $3..$4, got '$v'"
+	echo "$v"
+}
+seconds="$(int_knob BENCH_SECONDS 10 1 600)"
+concurrency="$(int_knob BENCH_CONCURRENCY 16 1 90)"
+employees="$(int_knob BENCH_EMPLOYEES 200 1 100000)"
+warmup="$(int_knob BENCH_WARMUP_SECONDS 2 0 60)"
+[ "$employees" -ge "$concurrency" ] ||
+	die "BENCH_EMPLOYEES ($employees) must be at least BENCH_CONCURRENCY ($concurrency)"
+
+command -v go >/dev/null 2>&1 || die "go not found on PATH"
+command -v curl >/dev/null 2>&1 || die "curl not found on PATH"
+
+"$PG" ensure-packages
+
+say "building bin/fieldtrack and bin/ftbench"
+mkdir -p bin
+go build -o bin/fieldtrack ./cmd/fieldtrack
+go build -o bin/ftbench ./cmd/ftbench
+
+tmp=""
+datadir=""
+server_pid=""
+# The server has exited (a zombie until we wait for it, or already reaped).
+server_gone() {
+	case "$(ps -o stat= -p "$server_pid" 2>/dev/null || true)" in
+	"" | Z*) return 0 ;;
+	esac
+	return 1
+}
+cleanup() {
+	local status=$?
+	trap '' INT TERM
+	if [ -n "$server_pid" ] && server_gone; then
+		local server_status=0
+		wait "$server_pid" 2>/dev/null || server_status=$?
+		say "the server (pid $server_pid) exited before the end of the run (status $server_status)"
+	elif [ -n "$server_pid" ]; then
+		kill -TERM "$server_pid" 2>/dev/null || true
+		for _ in $(seq 1 100); do
+			kill -0 "$server_pid" 2>/dev/null || break
+			sleep 0.1
+		done
+		if kill -0 "$server_pid" 2>/dev/null; then
+			say "warning: server $server_pid ignored SIGTERM for 10 s; killing it"
+			kill -KILL "$server_pid" 2>/dev/null || true
+		fi
+		wait "$server_pid" 2>/dev/null || true
+	fi
+	if [ "$status" -ne 0 ] && [ -n "$tmp" ] && [ -s "$tmp/server.log" ]; then
+		say "last lines of the server log:"
+		tail -n 20 "$tmp/server.log" >&2 || true
+	fi
+	if [ -n "$datadir" ]; then
+		"$PG" stop "$datadir" || say "warning: could not stop the benchmark cluster in $datadir"
+	fi
+	if [ -n "$tmp" ]; then
+		rm -rf -- "$tmp" || say "warning: could not remove $tmp"
+	fi
+	exit "$status"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+if [ "$(id -u)" -eq 0 ]; then
+	# The server runs as "postgres": use a directory that user can reach.
+	tmp="$(mktemp -d /tmp/fieldtrack-bench.XXXXXX)"
+	chown postgres:postgres "$tmp"
+else
+	tmp="$(mktemp -d "${TMPDIR:-/tmp}/fieldtrack-bench.XXXXXX")"
+fi
+datadir="$tmp/pg"
+
+pg_port="$("$PG" free-port)"
+"$PG" start "$datadir" "$pg_port"
+
+DATABASE_URL="$("$PG" url "$pg_port")"
+JWT_SECRET="$(head -c 32 /dev/urandom | base64)"
+export DATABASE_URL JWT_SECRET
+
+say "migrating $DATABASE_URL"
+bin/fieldtrack migrate up >&2
+
+api_port="$("$PG" free-port)"
+[ "$api_port" != "$pg_port" ] || api_port="$("$PG" free-port)"
+server_url="http://127.0.0.1:$api_port"
+say "starting the server on $server_url"
+PORT="$api_port" RATE_LIMIT_DISABLED=true APP_ENV=production LOG_LEVEL=warn \
+	DB_MAX_CONNS="$((concurrency + 4))" bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
+server_pid=$!
+
+ready=0
+for _ in $(seq 1 150); do
+	! server_gone || die "the server exited during start-up"
+	if curl -fsS -o /dev/null --max-time 2 "$server_url/ready" 2>/dev/null; then
+		ready=1
+		break
+	fi
+	sleep 0.2
+done
+[ "$ready" -eq 1 ] || die "the server did not become ready within 30 s"
+
+say "running ftbench: ${seconds}s per phase, $concurrency workers, $employees employees"
+bin/ftbench -url "$server_url" -server-pid "$server_pid" -seconds "$seconds" -warmup "$warmup" \
+	-concurrency "$concurrency" -employees "$employees"
