@@ -96,6 +96,8 @@ type Verifier struct {
 	secret []byte
 	jwks   *jwksCache // nil when JWKS is disabled
 	parser *jwt.Parser
+	cache  *verifiedCache
+	now    func() time.Time
 }
 
 // NewVerifier builds a Verifier. It fails when neither Secret nor JWKSURL is
@@ -119,7 +121,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		audience = DefaultAudience
 	}
 
-	v := &Verifier{secret: cfg.Secret}
+	v := &Verifier{secret: cfg.Secret, cache: newVerifiedCache(10_000, 5*time.Minute), now: now}
 	var methods []string
 	if len(cfg.Secret) > 0 {
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
@@ -165,28 +167,41 @@ func BearerToken(header string) (string, error) {
 // Verify checks the token's signature and registered claims, then the
 // application claims injected by the Auth Hook. Failures are *Error.
 func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
+	if id, ok := v.cache.get(token, v.now()); ok {
+		return id, nil
+	}
+	id, exp, err := v.verifyClaims(ctx, token)
+	if err != nil {
+		return Identity{}, err
+	}
+	v.cache.put(token, id, exp, v.now())
+	return id, nil
+}
+
+// verifyClaims checks one token fully and returns its identity and expiry.
+func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, time.Time, error) {
 	claims := jwt.MapClaims{}
 	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc(ctx))
 	if err != nil || !parsed.Valid {
-		return Identity{}, errInvalidToken()
+		return Identity{}, time.Time{}, errInvalidToken()
 	}
 	// Keep the payload exactly as signed: re-encoding MapClaims would turn
 	// large integers into floats before they reach Postgres.
 	raw, err := payloadJSON(token)
 	if err != nil {
-		return Identity{}, errInvalidToken()
+		return Identity{}, time.Time{}, errInvalidToken()
 	}
 
 	sub, _ := claims["sub"].(string)
 	userID, ok := parseUUID(sub)
 	if !ok {
-		return Identity{}, &Error{Message: "Invalid user id in token", Code: CodeUnauthorized}
+		return Identity{}, time.Time{}, &Error{Message: "Invalid user id in token", Code: CodeUnauthorized}
 	}
 
 	role, roleSet := claims["role"]
 	orgID, orgSet := claims["org_id"]
 	if !roleSet || isBlank(role) || !orgSet || isBlank(orgID) {
-		return Identity{}, &Error{
+		return Identity{}, time.Time{}, &Error{
 			Message: "JWT missing required claims",
 			Code:    CodeAuthHookMissing,
 			Details: map[string]any{"hint": "Check Supabase Auth Hook: the access token must carry top-level role and org_id claims"},
@@ -199,7 +214,7 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		empSet = false
 	}
 	if role == string(RoleEmployee) && !empSet {
-		return Identity{}, &Error{
+		return Identity{}, time.Time{}, &Error{
 			Message: "JWT missing employee_id claim for EMPLOYEE role",
 			Code:    CodeAuthHookMissing,
 			Details: map[string]any{"hint": "The Auth Hook injects employee_id only for an active employee linked to the user"},
@@ -239,9 +254,13 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 		}
 	}
 	if len(problems) > 0 {
-		return Identity{}, &Error{Message: "Invalid token claims: " + strings.Join(problems, "; "), Code: CodeUnauthorized}
+		return Identity{}, time.Time{}, &Error{Message: "Invalid token claims: " + strings.Join(problems, "; "), Code: CodeUnauthorized}
 	}
-	return id, nil
+	var exp time.Time
+	if e, err := claims.GetExpirationTime(); err == nil && e != nil {
+		exp = e.Time
+	}
+	return id, exp, nil
 }
 
 // keyFunc picks the verification key for one token. The parser has already
