@@ -1035,8 +1035,9 @@ func TestInTx_RefusesClaimsWithNULBytes(t *testing.T) {
 		called = true
 		return nil
 	})
-	if err == nil || !strings.Contains(err.Error(), "NUL") {
-		t.Fatalf("InTx with a NUL byte in a claim = %v, want an error about the NUL byte", err)
+	// Claims travel as parameters, so a NUL byte cannot change the statement; Postgres refuses the value.
+	if err == nil {
+		t.Fatal("InTx accepted a claim with a NUL byte")
 	}
 	if called {
 		t.Fatal("fn ran although the claims were refused")

@@ -6,11 +6,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -46,37 +46,28 @@ type TxOptions struct {
 }
 
 // InTx is the only way a request reaches Postgres. It begins a transaction and sets the role, the claims
-// and the statement timeout in the same round trip as BEGIN (set_config(..., true), so nothing outlives the
-// transaction), runs fn, and commits. It rolls back when fn fails and returns fn's error unchanged; it
-// returns ErrUnavailable (wrapped) when no connection could be acquired within AcquireTimeout.
+// and the statement timeout with set_config(..., true) (so nothing outlives the transaction) in the same
+// round trip as BEGIN, as one pipelined batch of cached prepared statements with the values as
+// parameters; then it runs fn and commits. It rolls back when fn fails and returns fn's error unchanged;
+// it returns ErrUnavailable (wrapped) when no connection could be acquired within AcquireTimeout.
 func InTx(ctx context.Context, pool *pgxpool.Pool, c Claims, o TxOptions, fn func(pgx.Tx) error) (err error) {
-	begin, err := beginQuery(c, o)
-	if err != nil {
-		return err
-	}
 	conn, err := acquire(ctx, pool, o.AcquireTimeout)
 	if err != nil {
 		return err
 	}
-	defer conn.Release()
+	defer conn.Release() // the pool destroys a connection left inside a transaction
 
-	tx, err := conn.BeginTx(ctx, pgx.TxOptions{BeginQuery: begin})
-	if err != nil {
-		return fmt.Errorf("begin: %w", err)
+	tx := &connTx{conn: conn}
+	if err := tx.begin(ctx, c, o); err != nil {
+		tx.abort(ctx)
+		return err
 	}
-	defer func() {
-		if err != nil {
-			// The rollback must run even when ctx is already cancelled; a connection left mid-transaction
-			// is destroyed by the pool on release.
-			rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-			_ = tx.Rollback(rctx)
-			cancel()
-		}
-	}()
 	if err = fn(tx); err != nil {
+		tx.abort(ctx)
 		return err
 	}
 	if err = tx.Commit(ctx); err != nil {
+		tx.abort(ctx)
 		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
@@ -99,56 +90,131 @@ func acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*p
 	return nil, fmt.Errorf("%w: %w", ErrUnavailable, err)
 }
 
-// beginQuery builds "BEGIN ...; SELECT set_config(...), ..." as one simple-protocol statement, so the
-// transaction is open and the claims are set after a single round trip. Values are quoted as standard
-// SQL string literals; NUL bytes (which Postgres text cannot hold) are refused.
-func beginQuery(c Claims, o TxOptions) (string, error) {
-	var b strings.Builder
-	if o.ReadOnly {
-		b.WriteString("BEGIN READ ONLY; ")
-	} else {
-		b.WriteString("BEGIN; ")
-	}
+// setClaimsSQL sets the role, the claims and the statement timeout for the current transaction.
+const setClaimsSQL = `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+	set_config('app.org_id', $3, true), set_config('app.user_id', $4, true), set_config('app.role', $5, true),
+	set_config('app.employee_id', $6, true),
+	set_config('statement_timeout', coalesce(nullif($7, ''), current_setting('statement_timeout')), true)`
+
+// connTx is a transaction on a pooled connection begun by InTx. It implements pgx.Tx so sqlc's queries
+// and tests use it like any transaction; nested transactions are not supported.
+type connTx struct {
+	conn   *pgxpool.Conn
+	closed bool
+}
+
+func (t *connTx) begin(ctx context.Context, c Claims, o TxOptions) error {
 	role := o.Role
 	if role == "" {
 		role = APIRole
 	}
-	settings := []struct{ name, value string }{
-		{"role", role},
-		{"request.jwt.claims", string(c.JWT)},
-		{"app.org_id", nullableUUID(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil})},
-		{"app.user_id", nullableUUID(c.UserID)},
-		{"app.role", c.Role},
-		{"app.employee_id", nullableUUID(c.EmployeeID)},
-	}
+	timeout := "" // keeps the session's
 	if o.StatementTimeout > 0 {
-		settings = append(settings, struct{ name, value string }{
-			"statement_timeout", strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10),
-		})
+		timeout = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	}
-	b.WriteString("SELECT ")
-	for i, s := range settings {
-		if strings.ContainsRune(s.value, 0) {
-			return "", fmt.Errorf("claims: %s contains a NUL byte", s.name)
-		}
-		if i > 0 {
-			b.WriteString(", ")
-		}
-		fmt.Fprintf(&b, "set_config('%s', %s, true)", s.name, quoteLiteral(s.value))
+	claims := string(c.JWT)
+	if claims == "" {
+		claims = "{}"
 	}
-	return b.String(), nil
+	b := &pgx.Batch{}
+	if o.ReadOnly {
+		b.Queue("BEGIN READ ONLY")
+	} else {
+		b.Queue("BEGIN")
+	}
+	b.Queue(setClaimsSQL, role, claims, nullableUUID(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
+		nullableUUID(c.UserID), c.Role, nullableUUID(c.EmployeeID), timeout)
+	if err := t.conn.SendBatch(ctx, b).Close(); err != nil {
+		return fmt.Errorf("begin: %w", err)
+	}
+	return nil
 }
+
+// abort rolls back after a failure. It must run even when ctx is already cancelled; a connection whose
+// rollback fails is closed, so the pool never hands out a connection inside a transaction.
+func (t *connTx) abort(ctx context.Context) {
+	if t.closed {
+		return
+	}
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := t.Rollback(rctx); err != nil {
+		_ = t.conn.Conn().Close(rctx)
+	}
+}
+
+// Begin is not supported: request transactions are flat.
+func (t *connTx) Begin(context.Context) (pgx.Tx, error) {
+	return nil, errors.New("nested transactions are not supported")
+}
+
+// Commit commits; a transaction that had failed reports ErrTxCommitRollback, as pgx does.
+func (t *connTx) Commit(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	t.closed = err == nil
+	if err != nil {
+		return err
+	}
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
+}
+
+// Rollback rolls back; it is safe to call after Commit.
+func (t *connTx) Rollback(ctx context.Context) error {
+	if t.closed {
+		return pgx.ErrTxClosed
+	}
+	_, err := t.conn.Exec(ctx, "ROLLBACK")
+	t.closed = err == nil
+	return err
+}
+
+// CopyFrom, SendBatch, LargeObjects, Prepare, Exec, Query, QueryRow and Conn run on the connection.
+func (t *connTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	return t.conn.CopyFrom(ctx, table, cols, src)
+}
+
+// SendBatch runs a batch inside the transaction.
+func (t *connTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	return t.conn.SendBatch(ctx, b)
+}
+
+// LargeObjects is not supported.
+func (t *connTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
+
+// Prepare prepares a statement on the connection.
+func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	return t.conn.Conn().Prepare(ctx, name, sql)
+}
+
+// Exec runs a statement inside the transaction.
+func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	return t.conn.Exec(ctx, sql, args...)
+}
+
+// Query runs a query inside the transaction.
+func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	return t.conn.Query(ctx, sql, args...)
+}
+
+// QueryRow runs a single-row query inside the transaction.
+func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	return t.conn.QueryRow(ctx, sql, args...)
+}
+
+// Conn is the underlying connection.
+func (t *connTx) Conn() *pgx.Conn { return t.conn.Conn() }
 
 func nullableUUID(u uuid.NullUUID) string {
 	if !u.Valid {
 		return ""
 	}
 	return u.UUID.String()
-}
-
-// quoteLiteral quotes s as a standard-conforming SQL string literal (the only escape is a doubled quote).
-func quoteLiteral(s string) string {
-	return "'" + strings.ReplaceAll(s, "'", "''") + "'"
 }
 
 // NotFound turns pgx.ErrNoRows into ErrNotFound and leaves every other error as it is.
