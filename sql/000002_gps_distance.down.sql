@@ -2,6 +2,7 @@
 DROP TRIGGER IF EXISTS gps_locations_after_insert ON gps_locations;
 DROP TRIGGER IF EXISTS attendance_sessions_after_checkout ON attendance_sessions;
 DROP FUNCTION IF EXISTS app.record_location(uuid, double precision, double precision, double precision, timestamptz, integer);
+DROP FUNCTION IF EXISTS app.locations_session(uuid, timestamptz, timestamptz, boolean);
 DROP FUNCTION IF EXISTS app.record_locations(uuid, double precision[], double precision[], double precision[], timestamptz[], integer[]);
 DROP FUNCTION IF EXISTS app.simplified_route_times(uuid, double precision);
 DROP FUNCTION IF EXISTS app.gps_locations_after_insert();

@@ -316,10 +316,46 @@ CREATE TRIGGER gps_locations_after_insert AFTER INSERT ON gps_locations
     REFERENCING NEW TABLE AS new_points
     FOR EACH STATEMENT EXECUTE FUNCTION app.gps_locations_after_insert();
 
--- app.record_locations: the ingest path. Checks the session once for the whole batch (the caller's own,
--- visible through row-level security), checks every fix's time against the session and the clock, and
--- inserts all or nothing; a fix already stored (same session and recorded_at) is skipped. Returns how many
--- rows were new.
+-- app.locations_session: the caller's own session (visible through row-level security) that fixes
+-- recorded between p_first and p_last may be added to, or the original API's 400 explaining why not.
+CREATE FUNCTION app.locations_session(p_session uuid, p_first timestamptz, p_last timestamptz, p_plural boolean)
+    RETURNS attendance_sessions
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, public, app
+    AS $$
+DECLARE
+    s attendance_sessions;
+BEGIN
+    SELECT * INTO s FROM attendance_sessions
+     WHERE organization_id = app.org_id() AND id = p_session AND employee_id = app.employee_id();
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'Cannot record %: invalid or closed attendance session.',
+            CASE WHEN p_plural THEN 'locations' ELSE 'location' END
+            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
+    END IF;
+    IF p_last > now() + interval '2 minutes' THEN
+        RAISE EXCEPTION 'recorded_at cannot be more than 2 minutes in the future'
+            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
+    END IF;
+    IF p_first < s.checkin_at THEN
+        RAISE EXCEPTION '%', CASE WHEN p_plural
+            THEN 'Cannot record locations: one or more points have recorded_at before the session start time.'
+            ELSE 'Cannot record location: recorded_at is before the session start time.' END
+            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
+    END IF;
+    IF s.checkout_at IS NOT NULL AND p_last > s.checkout_at THEN
+        RAISE EXCEPTION '%', CASE WHEN p_plural
+            THEN 'Cannot record locations: one or more points have recorded_at after the session end time.'
+            ELSE 'Cannot record location: recorded_at is after the session end time.' END
+            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
+    END IF;
+    RETURN s;
+END
+$$;
+
+-- app.record_locations: the batch ingest path. Checks the session once for the whole batch, then inserts
+-- all or nothing; a fix already stored (same session and recorded_at) is skipped. Returns how many rows
+-- were new.
 CREATE FUNCTION app.record_locations(p_session uuid,
                                      p_latitude double precision[],
                                      p_longitude double precision[],
@@ -331,34 +367,10 @@ CREATE FUNCTION app.record_locations(p_session uuid,
     AS $$
 DECLARE
     s        attendance_sessions;
-    first_at timestamptz;
-    last_at  timestamptz;
-    plural   text := CASE WHEN cardinality(p_recorded_at) > 1 THEN 'locations' ELSE 'location' END;
     inserted integer;
 BEGIN
-    SELECT * INTO s FROM attendance_sessions
-     WHERE organization_id = app.org_id() AND id = p_session AND employee_id = app.employee_id();
-    IF NOT FOUND THEN
-        RAISE EXCEPTION 'Cannot record %: invalid or closed attendance session.', plural
-            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
-    END IF;
-    SELECT min(t), max(t) INTO first_at, last_at FROM unnest(p_recorded_at) AS t;
-    IF last_at > now() + interval '2 minutes' THEN
-        RAISE EXCEPTION 'recorded_at cannot be more than 2 minutes in the future'
-            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
-    END IF;
-    IF first_at < s.checkin_at THEN
-        RAISE EXCEPTION '%', CASE WHEN plural = 'locations'
-            THEN 'Cannot record locations: one or more points have recorded_at before the session start time.'
-            ELSE 'Cannot record location: recorded_at is before the session start time.' END
-            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
-    END IF;
-    IF s.checkout_at IS NOT NULL AND last_at > s.checkout_at THEN
-        RAISE EXCEPTION '%', CASE WHEN plural = 'locations'
-            THEN 'Cannot record locations: one or more points have recorded_at after the session end time.'
-            ELSE 'Cannot record location: recorded_at is after the session end time.' END
-            USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
-    END IF;
+    s := app.locations_session(p_session, (SELECT min(t) FROM unnest(p_recorded_at) AS t),
+                               (SELECT max(t) FROM unnest(p_recorded_at) AS t), cardinality(p_recorded_at) > 1);
     INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
                                latitude, longitude, accuracy, sequence_number)
     SELECT s.organization_id, s.id, u.at, s.employee_id, u.lat, u.lon, u.acc, u.seq
@@ -369,8 +381,8 @@ BEGIN
 END
 $$;
 
--- app.record_location: one fix through app.record_locations, answering the stored row, whether new or
--- already there (a row this transaction inserted has created_at = now()), in one round trip.
+-- app.record_location: the single-fix path, answering the stored row whether it is new or was already
+-- there (a row this transaction inserted has created_at = now()), in one round trip.
 CREATE FUNCTION app.record_location(p_session uuid, p_latitude double precision, p_longitude double precision,
                                     p_accuracy double precision, p_recorded_at timestamptz, p_sequence integer)
     RETURNS gps_locations
@@ -378,12 +390,19 @@ CREATE FUNCTION app.record_location(p_session uuid, p_latitude double precision,
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
+    s      attendance_sessions;
     stored gps_locations;
 BEGIN
-    PERFORM app.record_locations(p_session, ARRAY[p_latitude], ARRAY[p_longitude], ARRAY[p_accuracy],
-                                 ARRAY[p_recorded_at], ARRAY[p_sequence]);
-    SELECT * INTO stored FROM gps_locations g
-     WHERE g.organization_id = app.org_id() AND g.session_id = p_session AND g.recorded_at = p_recorded_at;
+    s := app.locations_session(p_session, p_recorded_at, p_recorded_at, false);
+    INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+                               latitude, longitude, accuracy, sequence_number)
+    VALUES (s.organization_id, s.id, p_recorded_at, s.employee_id, p_latitude, p_longitude, p_accuracy, p_sequence)
+    ON CONFLICT DO NOTHING
+    RETURNING * INTO stored;
+    IF NOT FOUND THEN
+        SELECT * INTO stored FROM gps_locations g
+         WHERE g.organization_id = s.organization_id AND g.session_id = s.id AND g.recorded_at = p_recorded_at;
+    END IF;
     RETURN stored;
 END
 $$;
