@@ -18,6 +18,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
+	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
 
 // NewLogger returns the JSON logger every component writes to.
@@ -55,6 +56,9 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	if cfg.ListenerEnabled {
 		listener = events.NewListener(cfg.DatabaseURL, pool, log)
 		background = append(background, listener.Run)
+	}
+	if cfg.WebhookWorkerEnabled {
+		background = append(background, webhook.NewWorker(pool, webhook.FromConfig(cfg), log).Run)
 	}
 	api.WithEvents(hub, listener)
 	registerPipelineMetrics(api.Metrics(), pool, hub, listener)

@@ -37,6 +37,16 @@ type Config struct {
 
 	SSEMaxStreamsPerOrg int
 	ListenerEnabled     bool
+
+	WebhookWorkerEnabled    bool
+	WebhookConcurrency      int
+	WebhookTimeout          time.Duration
+	WebhookMaxAttempts      int
+	WebhookBackoffBase      time.Duration
+	WebhookBackoffMax       time.Duration
+	WebhookPollInterval     time.Duration
+	WebhookCircuitThreshold int
+	WebhookCircuitOpen      time.Duration
 }
 
 // Load reads the environment through getenv (os.Getenv in production, a map in tests). It returns an
@@ -80,6 +90,20 @@ func Load(getenv func(string) string) (Config, error) {
 		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			r.fail("JWT_JWKS_URL", "must be an http(s) URL")
 		}
+	}
+	// Webhook delivery. Under APP_ENV=test the worker runs only when asked: test processes share one
+	// database, and a worker in one would make the attempts (with its settings) another test waits for.
+	c.WebhookWorkerEnabled = r.bool("WEBHOOK_WORKER_ENABLED", c.AppEnv != "test")
+	c.WebhookConcurrency = r.int("WEBHOOK_CONCURRENCY", 4, 1, 256)
+	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 15_000)
+	c.WebhookMaxAttempts = r.int("WEBHOOK_MAX_ATTEMPTS", 16, 1, 100)
+	c.WebhookBackoffBase = r.millis("WEBHOOK_BACKOFF_BASE_MS", 30_000)
+	c.WebhookBackoffMax = r.millis("WEBHOOK_BACKOFF_MAX_MS", 12*3600*1000)
+	c.WebhookPollInterval = r.millis("WEBHOOK_POLL_INTERVAL_MS", 250)
+	c.WebhookCircuitThreshold = r.int("WEBHOOK_CIRCUIT_THRESHOLD", 5, 1, 1000)
+	c.WebhookCircuitOpen = r.millis("WEBHOOK_CIRCUIT_OPEN_MS", 600_000)
+	if c.WebhookBackoffMax < c.WebhookBackoffBase {
+		r.fail("WEBHOOK_BACKOFF_MAX_MS", "must not be less than WEBHOOK_BACKOFF_BASE_MS")
 	}
 	if r.err != nil {
 		return Config{}, r.err

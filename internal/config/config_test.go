@@ -225,3 +225,64 @@ func TestLoadThenValidateServe_FromEnvironment(t *testing.T) {
 		t.Fatalf("ValidateServe without DATABASE_URL = %v, want an error naming DATABASE_URL", err)
 	}
 }
+
+func TestLoad_WebhookDeliveryKnobs(t *testing.T) {
+	t.Parallel()
+	c, err := Load(env(nil))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defaults := []struct {
+		name      string
+		got, want any
+	}{
+		{"WebhookWorkerEnabled", c.WebhookWorkerEnabled, true},
+		{"WebhookConcurrency", c.WebhookConcurrency, 4},
+		{"WebhookTimeout", c.WebhookTimeout, 15 * time.Second},
+		{"WebhookMaxAttempts", c.WebhookMaxAttempts, 16},
+		{"WebhookBackoffBase", c.WebhookBackoffBase, 30 * time.Second},
+		{"WebhookBackoffMax", c.WebhookBackoffMax, 12 * time.Hour},
+		{"WebhookPollInterval", c.WebhookPollInterval, 250 * time.Millisecond},
+		{"WebhookCircuitThreshold", c.WebhookCircuitThreshold, 5},
+		{"WebhookCircuitOpen", c.WebhookCircuitOpen, 10 * time.Minute},
+	}
+	for _, ch := range defaults {
+		if !reflect.DeepEqual(ch.got, ch.want) {
+			t.Errorf("default %s = %#v, want %#v", ch.name, ch.got, ch.want)
+		}
+	}
+
+	c, err = Load(env(map[string]string{
+		"WEBHOOK_WORKER_ENABLED": "false", "WEBHOOK_CONCURRENCY": "8", "WEBHOOK_TIMEOUT_MS": "5000",
+		"WEBHOOK_MAX_ATTEMPTS": "3", "WEBHOOK_BACKOFF_BASE_MS": "10", "WEBHOOK_BACKOFF_MAX_MS": "1000",
+		"WEBHOOK_POLL_INTERVAL_MS": "500", "WEBHOOK_CIRCUIT_THRESHOLD": "2", "WEBHOOK_CIRCUIT_OPEN_MS": "60000",
+	}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.WebhookWorkerEnabled || c.WebhookConcurrency != 8 || c.WebhookTimeout != 5*time.Second || c.WebhookMaxAttempts != 3 ||
+		c.WebhookBackoffBase != 10*time.Millisecond || c.WebhookBackoffMax != time.Second ||
+		c.WebhookPollInterval != 500*time.Millisecond || c.WebhookCircuitThreshold != 2 || c.WebhookCircuitOpen != time.Minute {
+		t.Errorf("webhook knobs not read: %+v", c)
+	}
+
+	// Test processes share a database: under APP_ENV=test the worker runs only when asked.
+	if c, _ := Load(env(map[string]string{"APP_ENV": "test"})); c.WebhookWorkerEnabled {
+		t.Error("worker enabled by default under APP_ENV=test")
+	}
+	if c, _ := Load(env(map[string]string{"APP_ENV": "test", "WEBHOOK_WORKER_ENABLED": "true"})); !c.WebhookWorkerEnabled {
+		t.Error("WEBHOOK_WORKER_ENABLED=true ignored under APP_ENV=test")
+	}
+
+	for name, bad := range map[string]map[string]string{
+		"WEBHOOK_CONCURRENCY":    {"WEBHOOK_CONCURRENCY": "0"},
+		"WEBHOOK_MAX_ATTEMPTS":   {"WEBHOOK_MAX_ATTEMPTS": "0"},
+		"WEBHOOK_TIMEOUT_MS":     {"WEBHOOK_TIMEOUT_MS": "15s"},
+		"WEBHOOK_BACKOFF_MAX_MS": {"WEBHOOK_BACKOFF_BASE_MS": "60000", "WEBHOOK_BACKOFF_MAX_MS": "1000"},
+		"WEBHOOK_WORKER_ENABLED": {"WEBHOOK_WORKER_ENABLED": "sometimes"},
+	} {
+		if _, err := Load(env(bad)); err == nil || !strings.Contains(err.Error(), name) {
+			t.Errorf("%v: error %v, want one naming %s", bad, err, name)
+		}
+	}
+}

@@ -728,7 +728,7 @@ const webhookLockState = `-- name: WebhookLockState :one
 SELECT is_active, circuit_open_until
 FROM webhooks
 WHERE id = $1
-FOR UPDATE
+FOR NO KEY UPDATE
 `
 
 type WebhookLockStateRow struct {
@@ -736,7 +736,8 @@ type WebhookLockStateRow struct {
 	CircuitOpenUntil *time.Time `json:"circuit_open_until"`
 }
 
-// The state an update needs to know the change it makes (locked until the transaction ends).
+// The state an update needs to know the change it makes, locked until the transaction ends (NO KEY: the
+// listener may still record deliveries for the webhook meanwhile).
 func (q *Queries) WebhookLockState(ctx context.Context, db DBTX, id uuid.UUID) (WebhookLockStateRow, error) {
 	row := db.QueryRow(ctx, webhookLockState, id)
 	var i WebhookLockStateRow
@@ -819,7 +820,7 @@ FROM (SELECT x.organization_id, x.id, x.circuit_open_until
       FROM webhooks x
       WHERE x.organization_id = $1 AND x.id = $2
         AND (x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL)
-      FOR UPDATE) old
+      FOR NO KEY UPDATE) old
 WHERE w.organization_id = old.organization_id AND w.id = old.id
 RETURNING old.circuit_open_until
 `

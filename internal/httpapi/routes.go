@@ -53,5 +53,20 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "POST", "/admin/queues/replay-distance-dlq", adminOnly, s.replayDistance)
 	s.handle(r, "POST", "/admin/employees", adminOnly, s.createEmployee)
 	s.handle(r, "GET", "/admin/employees/{id}", adminOnly, s.getEmployee)
+
+	// webhooks (the /webhooks… and /admin/webhooks/logs… paths are the original's hidden aliases)
+	for _, prefix := range []string{"/admin/webhooks", "/webhooks"} {
+		s.handle(r, "GET", prefix, adminOnly, s.listWebhooks)
+		s.handle(r, "POST", prefix, adminOnly, s.createWebhook)
+		s.handle(r, "PATCH", prefix+"/{id}", adminOnly, s.updateWebhook)
+		s.handle(r, "DELETE", prefix+"/{id}", adminOnly, s.deleteWebhook)
+		s.handle(r, "POST", prefix+"/{id}/test", adminOnly, s.testWebhook)
+	}
+	for _, logs := range []string{"/admin/webhook-deliveries", "/admin/webhooks/logs", "/webhooks/logs"} {
+		s.handle(r, "GET", logs, adminOnly, s.listDeliveries)
+		s.handle(r, "POST", logs+"/{id}/retry", adminOnly, s.retryDelivery)
+	}
+	s.handle(r, "GET", "/admin/webhook-dlq", adminOnly, s.listDeadLetters)
+	s.handle(r, "POST", "/admin/webhook-dlq/{id}/retry", adminOnly, s.retryDeadLetter)
 	return r
 }

@@ -1,0 +1,128 @@
+package webhook
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+// verdict is what an attempt's result means for the delivery.
+type verdict int
+
+const (
+	delivered verdict = iota // 2xx
+	retry                    // worth another attempt: network error, timeout, 3xx, 408, 429, 5xx
+	permanent                // dead-letter now: other 4xx, refused target, unusable URL or payload
+	gone                     // 410: dead-letter and disable the webhook
+	aborted                  // shutdown interrupted the attempt: give the claim back untried
+)
+
+// outcome is one attempt's result.
+type outcome struct {
+	verdict    verdict
+	status     int           // HTTP status; 0 when there was no answer
+	body       string        // the answer, truncated to maxStoredBody bytes of valid UTF-8
+	err        string        // why it failed; "" on success
+	retryAfter time.Duration // the receiver's Retry-After
+	duration   time.Duration
+}
+
+// newClient is the HTTP client of every attempt: no proxy (a proxy would be dialled instead of the target
+// and defeat the SSRF guard), no redirects (a 3xx is the answer), the attempt timeout, and — unless private
+// targets are allowed — a dialer that refuses internal addresses after DNS resolution.
+func newClient(c Config) *http.Client {
+	dialer := &net.Dialer{Timeout: min(c.Timeout, 10*time.Second), KeepAlive: 30 * time.Second}
+	if !c.AllowPrivateTargets {
+		dialer.Control = dialControl
+	}
+	transport := &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dialer.DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          100,
+		MaxIdleConnsPerHost:   4,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+	}
+	return &http.Client{
+		Transport:     transport,
+		Timeout:       c.Timeout,
+		CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+	}
+}
+
+// send makes one attempt of a claimed delivery. ctx is the worker's: when it ends (shutdown) the attempt
+// is aborted rather than failed.
+func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
+	var body bytes.Buffer
+	if err := json.Compact(&body, d.Payload); err != nil {
+		return outcome{verdict: permanent, err: "event payload is not valid JSON: " + err.Error()}
+	}
+	u, err := url.Parse(d.Url)
+	switch {
+	case err != nil || u.Host == "":
+		return outcome{verdict: permanent, err: "webhook URL is malformed"}
+	case u.Scheme != "https" && (w.cfg.HTTPSOnly || u.Scheme != "http"):
+		return outcome{verdict: permanent, err: fmt.Sprintf("webhook URL scheme %q is not allowed", u.Scheme)}
+	}
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, d.Url, bytes.NewReader(body.Bytes()))
+	if err != nil {
+		return outcome{verdict: permanent, err: "webhook URL is malformed: " + err.Error()}
+	}
+	sig := signature{msgID: d.EventID.String(), timestamp: time.Now(), body: body.Bytes()}
+	sig.setHeaders(req.Header, d.Secret, d.EventType, d.ID.String())
+
+	start := time.Now()
+	res, err := w.client.Do(req)
+	if err != nil {
+		o := outcome{verdict: retry, err: err.Error(), duration: time.Since(start)}
+		var ne net.Error
+		switch {
+		case ctx.Err() != nil:
+			o.verdict = aborted
+		case isBlocked(err):
+			o.verdict = permanent
+		case errors.As(err, &ne) && ne.Timeout():
+			o.err = fmt.Sprintf("timeout: no complete answer within %s", w.cfg.Timeout)
+		}
+		return o
+	}
+	defer res.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(res.Body, maxStoredBody))
+	// Read a little more so the connection can be reused; a receiver that talks on is cut off.
+	_, _ = io.Copy(io.Discard, io.LimitReader(res.Body, 64<<10))
+	o := outcome{status: res.StatusCode, body: storable(raw), duration: time.Since(start)}
+	switch code := res.StatusCode; {
+	case code >= 200 && code < 300:
+		return o // the status counts; an answer cut short afterwards does not undo it
+	case code == http.StatusGone:
+		o.verdict, o.err = gone, "HTTP 410 Gone: the endpoint asked to be disabled"
+	case code >= 300 && code < 400:
+		o.verdict, o.err = retry, fmt.Sprintf("HTTP %d: redirect to %q not followed", code, res.Header.Get("Location"))
+	case code == http.StatusRequestTimeout || code == http.StatusTooManyRequests || code >= 500:
+		o.verdict, o.err = retry, fmt.Sprintf("HTTP %d", code)
+	case code >= 400:
+		o.verdict, o.err = permanent, fmt.Sprintf("HTTP %d: rejected by the endpoint (not retried)", code)
+	default:
+		o.verdict, o.err = retry, fmt.Sprintf("HTTP %d: unexpected status", code)
+	}
+	o.retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
+	return o
+}
+
+// storable makes a receiver's answer fit a text column: valid UTF-8 without NUL bytes. A character cut
+// by the truncation is dropped.
+func storable(b []byte) string {
+	return strings.ToValidUTF8(strings.ReplaceAll(string(b), "\x00", ""), "")
+}

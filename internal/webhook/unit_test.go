@@ -1,0 +1,184 @@
+package webhook
+
+import (
+	"net/http"
+	"net/netip"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/webhook/webhooktest"
+)
+
+// The Standard Webhooks specification's published test vector: matching it is what lets receivers verify
+// our deliveries with any of that specification's libraries.
+func TestSignature_MatchesTheStandardWebhooksVector(t *testing.T) {
+	t.Parallel()
+	s := signature{msgID: "msg_p5jXN8AQM9LWM0D4loKWxJek", timestamp: time.Unix(1614265330, 0), body: []byte(`{"test": 2432232314}`)}
+	if got, want := s.standard("whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw"), "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="; got != want {
+		t.Fatalf("standard signature %s, want %s", got, want)
+	}
+}
+
+func TestSignature_HeadersVerifyWithBothSchemes(t *testing.T) {
+	t.Parallel()
+	for _, secret := range []string{"whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "plain-secret-0123456789"} {
+		now := time.Now()
+		s := signature{msgID: "3f1c8e0e-1111-4a4a-9b9b-000000000001", timestamp: now, body: []byte(`{"a":1}`)}
+		h := http.Header{}
+		s.setHeaders(h, secret, "session.checkin", "delivery-1")
+		if err := webhooktest.VerifyStandard(secret, h, s.body, now); err != nil {
+			t.Errorf("%s: standard: %v", secret, err)
+		}
+		if err := webhooktest.VerifyLegacy(secret, h, s.body, now); err != nil {
+			t.Errorf("%s: legacy: %v", secret, err)
+		}
+		if err := webhooktest.VerifyStandard(secret, h, []byte(`{"a":2}`), now); err == nil {
+			t.Errorf("%s: a changed body verified", secret)
+		}
+		if err := webhooktest.VerifyStandard(secret, h, s.body, now.Add(6*time.Minute)); err == nil {
+			t.Errorf("%s: a stale timestamp verified", secret)
+		}
+		if h.Get("User-Agent") != "FieldTrack-Webhooks/1.0" || h.Get("Content-Type") != "application/json" ||
+			h.Get("X-FieldTrack-Event") != "session.checkin" || h.Get("X-FieldTrack-Delivery-Id") != "delivery-1" {
+			t.Errorf("headers %v", h)
+		}
+	}
+}
+
+func TestBlockedReason_RefusesInternalAddresses(t *testing.T) {
+	t.Parallel()
+	for addr, want := range map[string]string{
+		"127.0.0.1":          "loopback",
+		"127.255.0.9":        "loopback",
+		"::1":                "loopback",
+		"::ffff:127.0.0.1":   "loopback",
+		"10.1.2.3":           "private",
+		"172.16.0.1":         "private",
+		"172.31.255.255":     "private",
+		"192.168.1.1":        "private",
+		"fd00:ec2::254":      "private",
+		"169.254.169.254":    "link-local",
+		"fe80::1":            "link-local",
+		"fe80::1%eth0":       "link-local",
+		"100.64.0.1":         "carrier-grade NAT",
+		"0.0.0.0":            "unspecified",
+		"0.1.2.3":            "this-network",
+		"::":                 "unspecified",
+		"224.0.0.1":          "multicast",
+		"ff02::1":            "multicast",
+		"255.255.255.255":    "reserved",
+		"64:ff9b::a9fe:a9fe": "link-local", // NAT64 of 169.254.169.254
+		"2002:7f00:1::":      "loopback",   // 6to4 of 127.0.0.1
+		"93.184.216.34":      "",
+		"172.32.0.1":         "",
+		"100.128.0.1":        "",
+		"2606:4700::1111":    "",
+		"64:ff9b::5db8:d822": "", // NAT64 of a public address
+	} {
+		if got := blockedReason(netip.MustParseAddr(addr)); got != want {
+			t.Errorf("blockedReason(%s) = %q, want %q", addr, got, want)
+		}
+	}
+}
+
+func TestCheckURL_AppliesTheEnvironmentsRules(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		url                     string
+		httpsOnly, allowPrivate bool
+		want                    string // "" = accepted; otherwise a fragment of the message
+	}{
+		{"https://hooks.example.com/x", true, false, ""},
+		{"http://hooks.example.com/x", false, false, ""},
+		{"http://hooks.example.com/x", true, false, "Only HTTPS URLs are permitted (received protocol: http:)"},
+		{"ftp://hooks.example.com/x", false, false, "Only HTTP(S) URLs are permitted (received protocol: ftp:)"},
+		{"not a url", false, false, "malformed"},
+		{"https://", false, false, "malformed"},
+		{"mailto:a@b.c", false, false, "malformed"},
+		{"http://localhost:8080/x", false, false, "Loopback, private, and link-local"},
+		{"http://api.localhost/x", false, false, "Loopback, private, and link-local"},
+		{"http://127.0.0.1/x", false, false, "Loopback, private, and link-local"},
+		{"http://[::1]:9/x", false, false, "Loopback, private, and link-local"},
+		{"http://169.254.169.254/latest/meta-data", false, false, "Loopback, private, and link-local"},
+		{"http://10.0.0.5/x", false, false, "Loopback, private, and link-local"},
+		{"http://localhost:8080/x", false, true, ""},
+		{"http://127.0.0.1:9/x", false, true, ""},
+	}
+	for _, c := range cases {
+		err := CheckURL(c.url, c.httpsOnly, c.allowPrivate)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("CheckURL(%q) = %v, want accepted", c.url, err)
+		case c.want != "" && (err == nil || !strings.Contains(err.Error(), c.want)):
+			t.Errorf("CheckURL(%q) = %v, want %q", c.url, err, c.want)
+		}
+	}
+}
+
+func TestRetryDelay_ExponentialFullJitterWithinBounds(t *testing.T) {
+	t.Parallel()
+	c := Config{BackoffBase: 30 * time.Second, BackoffMax: 12 * time.Hour}
+	top := func(n int64) int64 { return n - 1 }
+	bottom := func(int64) int64 { return 0 }
+	for _, tc := range []struct {
+		attempt int
+		max     time.Duration
+	}{{1, 30 * time.Second}, {2, time.Minute}, {3, 2 * time.Minute}, {11, 512 * time.Minute}, {12, 12 * time.Hour}, {40, 12 * time.Hour}} {
+		if got := c.retryDelay(tc.attempt, 0, top); got != tc.max {
+			t.Errorf("attempt %d: largest delay %s, want %s", tc.attempt, got, tc.max)
+		}
+		if got := c.retryDelay(tc.attempt, 0, bottom); got != time.Second {
+			t.Errorf("attempt %d: smallest delay %s, want 1s", tc.attempt, got)
+		}
+	}
+	// Retry-After wins when it asks for longer.
+	if got := c.retryDelay(1, 2*time.Hour, top); got != 2*time.Hour {
+		t.Errorf("with Retry-After 2h: %s", got)
+	}
+	// The real jitter stays in bounds.
+	for range 1000 {
+		if d := c.retryDelay(3, 0, jitter); d < time.Second || d > 2*time.Minute {
+			t.Fatalf("jittered delay %s outside [1s, 2m]", d)
+		}
+	}
+	// The default schedule spans about three days at most.
+	total := time.Duration(0)
+	for attempt := 1; attempt < 16; attempt++ {
+		total += c.retryDelay(attempt, 0, top)
+	}
+	if total < 60*time.Hour || total > 72*time.Hour {
+		t.Errorf("worst-case horizon %s", total)
+	}
+}
+
+func TestParseRetryAfter_SecondsOrDateCapped(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	for v, want := range map[string]time.Duration{
+		"":             0,
+		"120":          2 * time.Minute,
+		" 7 ":          7 * time.Second,
+		"-3":           0,
+		"soon":         0,
+		"999999999999": maxRetryAfter,
+		now.Add(90 * time.Second).Format(http.TimeFormat): 90 * time.Second,
+		now.Add(-time.Hour).Format(http.TimeFormat):       0,
+		now.Add(72 * time.Hour).Format(http.TimeFormat):   maxRetryAfter,
+	} {
+		if got := parseRetryAfter(v, now); got != want {
+			t.Errorf("parseRetryAfter(%q) = %s, want %s", v, got, want)
+		}
+	}
+}
+
+func TestStorable_KeepsTextColumnsHappy(t *testing.T) {
+	t.Parallel()
+	if got := storable([]byte("ok\x00\xff\xfe done")); got != "ok done" {
+		t.Fatalf("storable = %q", got)
+	}
+	// A multi-byte character cut by the truncation is dropped, not stored broken.
+	if got := storable([]byte("é")[:1]); got != "" {
+		t.Fatalf("storable(cut rune) = %q", got)
+	}
+}

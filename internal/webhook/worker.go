@@ -1,0 +1,324 @@
+// Package webhook delivers the outbox's events to the organizations' webhooks: a worker claims due
+// deliveries from Postgres, signs them (Standard Webhooks and the original API's scheme), POSTs them
+// through an SSRF-safe client, records every attempt, retries with backoff and jitter, dead-letters after
+// the last attempt, and keeps a circuit breaker per webhook.
+//
+// Delivery is at-least-once and needs no coordination between processes: a claim is a short transaction
+// (FOR NO KEY UPDATE SKIP LOCKED) that counts the attempt and moves the delivery's next_retry_at a lease ahead,
+// so no lock is held while sending and the claim of a worker that dies simply expires.
+package webhook
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+// txTimeout bounds each of the worker's transactions (claims and records are a few statements).
+const txTimeout = 10 * time.Second
+
+// Worker delivers due webhook deliveries. Run it in every server process.
+type Worker struct {
+	cfg    Config
+	pool   *pgxpool.Pool
+	q      *db.Queries
+	client *http.Client
+	log    *slog.Logger
+}
+
+// NewWorker returns a worker that reaches Postgres through pool as role fieldtrack_worker.
+func NewWorker(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Worker {
+	cfg = cfg.withDefaults()
+	return &Worker{cfg: cfg, pool: pool, q: db.New(), client: newClient(cfg), log: log.With("component", "webhooks")}
+}
+
+// claim is a delivery this worker holds for one attempt.
+type claim struct {
+	db.DeliveryClaimRow
+	probe bool // the one attempt a half-open circuit lets through
+}
+
+// Run delivers until ctx ends: it claims as many due deliveries as it has free senders, polls every
+// PollInterval while there is nothing to do, and on return has waited for its senders (an attempt
+// interrupted by the end of ctx gives its claim back).
+func (w *Worker) Run(ctx context.Context) {
+	slots := make(chan struct{}, w.cfg.Concurrency)
+	var senders sync.WaitGroup
+	defer senders.Wait()
+	failures := 0
+	for {
+		// Wait for one free sender, then take every other free one.
+		select {
+		case slots <- struct{}{}:
+		case <-ctx.Done():
+			return
+		}
+		n := 1
+	more:
+		for n < cap(slots) {
+			select {
+			case slots <- struct{}{}:
+				n++
+			default:
+				break more
+			}
+		}
+		claims, scanned, err := w.claim(ctx, n)
+		for range n - len(claims) {
+			<-slots
+		}
+		for _, c := range claims {
+			senders.Add(1)
+			go func() {
+				defer senders.Done()
+				defer func() { <-slots }()
+				w.deliver(ctx, c)
+			}()
+		}
+		wait := time.Duration(0)
+		switch {
+		case ctx.Err() != nil:
+			return
+		case err != nil:
+			failures++
+			wait = min(w.cfg.PollInterval<<min(failures, 5), 5*time.Second)
+			w.log.Error("claiming due deliveries", "error", err.Error(), "retry_in", wait.String())
+		case scanned < n:
+			failures = 0
+			wait = w.cfg.PollInterval // the queue is drained for now
+		default:
+			failures = 0
+		}
+		if wait > 0 {
+			t := time.NewTimer(wait)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return
+			}
+		}
+	}
+}
+
+// DeliverDue claims one batch of due deliveries (up to Concurrency), makes their attempts concurrently and
+// waits for them. It returns how many attempts it made. Tests and one-shot tools use it; servers use Run.
+func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
+	claims, _, err := w.claim(ctx, w.cfg.Concurrency)
+	if err != nil {
+		return 0, err
+	}
+	var wg sync.WaitGroup
+	for _, c := range claims {
+		wg.Add(1)
+		go func() { defer wg.Done(); w.deliver(ctx, c) }()
+	}
+	wg.Wait()
+	return len(claims), nil
+}
+
+// webhookKey identifies a webhook across organizations.
+type webhookKey struct{ org, id uuid.UUID }
+
+// claim takes up to max due deliveries in one short transaction. Deliveries of an inactive webhook or an
+// open circuit are parked until they can be sent; of a half-open circuit only one (the probe) is claimed.
+// webhook.test deliveries go whatever the state. scanned is how many due rows were looked at.
+func (w *Worker) claim(ctx context.Context, max int) (claims []claim, scanned int, err error) {
+	err = w.tx(ctx, func(tx pgx.Tx) error {
+		var org *uuid.UUID
+		if w.cfg.OrganizationID != uuid.Nil {
+			org = &w.cfg.OrganizationID
+		}
+		due, err := w.q.DeliverySelectDue(ctx, tx, db.DeliverySelectDueParams{OrganizationID: org, MaxRows: int32(max)})
+		if err != nil {
+			return err
+		}
+		scanned = len(due)
+		var take, park, probe ids
+		probes := map[webhookKey]uuid.UUID{}
+		for _, d := range due {
+			key := webhookKey{d.OrganizationID, d.WebhookID}
+			switch {
+			case d.EventType == testEvent:
+				take.add(d.OrganizationID, d.ID)
+			case !d.IsActive || d.Circuit == "open":
+				park.add(d.OrganizationID, d.ID)
+			case d.Circuit == "half_open":
+				if _, probing := probes[key]; probing {
+					park.add(d.OrganizationID, d.ID)
+					continue
+				}
+				probes[key] = d.ID
+				probe.add(d.OrganizationID, d.WebhookID)
+				take.add(d.OrganizationID, d.ID)
+			default:
+				take.add(d.OrganizationID, d.ID)
+			}
+		}
+		lease := w.cfg.Lease.Seconds()
+		if len(probe.ids) > 0 {
+			// Until the probe reports, the circuit counts as open; the others park behind it.
+			err := w.q.WebhookMarkProbing(ctx, tx, db.WebhookMarkProbingParams{
+				LeaseSeconds: lease, OrganizationIds: probe.orgs, Ids: probe.ids})
+			if err != nil {
+				return err
+			}
+		}
+		if len(park.ids) > 0 {
+			if err := w.q.DeliveryPark(ctx, tx, db.DeliveryParkParams{OrganizationIds: park.orgs, Ids: park.ids}); err != nil {
+				return err
+			}
+		}
+		if len(take.ids) == 0 {
+			return nil
+		}
+		rows, err := w.q.DeliveryClaim(ctx, tx, db.DeliveryClaimParams{
+			LeaseSeconds: lease, OrganizationIds: take.orgs, Ids: take.ids})
+		if err != nil {
+			return err
+		}
+		for _, r := range rows {
+			claims = append(claims, claim{DeliveryClaimRow: r, probe: probes[webhookKey{r.OrganizationID, r.WebhookID}] == r.ID})
+		}
+		return nil
+	})
+	return claims, scanned, err
+}
+
+// ids collects composite keys for the array parameters of the worker's queries.
+type ids struct{ orgs, ids []uuid.UUID }
+
+func (s *ids) add(org, id uuid.UUID) { s.orgs, s.ids = append(s.orgs, org), append(s.ids, id) }
+
+// deliver makes the attempt of a claim and records it. Recording outlives ctx (briefly): an attempt that
+// was made is worth knowing about even during shutdown.
+func (w *Worker) deliver(ctx context.Context, c claim) {
+	o := w.send(ctx, c.DeliveryClaimRow)
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
+	defer cancel()
+	log := w.log.With("delivery_id", c.ID, "webhook_id", c.WebhookID, "event_id", c.EventID, "attempt", c.AttemptCount)
+	if o.verdict == aborted {
+		err := w.tx(rctx, func(tx pgx.Tx) error {
+			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{
+				OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
+		})
+		if err != nil {
+			log.Warn("giving back an interrupted claim (it expires by itself)", "error", err.Error())
+		}
+		return
+	}
+	status, err := w.record(rctx, c, o)
+	if err != nil {
+		log.Error("recording a delivery attempt", "error", err.Error())
+		return
+	}
+	switch status {
+	case "success":
+		log.Debug("webhook delivered", "status", o.status, "duration_ms", o.duration.Milliseconds())
+	case "failed":
+		log.Warn("webhook delivery dead-lettered", "status", o.status, "error", o.err)
+	default:
+		log.Info("webhook attempt failed; will retry", "status", o.status, "error", o.err)
+	}
+}
+
+// record stores an attempt and its consequences in one transaction: the webhook's circuit breaker (or its
+// disabling on 410), the attempt log row, and the delivery's new state (success, pending with its next
+// retry, or failed). It returns the delivery's new status.
+func (w *Worker) record(ctx context.Context, c claim, o outcome) (status string, err error) {
+	status = "pending"
+	retryIn := time.Duration(0)
+	switch {
+	case o.verdict == delivered:
+		status = "success"
+	case o.verdict == permanent || o.verdict == gone || int(c.AttemptCount) >= w.cfg.MaxAttempts:
+		status = "failed"
+	default:
+		retryIn = w.cfg.retryDelay(int(c.AttemptCount), o.retryAfter, jitter)
+	}
+	err = w.tx(ctx, func(tx pgx.Tx) error {
+		// The webhook row first: an admin's update locks it before the webhook's deliveries too, so the
+		// two cannot deadlock.
+		if err := w.updateWebhook(ctx, tx, c, o); err != nil {
+			return err
+		}
+		err := w.q.DeliveryAttemptInsert(ctx, tx, db.DeliveryAttemptInsertParams{
+			OrganizationID: c.OrganizationID, DeliveryID: c.ID, Attempt: c.AttemptCount,
+			ResponseStatus: nonZero(int32(o.status)), Error: nonEmpty(o.err),
+			DurationMs: nonZero(int32(o.duration.Milliseconds())),
+		})
+		if err != nil {
+			return err
+		}
+		var body *string
+		if o.status != 0 {
+			body = &o.body
+		}
+		_, err = w.q.DeliveryRecord(ctx, tx, db.DeliveryRecordParams{
+			Status: status, ResponseStatus: nonZero(int32(o.status)), ResponseBody: body, LastError: nonEmpty(o.err),
+			RetryInSeconds: retryIn.Seconds(), OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount,
+		})
+		return err
+	})
+	return status, err
+}
+
+// updateWebhook applies an attempt to its webhook: a success closes the circuit (waking the deliveries
+// parked behind it), a 410 disables the webhook, any other failure counts towards opening the circuit.
+func (w *Worker) updateWebhook(ctx context.Context, tx pgx.Tx, c claim, o outcome) error {
+	switch o.verdict {
+	case delivered:
+		parkedUntil, err := w.q.WebhookRecordSuccess(ctx, tx, db.WebhookRecordSuccessParams{
+			OrganizationID: c.OrganizationID, ID: c.WebhookID})
+		if errors.Is(err, pgx.ErrNoRows) || (err == nil && parkedUntil == nil) {
+			return nil // it was healthy already
+		}
+		if err != nil {
+			return err
+		}
+		return w.q.DeliveryWake(ctx, tx, db.DeliveryWakeParams{
+			OrganizationID: c.OrganizationID, WebhookID: c.WebhookID, WaitUntil: parkedUntil})
+	case gone:
+		return w.q.WebhookDisable(ctx, tx, db.WebhookDisableParams{
+			OrganizationID: c.OrganizationID, ID: c.WebhookID,
+			Reason: nonEmpty("the endpoint answered 410 Gone at " + time.Now().UTC().Format(time.RFC3339))})
+	default:
+		_, err := w.q.WebhookRecordFailure(ctx, tx, db.WebhookRecordFailureParams{
+			OrganizationID: c.OrganizationID, ID: c.WebhookID, Probe: c.probe,
+			Threshold: int32(w.cfg.CircuitThreshold), OpenSeconds: w.cfg.CircuitOpen.Seconds(),
+			MaxOpenSeconds: max(maxCircuitOpen, w.cfg.CircuitOpen).Seconds(),
+		})
+		if errors.Is(err, pgx.ErrNoRows) {
+			return nil // the webhook was deleted meanwhile
+		}
+		return err
+	}
+}
+
+// tx runs fn as the worker role, which sees the webhook tables of every organization and nothing else.
+func (w *Worker) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+	return db.InTx(ctx, w.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, StatementTimeout: txTimeout}, fn)
+}
+
+func nonZero(v int32) *int32 {
+	if v == 0 {
+		return nil
+	}
+	return &v
+}
+
+func nonEmpty(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
+}

@@ -1,0 +1,245 @@
+-- Webhooks, their deliveries and the delivery worker.
+--
+-- Queries named Webhook*/Delivery* without "worker" in their comment run as the API role under the caller's
+-- claims: row-level security limits them to the caller's organization, and the API role cannot read
+-- webhooks.secret at all. The worker's queries run as fieldtrack_worker, which sees every organization.
+
+-- name: WebhookList :many
+-- The organization's webhooks, newest first, in their public form (never the secret).
+SELECT id, organization_id, url, is_active, events, created_at, updated_at
+FROM webhooks
+ORDER BY created_at DESC, id;
+
+-- name: WebhookGet :one
+SELECT id, organization_id, url, is_active, events, created_at, updated_at
+FROM webhooks
+WHERE id = @id;
+
+-- name: WebhookCreate :one
+INSERT INTO webhooks (organization_id, url, secret, events)
+VALUES (app.org_id(), @url, @secret, @events::text[])
+RETURNING id, organization_id, url, is_active, events, created_at, updated_at;
+
+-- name: WebhookLockState :one
+-- The state an update needs to know the change it makes, locked until the transaction ends (NO KEY: the
+-- listener may still record deliveries for the webhook meanwhile).
+SELECT is_active, circuit_open_until
+FROM webhooks
+WHERE id = @id
+FOR NO KEY UPDATE;
+
+-- name: WebhookUpdate :one
+-- Changes the fields given (NULL keeps one). reset_circuit forgets past failures (re-activation, new URL);
+-- re-activation also forgets why the webhook was disabled.
+UPDATE webhooks
+SET url                = coalesce(sqlc.narg(url)::text, url),
+    events             = coalesce(sqlc.narg(events)::text[], events),
+    is_active          = coalesce(sqlc.narg(is_active)::boolean, is_active),
+    failure_streak     = CASE WHEN @reset_circuit::boolean THEN 0 ELSE failure_streak END,
+    circuit_open_until = CASE WHEN @reset_circuit::boolean THEN NULL ELSE circuit_open_until END,
+    disabled_reason    = CASE WHEN sqlc.narg(is_active)::boolean THEN NULL
+                             WHEN NOT sqlc.narg(is_active)::boolean THEN 'disabled by an administrator'
+                             ELSE disabled_reason END
+WHERE id = @id
+RETURNING id, organization_id, url, is_active, events, created_at, updated_at;
+
+-- name: WebhookSetSecret :execrows
+-- A separate statement: the API role may write the secret but not read it, so it cannot appear in an
+-- expression such as coalesce(new, secret).
+UPDATE webhooks SET secret = @secret WHERE id = @id;
+
+-- name: WebhookDelete :execrows
+-- Deliveries and their attempts go with the webhook (foreign-key cascade).
+DELETE FROM webhooks WHERE id = @id;
+
+-- name: WebhookTestEventInsert :one
+-- The synthetic webhook.test event (the only type the API role may write to the outbox), in the envelope
+-- app.emit writes.
+INSERT INTO webhook_events (organization_id, id, event_type, payload)
+SELECT app.org_id(), e.id, 'webhook.test',
+       jsonb_build_object('id', e.id, 'type', 'webhook.test', 'version', 1, 'occurred_at', now(),
+                          'organization_id', app.org_id(),
+                          'data', jsonb_build_object('webhook_id', @webhook_id::uuid, 'test', true,
+                                                     'message', 'FieldTrack test webhook delivery'))
+FROM (SELECT gen_random_uuid() AS id) e
+RETURNING id;
+
+-- name: DeliveryInsert :one
+-- A pending delivery due now.
+INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
+VALUES (app.org_id(), @webhook_id, @event_id, @event_type)
+RETURNING id, event_id, status;
+
+-- name: DeliveryList :many
+-- The delivery log, newest first, optionally for one webhook and one status.
+SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
+       response_body, last_error, last_attempt_at, next_retry_at, created_at
+FROM webhook_deliveries
+WHERE (sqlc.narg(webhook_id)::uuid IS NULL OR webhook_id = sqlc.narg(webhook_id)::uuid)
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
+ORDER BY created_at DESC, id
+LIMIT @row_limit OFFSET @row_offset;
+
+-- name: DeliveryCount :one
+SELECT count(*)
+FROM webhook_deliveries
+WHERE (sqlc.narg(webhook_id)::uuid IS NULL OR webhook_id = sqlc.narg(webhook_id)::uuid)
+  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text);
+
+-- name: DeliveryGetForUpdate :one
+SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
+       response_body, last_error, last_attempt_at, next_retry_at, created_at
+FROM webhook_deliveries
+WHERE id = @id
+FOR UPDATE;
+
+-- name: DeliveryRetry :one
+-- Queues a delivery for another attempt now; its attempt history stays.
+UPDATE webhook_deliveries
+SET status = 'pending', next_retry_at = now()
+WHERE id = @id
+RETURNING id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
+          response_body, last_error, last_attempt_at, next_retry_at, created_at;
+
+-- name: DeliveryDeadLetterList :many
+-- Dead-lettered deliveries with their event's envelope, most recently failed first.
+SELECT d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, e.payload, d.status,
+       d.attempt_count AS attempts, d.response_status, d.response_body, d.last_error, d.next_retry_at,
+       d.last_attempt_at, d.created_at
+FROM webhook_deliveries d
+LEFT JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
+WHERE d.status = 'failed'
+  AND (sqlc.narg(webhook_id)::uuid IS NULL OR d.webhook_id = sqlc.narg(webhook_id)::uuid)
+  AND (sqlc.narg(event_type)::text IS NULL OR d.event_type = sqlc.narg(event_type)::text)
+ORDER BY d.last_attempt_at DESC NULLS LAST, d.id
+LIMIT @row_limit OFFSET @row_offset;
+
+-- name: DeliveryDeadLetterCount :one
+SELECT count(*)
+FROM webhook_deliveries d
+WHERE d.status = 'failed'
+  AND (sqlc.narg(webhook_id)::uuid IS NULL OR d.webhook_id = sqlc.narg(webhook_id)::uuid)
+  AND (sqlc.narg(event_type)::text IS NULL OR d.event_type = sqlc.narg(event_type)::text);
+
+-- name: DeliveryWake :exec
+-- Makes a webhook's pending deliveries that wait until at most wait_until due now (after re-activation or
+-- when its circuit closes). API role or worker.
+UPDATE webhook_deliveries
+SET next_retry_at = now()
+WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status = 'pending'
+  AND next_retry_at > now() AND next_retry_at <= @wait_until;
+
+-- name: DeliverySelectDue :many
+-- Worker: due pending deliveries (optionally of one organization) with their webhook's state, oldest due
+-- first. The rows of both tables are locked, skipping rows another worker holds, so that one worker at a
+-- time decides about a webhook (circuit probes) and a delivery.
+SELECT d.organization_id, d.id, d.webhook_id, d.event_type, w.is_active,
+       (CASE WHEN w.circuit_open_until IS NULL THEN 'closed'
+             WHEN w.circuit_open_until > now() THEN 'open'
+             ELSE 'half_open' END)::text AS circuit
+FROM webhook_deliveries d
+JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+WHERE d.status = 'pending' AND d.next_retry_at <= now()
+  AND (sqlc.narg(organization_id)::uuid IS NULL OR d.organization_id = sqlc.narg(organization_id)::uuid)
+ORDER BY d.next_retry_at
+LIMIT @max_rows
+FOR NO KEY UPDATE OF d, w SKIP LOCKED;
+
+-- name: WebhookMarkProbing :exec
+-- Worker: a half-open webhook's probe is on its way; the circuit counts as open until it reports (or its
+-- lease ends, should the worker die).
+UPDATE webhooks w
+SET circuit_open_until = now() + make_interval(secs => @lease_seconds::float8)
+FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p
+WHERE w.organization_id = p.org AND w.id = p.id;
+
+-- name: DeliveryPark :exec
+-- Worker: due deliveries that cannot be sent now wait until they can: the end of their webhook's open
+-- circuit, or an hour for an inactive webhook (re-activation wakes them earlier). Parked rows are not
+-- scanned again by every poll.
+UPDATE webhook_deliveries d
+SET next_retry_at = CASE WHEN w.is_active THEN greatest(w.circuit_open_until, now())
+                         ELSE now() + interval '1 hour' END
+FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p, webhooks w
+WHERE d.organization_id = p.org AND d.id = p.id
+  AND w.organization_id = d.organization_id AND w.id = d.webhook_id;
+
+-- name: DeliveryClaim :many
+-- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
+-- ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
+-- Returns what sending needs.
+UPDATE webhook_deliveries d
+SET attempt_count = d.attempt_count + 1,
+    next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
+FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS c,
+     webhooks w, webhook_events e
+WHERE d.organization_id = c.org AND d.id = c.id
+  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
+  AND e.organization_id = d.organization_id AND e.id = d.event_id
+RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
+          e.payload;
+
+-- name: DeliveryRelease :exec
+-- Worker: gives a claim back untried (shutdown interrupted the attempt): due now, attempt not counted.
+UPDATE webhook_deliveries
+SET attempt_count = attempt_count - 1, next_retry_at = now()
+WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
+
+-- name: DeliveryAttemptInsert :exec
+-- Worker: one attempt of the delivery log (nothing when the delivery was deleted meanwhile).
+INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
+SELECT d.organization_id, d.id, @attempt, sqlc.narg(response_status), sqlc.narg(error), @duration_ms
+FROM webhook_deliveries d
+WHERE d.organization_id = @organization_id AND d.id = @delivery_id
+ON CONFLICT DO NOTHING;
+
+-- name: DeliveryRecord :execrows
+-- Worker: the outcome of the claimed attempt. Only while that claim is current: a claim that outlived its
+-- lease and was taken over, or a delivery an admin changed meanwhile, is left alone (0 rows).
+UPDATE webhook_deliveries
+SET status          = @status::text,
+    response_status = sqlc.narg(response_status),
+    response_body   = sqlc.narg(response_body),
+    last_error      = sqlc.narg(last_error),
+    last_attempt_at = now(),
+    next_retry_at   = CASE WHEN @status::text = 'pending'
+                           THEN now() + make_interval(secs => @retry_in_seconds::float8) END
+WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
+
+-- name: WebhookRecordSuccess :one
+-- Worker: a success closes the circuit of a webhook that was failing and returns until when its
+-- deliveries were parked. No row for a webhook that was healthy already: the common case writes nothing.
+UPDATE webhooks w
+SET failure_streak = 0, circuit_open_until = NULL
+FROM (SELECT x.organization_id, x.id, x.circuit_open_until
+      FROM webhooks x
+      WHERE x.organization_id = @organization_id AND x.id = @id
+        AND (x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL)
+      FOR NO KEY UPDATE) old
+WHERE w.organization_id = old.organization_id AND w.id = old.id
+RETURNING old.circuit_open_until;
+
+-- name: WebhookRecordFailure :one
+-- Worker: counts a failed attempt against the circuit breaker. Failures while the circuit is open (attempts
+-- that were already in flight) do not count; the threshold-th consecutive failure opens the circuit for
+-- open_seconds; a failed probe re-opens it for twice as long as the time before, up to max_open_seconds.
+UPDATE webhooks w
+SET failure_streak     = CASE WHEN w.circuit_open_until IS NULL OR p.probe
+                              THEN w.failure_streak + 1 ELSE w.failure_streak END,
+    circuit_open_until = CASE
+        WHEN p.probe
+            THEN now() + least(p.open_seconds * power(2, least(greatest(w.failure_streak + 1 - p.threshold, 0), 30)),
+                               p.max_open_seconds) * interval '1 second'
+        WHEN w.circuit_open_until IS NULL AND w.failure_streak + 1 >= p.threshold
+            THEN now() + p.open_seconds * interval '1 second'
+        ELSE w.circuit_open_until END
+FROM (SELECT @probe::boolean AS probe, @threshold::int AS threshold, @open_seconds::float8 AS open_seconds,
+             @max_open_seconds::float8 AS max_open_seconds) p
+WHERE w.organization_id = @organization_id AND w.id = @id
+RETURNING w.failure_streak, w.circuit_open_until;
+
+-- name: WebhookDisable :exec
+-- Worker: the endpoint said it is gone (410); pending deliveries stay and resume if it is re-activated.
+UPDATE webhooks
+SET is_active = false, disabled_reason = @reason
+WHERE organization_id = @organization_id AND id = @id;
