@@ -104,7 +104,7 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	expected, active := 0, 0
-	for _, running := range []bool{s.hub != nil, s.listener != nil} {
+	for _, running := range []bool{s.hub != nil, s.listener != nil, s.cfg.WebhookWorkerEnabled} {
 		expected++
 		if running {
 			active++
