@@ -27,13 +27,19 @@ type Config struct {
 	MetricsScrapeToken         string
 	WebhookAllowPrivateTargets bool
 
-	BodyLimitBytes      int64
-	RequestTimeout      time.Duration
-	StatementTimeout    time.Duration
-	DBMaxConns          int32
-	DBAcquireTimeout    time.Duration
-	RateLimitDisabled   bool
-	ShutdownGracePeriod time.Duration
+	BodyLimitBytes    int64
+	RequestTimeout    time.Duration
+	StatementTimeout  time.Duration
+	DBMaxConns        int32
+	DBAcquireTimeout  time.Duration
+	RateLimitDisabled bool
+
+	RateLimitUserPerMinute        int
+	RateLimitOrgPerMinute         int
+	RateLimitLocationsPer10s      int
+	RateLimitExpensesPerMinute    int
+	RateLimitRecalculatePerMinute int
+	ShutdownGracePeriod           time.Duration
 
 	SSEMaxStreamsPerOrg int
 	ListenerEnabled     bool
@@ -70,9 +76,15 @@ func Load(getenv func(string) string) (Config, error) {
 		DBMaxConns:                 int32(r.int("DB_MAX_CONNS", 20, 1, 1000)),
 		DBAcquireTimeout:           r.millis("DB_ACQUIRE_TIMEOUT_MS", 5_000),
 		RateLimitDisabled:          r.bool("RATE_LIMIT_DISABLED", false),
-		ShutdownGracePeriod:        r.millis("SHUTDOWN_GRACE_MS", 10_000),
-		SSEMaxStreamsPerOrg:        r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
-		ListenerEnabled:            r.bool("EVENTS_LISTENER_ENABLED", true),
+
+		RateLimitUserPerMinute:        r.int("RATE_LIMIT_USER_PER_MIN", 1200, 1, 1_000_000),
+		RateLimitOrgPerMinute:         r.int("RATE_LIMIT_ORG_PER_MIN", 5000, 1, 10_000_000),
+		RateLimitLocationsPer10s:      r.int("RATE_LIMIT_LOCATIONS_PER_10S", 10, 1, 100_000),
+		RateLimitExpensesPerMinute:    r.int("RATE_LIMIT_EXPENSES_PER_MIN", 10, 1, 100_000),
+		RateLimitRecalculatePerMinute: r.int("RATE_LIMIT_RECALCULATE_PER_MIN", 5, 1, 100_000),
+		ShutdownGracePeriod:           r.millis("SHUTDOWN_GRACE_MS", 10_000),
+		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
+		ListenerEnabled:               r.bool("EVENTS_LISTENER_ENABLED", true),
 	}
 	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {
 	case "debug":

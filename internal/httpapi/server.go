@@ -28,6 +28,7 @@ type Server struct {
 	spec       *spec
 	configHash string
 	metrics    *telemetry.Metrics
+	limiter    *rateLimiter     // nil when RATE_LIMIT_DISABLED
 	hub        *events.Hub      // nil: no event stream in this process
 	listener   *events.Listener // nil: this process does not consume the outbox
 }
@@ -44,8 +45,12 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *sl
 	if err != nil {
 		return nil, err
 	}
-	return &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
-		configHash: configHash(cfg), metrics: telemetry.New()}, nil
+	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
+		configHash: configHash(cfg), metrics: telemetry.New()}
+	if !cfg.RateLimitDisabled {
+		s.limiter = newRateLimiter(cfg)
+	}
+	return s, nil
 }
 
 // Metrics is the server's registry, for other components to add their instruments to.
@@ -61,8 +66,9 @@ const (
 	employeeOnly               // role EMPLOYEE
 )
 
-// handle registers one route: authentication and the role guard (401/403 first, as the original), then
-// validation against the OpenAPI operation of the same method and pattern, then the handler.
+// handle registers one route: authentication and the role guard (401/403 first, as the original), the
+// rate limits (429), then validation against the OpenAPI operation of the same method and pattern, then
+// the handler.
 func (s *Server) handle(r chi.Router, method, pattern string, who access, h handlerFunc) {
 	route := s.spec.operation(method, pattern)
 	r.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
@@ -76,6 +82,12 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 			if err := guard(id, who); err != nil {
 				s.writeError(w, req, err)
 				return
+			}
+			if s.limiter != nil {
+				if ok, wait := s.limiter.allow(id, method+" "+pattern); !ok {
+					s.writeError(w, req, errRateLimited(wait))
+					return
+				}
 			}
 		}
 		if err := s.spec.validate(req, route); err != nil {
