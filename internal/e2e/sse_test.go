@@ -1,0 +1,371 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"net/http"
+	"net/url"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+)
+
+func TestSSE_AdminReceivesOwnOrganizationsSessionsInCommitOrder(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	emp := testfactory.NewEmployee(t, org, "Mine")
+	var others []testfactory.Employee
+	for range 3 {
+		others = append(others, testfactory.NewEmployee(t, other, "Theirs"))
+	}
+
+	mine := openStream(t, adminStream(srv.base)+"?token="+url.QueryEscape(testfactory.AdminToken(t, org)), nil)
+	theirs := openStream(t, adminStream(srv.base)+"?token="+url.QueryEscape(testfactory.AdminToken(t, other)), nil)
+	first := mine.must(t)
+	var hello map[string]string
+	if err := json.Unmarshal([]byte(first.Data), &hello); err != nil || first.Event != "connected" ||
+		hello["orgId"] != org.ID.String() {
+		t.Fatalf("first frame %+v, want connected with orgId %s", first, org.ID)
+	}
+	if r := mine.retryField(); r != "3000" {
+		t.Fatalf("retry field %q, want 3000", r)
+	}
+	theirs.connected(t)
+
+	// The other organization is busy while ours checks in and out.
+	var wg sync.WaitGroup
+	theirSent := make([][]sent, len(others))
+	errs := make(chan error, len(others))
+	for i, e := range others {
+		wg.Go(func() {
+			tok := testfactory.EmployeeToken(t, e)
+			for range 5 {
+				for _, path := range []string{"check-in", "check-out"} {
+					s, err := attend(srv.base, tok, path)
+					if err != nil {
+						errs <- err
+						return
+					}
+					theirSent[i] = append(theirSent[i], s)
+				}
+			}
+		})
+	}
+	tok := testfactory.EmployeeToken(t, emp)
+	in := mustAttend(t, srv.base, tok, "check-in")
+	out := mustAttend(t, srv.base, tok, "check-out")
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	// Committed after everything of the other organization: once it arrives, anything leaked would have.
+	marker := mustAttend(t, srv.base, tok, "check-in")
+
+	frames := mine.take(t, 3)
+	expectFrames(t, frames, []sent{in, out, marker}, 0)
+	for i, f := range frames {
+		p := decodeSession(t, f)
+		if p.EmployeeID != emp.ID.String() {
+			t.Fatalf("frame %d is about employee %s, want %s", i, p.EmployeeID, emp.ID)
+		}
+		if want := streamID(t, testfactory.Pool(t), org.ID, []sent{in, out, marker}[i]); f.id(t) != want {
+			t.Fatalf("frame %d has id %d, but the event's stream position is %d", i, f.id(t), want)
+		}
+		ts := decodeData(t, f).TS
+		if time.Since(*ts) > time.Minute || time.Until(*ts) > time.Minute {
+			t.Fatalf("frame %d ts %s is not the event's time", i, ts)
+		}
+	}
+	checkin, checkout := decodeSession(t, frames[0]).Session, decodeSession(t, frames[1]).Session
+	if checkin["checkout_at"] != nil || checkin["employee_id"] != emp.ID.String() {
+		t.Fatalf("check-in frame's session %v, want open and of employee %s", checkin, emp.ID)
+	}
+	if checkout["checkout_at"] == nil || checkout["distance_recalculation_status"] != "done" {
+		t.Fatalf("check-out frame's session %v, want closed with distance_recalculation_status done", checkout)
+	}
+
+	// The other organization's stream got all of its own events (so they were flowing), and only those.
+	var want []sent
+	for _, s := range theirSent {
+		want = append(want, s...)
+	}
+	got := theirs.take(t, len(want))
+	seen := map[sent]bool{}
+	for _, f := range got {
+		p := decodeSession(t, f)
+		seen[sent{f.Event, p.SessionID}] = true
+	}
+	for _, s := range want {
+		if !seen[s] {
+			t.Fatalf("the other organization's stream misses %s of session %s", s.event, s.session)
+		}
+	}
+}
+
+func TestSSE_ReconnectReplaysExactlyTheMissedEvents(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	org := testfactory.NewOrg(t)
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Replay"))
+	admin := testfactory.AdminToken(t, org)
+	// The witness stays connected: once it has an event, this server's hub has fanned it out, so a
+	// client resuming from before it must get it from the replay.
+	witness := openStream(t, adminStream(srv.base), header(admin))
+	witness.connected(t)
+
+	client := openStream(t, adminStream(srv.base), header(admin))
+	client.connected(t)
+	before := cycles(t, srv.base, tok, 1)
+	seen := client.take(t, 2)
+	expectFrames(t, seen, before, 0)
+	last := seen[1].id(t)
+	witness.take(t, 2)
+
+	for _, via := range []string{"Last-Event-ID", "last_event_id"} {
+		client.close()
+		missed := cycles(t, srv.base, tok, 50)
+		witnessed := witness.take(t, len(missed))
+		expectFrames(t, witnessed, missed, last)
+
+		u, h := adminStream(srv.base), header(admin)
+		if via == "Last-Event-ID" {
+			h.Set("Last-Event-ID", lastEventID(last))
+		} else {
+			u += "?last_event_id=" + lastEventID(last) + "&token=" + url.QueryEscape(admin)
+			h = nil
+		}
+		client = openStream(t, u, h)
+		client.connected(t)
+		replayed := client.take(t, len(missed))
+		expectFrames(t, replayed, missed, last)
+		for i := range replayed {
+			if replayed[i].ID != witnessed[i].ID {
+				t.Fatalf("%s: replayed frame %d has id %s, the live stream had %s", via, i, replayed[i].ID, witnessed[i].ID)
+			}
+		}
+		// Then live events, with nothing repeated in between.
+		live := mustAttend(t, srv.base, tok, "check-in")
+		expectFrames(t, client.take(t, 1), []sent{live}, replayed[len(replayed)-1].id(t))
+		closing := mustAttend(t, srv.base, tok, "check-out")
+		liveFrames := client.take(t, 1)
+		expectFrames(t, liveFrames, []sent{closing}, 0)
+		witness.take(t, 2)
+		last = liveFrames[0].id(t)
+	}
+}
+
+// TestSSE_ResumingBeyondRetentionGetsReset moves app.stream_state.pruned_through, which every stream of
+// the database reads: it does not run in parallel with the other tests of this package.
+func TestSSE_ResumingBeyondRetentionGetsReset(t *testing.T) {
+	srv := startServer(t, nil)
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Retention"))
+	admin := testfactory.AdminToken(t, org)
+	witness := openStream(t, adminStream(srv.base), header(admin))
+	witness.connected(t)
+
+	client := openStream(t, adminStream(srv.base), header(admin))
+	client.connected(t)
+	mustAttend(t, srv.base, tok, "check-in")
+	last := client.take(t, 1)[0].id(t)
+	client.close()
+	missed := mustAttend(t, srv.base, tok, "check-out")
+	missedID := witness.take(t, 2)[1].id(t)
+
+	// Within the retention the missed event is replayed ...
+	resume := header(admin, "Last-Event-ID", lastEventID(last))
+	control := openStream(t, adminStream(srv.base), resume)
+	control.connected(t)
+	expectFrames(t, control.take(t, 1), []sent{missed}, last)
+	control.close()
+
+	// ... beyond it, the client is told to refetch.
+	ctx := context.Background()
+	var old int64
+	if err := p.QueryRow(ctx, `SELECT pruned_through FROM app.stream_state`).Scan(&old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Exec(ctx, `UPDATE app.stream_state SET pruned_through = $1`, last+1); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := p.Exec(ctx, `UPDATE app.stream_state SET pruned_through = $1`, old); err != nil {
+			t.Errorf("restoring pruned_through: %v", err)
+		}
+	})
+	reset := openStream(t, adminStream(srv.base), resume)
+	reset.connected(t)
+	f := reset.must(t)
+	d := decodeData(t, f)
+	var payload struct{ Reason string }
+	if err := json.Unmarshal(d.Payload, &payload); err != nil || f.Event != "reset" || d.Type != "reset" ||
+		payload.Reason == "" || f.id(t) < missedID {
+		t.Fatalf("frame %+v, want a reset event with a reason and an id at or after %d", f, missedID)
+	}
+	// Nothing older follows the reset: the next frame is the next live event.
+	live := mustAttend(t, srv.base, tok, "check-in")
+	expectFrames(t, reset.take(t, 1), []sent{live}, f.id(t))
+}
+
+func TestSSE_StreamHeadersAndCORS(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"CORS_ORIGIN": "http://dashboard.test, http://admin.test"})
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+
+	s := openStream(t, adminStream(srv.base), header(admin, "Origin", "http://admin.test"))
+	s.connected(t)
+	h := s.Header
+	if got := h.Get("Access-Control-Allow-Origin"); got != "http://admin.test" {
+		t.Fatalf("Access-Control-Allow-Origin %q, want http://admin.test", got)
+	}
+	if got := h.Get("Access-Control-Allow-Credentials"); got != "true" {
+		t.Fatalf("Access-Control-Allow-Credentials %q, want true", got)
+	}
+	if got := h.Get("Content-Type"); !strings.HasPrefix(got, "text/event-stream") {
+		t.Fatalf("Content-Type %q, want text/event-stream", got)
+	}
+	if got := h.Get("Cache-Control"); !strings.Contains(got, "no-cache") {
+		t.Fatalf("Cache-Control %q, want no-cache", got)
+	}
+
+	foreign := openStream(t, adminStream(srv.base), header(admin, "Origin", "http://evil.test"))
+	foreign.connected(t)
+	if got := foreign.Header.Get("Access-Control-Allow-Origin"); got != "" {
+		t.Fatalf("a foreign origin got Access-Control-Allow-Origin %q", got)
+	}
+}
+
+func TestSSE_StreamsPerOrganizationAreCapped(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"SSE_MAX_STREAMS_PER_ORG": "2"})
+	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	admin := header(testfactory.AdminToken(t, org))
+	first := openStream(t, adminStream(srv.base), admin)
+	first.connected(t)
+	second := openStream(t, adminStream(srv.base), admin)
+	second.connected(t)
+
+	_, err := connect(context.Background(), adminStream(srv.base), admin)
+	var st *httpStatus
+	if !errors.As(err, &st) || st.Code != http.StatusTooManyRequests {
+		t.Fatalf("third stream: %v, want 429", err)
+	}
+	var body map[string]any
+	if err := json.Unmarshal(st.Body, &body); err != nil || body["success"] != false || body["code"] != "TOO_MANY_STREAMS" {
+		t.Fatalf("429 body %s, want the TOO_MANY_STREAMS error envelope", st.Body)
+	}
+	if st.Header.Get("Retry-After") == "" {
+		t.Fatal("429 without Retry-After")
+	}
+
+	elsewhere := openStream(t, adminStream(srv.base), header(testfactory.AdminToken(t, other)))
+	elsewhere.connected(t)
+
+	// A client that goes away frees its place.
+	first.close()
+	eventually(t, 10*time.Second, "a freed place to be usable", func() (bool, error) {
+		s, err := connect(context.Background(), adminStream(srv.base), admin)
+		if err != nil {
+			return false, err
+		}
+		s.close()
+		return true, nil
+	})
+}
+
+func TestSSE_AuthenticationAndResumePositionAreChecked(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	employee := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Not an admin"))
+	for _, c := range []struct {
+		name   string
+		query  string
+		header http.Header
+		status int
+		code   string
+	}{
+		{"no token", "", nil, http.StatusUnauthorized, ""},
+		{"garbage token", "?token=garbage", nil, http.StatusUnauthorized, ""},
+		{"employee token", "", header(employee), http.StatusForbidden, "FORBIDDEN"},
+		{"employee token in query", "?token=" + url.QueryEscape(employee), nil, http.StatusForbidden, "FORBIDDEN"},
+		{"garbage Last-Event-ID", "", header(admin, "Last-Event-ID", "abc"), http.StatusBadRequest, "VALIDATION_ERROR"},
+		{"negative Last-Event-ID", "", header(admin, "Last-Event-ID", "-1"), http.StatusBadRequest, "VALIDATION_ERROR"},
+		{"garbage last_event_id", "?last_event_id=abc", header(admin), http.StatusBadRequest, "VALIDATION_ERROR"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := connect(context.Background(), adminStream(srv.base)+c.query, c.header)
+			var st *httpStatus
+			if !errors.As(err, &st) || st.Code != c.status {
+				t.Fatalf("%v, want HTTP %d", err, c.status)
+			}
+			var body map[string]any
+			if err := json.Unmarshal(st.Body, &body); err != nil || body["success"] != false ||
+				(c.code != "" && body["code"] != c.code) {
+				t.Fatalf("body %s, want an error envelope with code %q", st.Body, c.code)
+			}
+		})
+	}
+}
+
+func TestSSE_IdleStreamGetsHeartbeats(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	s := openStream(t, adminStream(srv.base), header(testfactory.AdminToken(t, testfactory.NewOrg(t))))
+	s.connected(t)
+	opened := time.Now()
+	eventually(t, 25*time.Second, "a heartbeat on an idle stream", func() (bool, error) {
+		return s.comments.Load() > 0, nil
+	})
+	t.Logf("first heartbeat after %s", time.Since(opened).Round(100*time.Millisecond))
+	if n := len(s.frames); n != 0 {
+		t.Fatalf("%d event frames on an idle stream: heartbeats must be comments", n)
+	}
+}
+
+// TestSSE_TwoServersEachDeliverEveryEventOnce runs two servers on the database: one leads the listener,
+// both fan out every event, and the hand-off records each webhook delivery once.
+func TestSSE_TwoServersEachDeliverEveryEventOnce(t *testing.T) {
+	t.Parallel()
+	a, b := startServer(t, nil), startServer(t, nil)
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	hook := newWebhook(t, p, org.ID, "session.checkin")
+	tokens := []string{testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "One")),
+		testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Two"))}
+	admin := header(testfactory.AdminToken(t, org))
+	onA, onB := openStream(t, adminStream(a.base), admin), openStream(t, adminStream(b.base), admin)
+	onA.connected(t)
+	onB.connected(t)
+
+	var want []sent
+	for i := range 10 {
+		for j, path := range []string{"check-in", "check-out"} {
+			base := []string{a.base, b.base}[(i+j)%2]
+			want = append(want, mustAttend(t, base, tokens[i%2], path))
+		}
+	}
+	fa, fb := onA.take(t, len(want)), onB.take(t, len(want))
+	expectFrames(t, fa, want, 0)
+	expectFrames(t, fb, want, 0)
+	for i := range fa {
+		if fa[i].ID != fb[i].ID {
+			t.Fatalf("frame %d has id %s on one server and %s on the other", i, fa[i].ID, fb[i].ID)
+		}
+	}
+
+	// 2 employee.created, then 4 events per check-in/check-out cycle.
+	waitHandedOff(t, p, org.ID, 2+4*10, 30*time.Second)
+	if n := expectOneDeliveryPerSubscription(t, p, org.ID); n != 10 {
+		t.Fatalf("%d deliveries to webhook %s, want one per check-in (10)", n, hook)
+	}
+}

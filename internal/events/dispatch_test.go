@@ -1,0 +1,150 @@
+package events
+
+import (
+	"context"
+	"testing"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+)
+
+// These tests use employee.created, an event the SSE stream does not carry: handing it off from a test
+// cannot disturb the hubs of servers that other tests run on the same database.
+
+// TestDispatchEvents_ReplayedTransactionIsSkipped is what makes a crash between the hand-off and the
+// acknowledgement harmless: the WAL is replayed, and the second hand-off changes nothing.
+func TestDispatchEvents_ReplayedTransactionIsSkipped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	var hook uuid.UUID
+	if err := p.QueryRow(ctx, `INSERT INTO webhooks (organization_id, url, secret, events)
+		VALUES ($1, 'http://127.0.0.1:1/x', 'whsec-0123456789abcdef', '{employee.created}') RETURNING id`,
+		org.ID).Scan(&hook); err != nil {
+		t.Fatal(err)
+	}
+	// The webhook exists before the events: whoever hands them off (a listener of a server that another
+	// test runs, or this test) records their deliveries.
+	testfactory.NewEmployee(t, org, "First")
+	testfactory.NewEmployee(t, org, "Second")
+	var ids []uuid.UUID
+	rows, err := p.Query(ctx, `SELECT id FROM webhook_events WHERE organization_id = $1 AND event_type = 'employee.created'
+		ORDER BY created_at, id`, org.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ids, err = pgx.CollectRows(rows, pgx.RowTo[uuid.UUID]); err != nil {
+		t.Fatal(err)
+	}
+	if len(ids) != 2 {
+		t.Fatalf("%d employee.created events, want 2", len(ids))
+	}
+
+	dispatch := func() int64 {
+		t.Helper()
+		var last int64
+		err := db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) (err error) {
+			last, err = db.New().EventDispatch(ctx, tx, db.EventDispatchParams{
+				OrganizationIds: []uuid.UUID{org.ID, org.ID}, EventIds: ids})
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return last
+	}
+	positions := func() map[uuid.UUID]int64 {
+		t.Helper()
+		out := map[uuid.UUID]int64{}
+		rows, err := p.Query(ctx, `SELECT id, stream_id FROM webhook_events WHERE organization_id = $1 AND id = ANY($2)`,
+			org.ID, ids)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rows.Close()
+		for rows.Next() {
+			var id uuid.UUID
+			var sid *int64
+			if err := rows.Scan(&id, &sid); err != nil {
+				t.Fatal(err)
+			}
+			if sid == nil {
+				t.Fatalf("event %s has no stream position after a hand-off", id)
+			}
+			out[id] = *sid
+		}
+		if err := rows.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	dispatch()
+	first := positions()
+	if len(first) != 2 || first[ids[0]] == first[ids[1]] {
+		t.Fatalf("stream positions %v, want two distinct ones", first)
+	}
+	if last := dispatch(); last != 0 {
+		t.Fatalf("replayed hand-off assigned position %d, want 0 (nothing new)", last)
+	}
+	if again := positions(); again[ids[0]] != first[ids[0]] || again[ids[1]] != first[ids[1]] {
+		t.Fatalf("replayed hand-off moved the events: %v, then %v", first, again)
+	}
+	for _, id := range ids {
+		var n int
+		if err := p.QueryRow(ctx, `SELECT count(*) FROM webhook_deliveries
+			WHERE organization_id = $1 AND event_id = $2 AND webhook_id = $3`, org.ID, id, hook).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		if n != 1 {
+			t.Fatalf("event %s has %d deliveries, want 1", id, n)
+		}
+	}
+}
+
+// TestOutbox_EventCommitsWithItsChange: an event exists exactly when the change that caused it committed.
+func TestOutbox_EventCommitsWithItsChange(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	insert := func(commit bool) uuid.UUID {
+		t.Helper()
+		id := uuid.New()
+		tx, err := p.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer func() { _ = tx.Rollback(ctx) }()
+		if _, err := tx.Exec(ctx, `INSERT INTO employees (organization_id, id, name) VALUES ($1, $2, 'Outbox')`,
+			org.ID, id); err != nil {
+			t.Fatal(err)
+		}
+		if commit {
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return id
+	}
+	count := func(employee uuid.UUID) int {
+		t.Helper()
+		var n int
+		if err := p.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE organization_id = $1
+			AND event_type = 'employee.created' AND payload->'data'->>'employee_id' = $2::text`,
+			org.ID, employee).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n
+	}
+	if n := count(insert(false)); n != 0 {
+		t.Fatalf("a rolled-back employee left %d events", n)
+	}
+	if n := count(insert(true)); n != 1 {
+		t.Fatalf("a committed employee has %d events, want 1", n)
+	}
+}
