@@ -35,5 +35,15 @@ SELECT count(*) FROM webhook_events WHERE stream_id IS NULL;
 -- name: ReplicationSlotStatus :one
 -- How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener
 -- is streaming from it.
-SELECT coalesce(app.slot_lag_bytes(@slot_name::text), -1)::bigint AS lag_bytes,
-       app.slot_active(@slot_name::text)::bool AS active;
+SELECT app.outbox_slot()::text AS slot_name,
+       coalesce(app.slot_lag_bytes(), -1)::bigint AS lag_bytes,
+       app.slot_active()::bool AS active;
+
+-- name: EventDispatchUnstamped :one
+-- Hands off every event that has no stream position yet, oldest first: events written before the slot
+-- existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
+-- listener's own hand-off (worker role).
+SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
+                           coalesce(array_agg(id ORDER BY created_at, id), '{}'))::bigint AS last_stream_id
+FROM webhook_events
+WHERE stream_id IS NULL;

@@ -7,7 +7,7 @@ BEGIN
          WHERE jobname IN ('fieldtrack-prune-events', 'fieldtrack-prune-cron-log');
     END IF;
     PERFORM pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-     WHERE slot_name = 'fieldtrack_events' AND database = current_database() AND NOT active;
+     WHERE slot_name = app.outbox_slot() AND NOT active;
 END
 $$;
 DROP PUBLICATION IF EXISTS fieldtrack_events;
@@ -18,8 +18,9 @@ DROP TRIGGER IF EXISTS attendance_sessions_events_checkout ON attendance_session
 DROP TRIGGER IF EXISTS attendance_sessions_events_checkin ON attendance_sessions;
 DROP FUNCTION IF EXISTS app.prune_events();
 DROP FUNCTION IF EXISTS app.outbox_backlog();
-DROP FUNCTION IF EXISTS app.slot_lag_bytes(text);
-DROP FUNCTION IF EXISTS app.slot_active(text);
+DROP FUNCTION IF EXISTS app.slot_lag_bytes();
+DROP FUNCTION IF EXISTS app.slot_active();
+DROP FUNCTION IF EXISTS app.outbox_slot();
 DROP FUNCTION IF EXISTS app.dispatch_events(uuid[], uuid[]);
 DROP FUNCTION IF EXISTS app.expenses_events();
 DROP FUNCTION IF EXISTS app.employees_events();

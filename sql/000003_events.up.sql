@@ -270,18 +270,24 @@ CREATE FUNCTION app.outbox_backlog() RETURNS bigint
     LANGUAGE sql STABLE
     AS $$ SELECT count(*) FROM webhook_events WHERE stream_id IS NULL $$;
 
+-- The listener's slot. Slot names are cluster-wide, so the name carries the database's: several FieldTrack
+-- databases (say, tests) can share a cluster, each with its own slot.
+CREATE FUNCTION app.outbox_slot() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$ SELECT left('fieldtrack_events_' || regexp_replace(lower(current_database()), '[^a-z0-9_]', '_', 'g'), 63) $$;
+
 -- Bytes of WAL the listener's slot holds back (NULL when the slot does not exist yet).
-CREATE FUNCTION app.slot_lag_bytes(p_slot text) RETURNS bigint
+CREATE FUNCTION app.slot_lag_bytes() RETURNS bigint
     LANGUAGE sql STABLE
     AS $$
         SELECT pg_wal_lsn_diff(pg_current_wal_lsn(), confirmed_flush_lsn)::bigint
-          FROM pg_replication_slots WHERE slot_name = p_slot
+          FROM pg_replication_slots WHERE slot_name = app.outbox_slot()
     $$;
 
 -- Whether a listener is streaming from the slot right now (in any server process).
-CREATE FUNCTION app.slot_active(p_slot text) RETURNS boolean
+CREATE FUNCTION app.slot_active() RETURNS boolean
     LANGUAGE sql STABLE
-    AS $$ SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = p_slot), false) $$;
+    AS $$ SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = app.outbox_slot()), false) $$;
 
 CREATE PUBLICATION fieldtrack_events FOR TABLE webhook_events WITH (publish = 'insert');
 

@@ -15,6 +15,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/app"
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/seed"
 )
@@ -59,6 +60,12 @@ func migrateCmd(args []string) error {
 	case "up":
 		if err := m.Up(); err != nil {
 			return err
+		}
+		// The outbox slot must exist before anything writes events, or those events would sit outside
+		// the WAL the listener reads (the listener would hand them off from the table when it creates
+		// the slot itself, but only then).
+		if err := events.EnsureSlot(context.Background(), url); err != nil {
+			fmt.Fprintln(os.Stderr, "fieldtrack: warning: could not create the outbox replication slot now:", err)
 		}
 	case "down":
 		if len(args) != 2 {

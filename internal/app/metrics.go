@@ -32,7 +32,7 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, hub *even
 	m.GaugeFunc("fieldtrack_replication_slot_lag_bytes", "WAL bytes the outbox slot holds back (-1: unknown or no slot).",
 		func() float64 {
 			return read(func(ctx context.Context, tx pgx.Tx) (int64, error) {
-				st, err := q.ReplicationSlotStatus(ctx, tx, events.SlotName)
+				st, err := q.ReplicationSlotStatus(ctx, tx)
 				return st.LagBytes, err
 			})
 		})

@@ -30,6 +30,23 @@ func (q *Queries) EventDispatch(ctx context.Context, db DBTX, arg EventDispatchP
 	return last_stream_id, err
 }
 
+const eventDispatchUnstamped = `-- name: EventDispatchUnstamped :one
+SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
+                           coalesce(array_agg(id ORDER BY created_at, id), '{}'))::bigint AS last_stream_id
+FROM webhook_events
+WHERE stream_id IS NULL
+`
+
+// Hands off every event that has no stream position yet, oldest first: events written before the slot
+// existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
+// listener's own hand-off (worker role).
+func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, eventDispatchUnstamped)
+	var last_stream_id int64
+	err := row.Scan(&last_stream_id)
+	return last_stream_id, err
+}
+
 const eventReplay = `-- name: EventReplay :many
 SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
        stream_payload, created_at
@@ -154,21 +171,23 @@ func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX) (int64, error) {
 }
 
 const replicationSlotStatus = `-- name: ReplicationSlotStatus :one
-SELECT coalesce(app.slot_lag_bytes($1::text), -1)::bigint AS lag_bytes,
-       app.slot_active($1::text)::bool AS active
+SELECT app.outbox_slot()::text AS slot_name,
+       coalesce(app.slot_lag_bytes(), -1)::bigint AS lag_bytes,
+       app.slot_active()::bool AS active
 `
 
 type ReplicationSlotStatusRow struct {
-	LagBytes int64 `json:"lag_bytes"`
-	Active   bool  `json:"active"`
+	SlotName string `json:"slot_name"`
+	LagBytes int64  `json:"lag_bytes"`
+	Active   bool   `json:"active"`
 }
 
 // How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener
 // is streaming from it.
-func (q *Queries) ReplicationSlotStatus(ctx context.Context, db DBTX, slotName string) (ReplicationSlotStatusRow, error) {
-	row := db.QueryRow(ctx, replicationSlotStatus, slotName)
+func (q *Queries) ReplicationSlotStatus(ctx context.Context, db DBTX) (ReplicationSlotStatusRow, error) {
+	row := db.QueryRow(ctx, replicationSlotStatus)
 	var i ReplicationSlotStatusRow
-	err := row.Scan(&i.LagBytes, &i.Active)
+	err := row.Scan(&i.SlotName, &i.LagBytes, &i.Active)
 	return i, err
 }
 

@@ -17,7 +17,6 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
@@ -238,10 +237,10 @@ func TestListener_KillNineLosesAndDuplicatesNothing(t *testing.T) {
 // waitForSlot waits until the listener's replication slot exists.
 func waitForSlot(t *testing.T, p *pgxpool.Pool) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the replication slot "+events.SlotName, func() (bool, error) {
+	eventually(t, 30*time.Second, "the outbox replication slot", func() (bool, error) {
 		var n int
-		err := p.QueryRow(context.Background(), `SELECT count(*) FROM pg_replication_slots WHERE slot_name = $1`,
-			events.SlotName).Scan(&n)
+		err := p.QueryRow(context.Background(),
+			`SELECT count(*) FROM pg_replication_slots WHERE slot_name = app.outbox_slot()`).Scan(&n)
 		return n == 1, err
 	})
 }

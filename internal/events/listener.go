@@ -26,9 +26,8 @@ import (
 )
 
 const (
-	// SlotName is the permanent logical replication slot the leader consumes.
-	SlotName = "fieldtrack_events"
-	// Publication covers inserts into webhook_events only.
+	// Publication covers inserts into webhook_events only. The permanent slot the leader consumes is
+	// named by app.outbox_slot() (fieldtrack_events_<database>: slot names are cluster-wide).
 	Publication = "fieldtrack_events"
 	// leaderLockKey is the advisory lock that elects the one active consumer.
 	leaderLockKey = 0x6654_6576_656e_7473 // "fTevents"
@@ -150,14 +149,15 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
-	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, SlotName, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
-	var pgErr *pgconn.PgError
-	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // 42710: the slot already exists
-		return fmt.Errorf("create slot: %w", err)
+	var slot string
+	if err := lockConn.QueryRow(ctx, "SELECT app.outbox_slot()").Scan(&slot); err != nil {
+		return fmt.Errorf("slot name: %w", err)
+	}
+	if err := l.ensureSlot(ctx, conn, lockConn, slot); err != nil {
+		return err
 	}
 	// Start position 0: the server resumes from the slot's confirmed_flush_lsn.
-	err = pglogrepl.StartReplication(ctx, conn, SlotName, 0, pglogrepl.StartReplicationOptions{
+	err = pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
 		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
 	})
 	if err != nil {
@@ -167,7 +167,7 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 	// Acknowledge nothing below what the slot already confirmed (a previous leader may have got further).
 	var confirmed pglogrepl.LSN
 	if err := lockConn.QueryRow(ctx, "SELECT confirmed_flush_lsn FROM pg_replication_slots WHERE slot_name = $1",
-		SlotName).Scan(&confirmed); err != nil {
+		slot).Scan(&confirmed); err != nil {
 		return fmt.Errorf("slot position: %w", err)
 	}
 	l.acked.Store(uint64(confirmed))
@@ -213,6 +213,55 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 			}
 		}
 	}
+}
+
+// ensureSlot makes sure the slot exists and can still stream. A slot that max_slot_wal_keep_size
+// invalidated is dropped and created anew. Whenever the slot is (re)created, events written while there
+// was no usable slot are not in the WAL it will read: they are handed off from the table, oldest first
+// (they are exactly the events without a stream position).
+func (l *Listener) ensureSlot(ctx context.Context, conn *pgconn.PgConn, lockConn *pgx.Conn, slot string) error {
+	var walStatus *string
+	err := lockConn.QueryRow(ctx, "SELECT wal_status FROM pg_replication_slots WHERE slot_name = $1", slot).Scan(&walStatus)
+	switch {
+	case err == nil && walStatus != nil && *walStatus == "lost":
+		l.log.Warn("the outbox slot was invalidated (max_slot_wal_keep_size); recreating it")
+		if err := pglogrepl.DropReplicationSlot(ctx, conn, slot, pglogrepl.DropReplicationSlotOptions{}); err != nil {
+			return fmt.Errorf("drop invalidated slot: %w", err)
+		}
+	case err == nil:
+		return nil // the slot exists and streams
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("slot status: %w", err)
+	}
+	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, slot, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // 42710: created meanwhile
+		return fmt.Errorf("create slot: %w", err)
+	}
+	err = db.InTx(ctx, l.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) error {
+		_, err := l.q.EventDispatchUnstamped(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("hand off events written before the slot: %w", err)
+	}
+	l.log.Info("created the outbox slot", "slot", slot)
+	return nil
+}
+
+// EnsureSlot creates the outbox slot when it is missing, so events written from now on (for example by
+// `fieldtrack seed` right after the migrations) are in the WAL the listener reads. It needs the REPLICATION
+// attribute; without it the listener creates the slot on first start instead.
+func EnsureSlot(ctx context.Context, databaseURL string) error {
+	conn, err := pgx.Connect(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	_, err = conn.Exec(ctx, `SELECT pg_create_logical_replication_slot(app.outbox_slot(), 'pgoutput')
+		WHERE NOT EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = app.outbox_slot())`)
+	return err
 }
 
 // session is one replication stream's decoding state.

@@ -8,7 +8,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/events"
 )
 
 // pipeline is the organization's view of the asynchronous work, read in one transaction.
@@ -35,7 +34,7 @@ func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
 		if p.backlog, err = s.q.OpsOutboxBacklog(ctx, tx); err != nil {
 			return err
 		}
-		p.slot, err = s.q.ReplicationSlotStatus(ctx, tx, events.SlotName)
+		p.slot, err = s.q.ReplicationSlotStatus(ctx, tx)
 		return err
 	})
 	return p, err
@@ -44,7 +43,7 @@ func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
 // listenerStatus combines this process's listener state with the slot as Postgres sees it (the leader
 // may be another process).
 func (s *Server) listenerStatus(p pipeline) map[string]any {
-	out := map[string]any{"slot": events.SlotName, "slotActive": p.slot.Active, "slotLagBytes": p.slot.LagBytes,
+	out := map[string]any{"slot": p.slot.SlotName, "slotActive": p.slot.Active, "slotLagBytes": p.slot.LagBytes,
 		"outboxBacklog": p.backlog, "thisProcessLeads": false}
 	if s.listener != nil {
 		st := s.listener.Status()

@@ -2,10 +2,7 @@ package migration_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"io/fs"
-	"net/url"
 	"regexp"
 	"slices"
 	"strconv"
@@ -59,32 +56,8 @@ func embeddedVersions(t *testing.T) []uint {
 	return versions
 }
 
-// scratchDatabase creates an empty database on the cluster of DATABASE_URL, drops it when the test ends,
-// and returns its URL.
-func scratchDatabase(t *testing.T) string {
-	t.Helper()
-	base := testfactory.URL(t)
-	owner := testfactory.Pool(t)
-	b := make([]byte, 6)
-	if _, err := rand.Read(b); err != nil {
-		t.Fatal(err)
-	}
-	name := "ft_mig_" + hex.EncodeToString(b)
-	if _, err := owner.Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
-		t.Fatalf("create scratch database: %v", err)
-	}
-	t.Cleanup(func() {
-		if _, err := owner.Exec(context.Background(), "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
-			t.Errorf("drop scratch database %s: %v", name, err)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatalf("DATABASE_URL: %v", err)
-	}
-	u.Path = "/" + name
-	return u.String()
-}
+// scratchDatabase is an empty database dropped when the test ends.
+func scratchDatabase(t *testing.T) string { return testfactory.ScratchDatabase(t) }
 
 func openPool(t *testing.T, databaseURL string) *pgxpool.Pool {
 	t.Helper()

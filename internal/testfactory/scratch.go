@@ -1,0 +1,43 @@
+package testfactory
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"net/url"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ScratchDatabase creates an empty database on the cluster of DATABASE_URL and returns its URL. When the
+// test ends it drops the database, with any replication slot a listener created in it.
+func ScratchDatabase(t testing.TB) string {
+	t.Helper()
+	base := URL(t)
+	owner := Pool(t)
+	b := make([]byte, 6)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	name := "ft_scratch_" + hex.EncodeToString(b)
+	if _, err := owner.Exec(context.Background(), "CREATE DATABASE "+pgx.Identifier{name}.Sanitize()); err != nil {
+		t.Fatalf("create scratch database: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx := context.Background()
+		if _, err := owner.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
+			WHERE database = $1 AND NOT active`, name); err != nil {
+			t.Errorf("drop the slots of %s: %v", name, err)
+		}
+		if _, err := owner.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+			t.Errorf("drop scratch database %s: %v", name, err)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatalf("DATABASE_URL: %v", err)
+	}
+	u.Path = "/" + name
+	return u.String()
+}
