@@ -15,8 +15,12 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/events"
 )
 
-// sseHeartbeat keeps proxies and browsers from timing an idle stream out.
-const sseHeartbeat = 15 * time.Second
+const (
+	// sseHeartbeat keeps proxies and browsers from timing an idle stream out.
+	sseHeartbeat = 15 * time.Second
+	// maxReplay is the most missed events a reconnecting client is sent; beyond it, it gets reset.
+	maxReplay = 10_000
+)
 
 // adminEvents streams the organization's events as Server-Sent Events: a `connected` event, then every
 // event in commit order with its stream position as id. A client that reconnects with Last-Event-ID (or
@@ -122,7 +126,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 }
 
 // replay reads the organization's events in (after, upto]. reset reports that some of them may have
-// been deleted by retention.
+// been deleted by retention, or that there are more than maxReplay.
 func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventReplayRow, reset bool, err error) {
 	err = s.tx(r, func(tx pgx.Tx) error {
 		pruned, err := s.q.StreamPrunedThrough(r.Context(), tx)
@@ -140,6 +144,11 @@ func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventRepl
 			}
 			rows = append(rows, page...)
 			if len(page) < 1000 {
+				return nil
+			}
+			if len(rows) >= maxReplay {
+				// Refetching is cheaper for the client than this many frames, and it bounds our memory.
+				rows, reset = nil, true
 				return nil
 			}
 			after = page[len(page)-1].StreamID
