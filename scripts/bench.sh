@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark GPS ingest (make bench): raw SQL inserts vs the HTTP API, on this machine.
+# Benchmarks (make bench), on this machine: GPS ingest (raw SQL inserts vs the HTTP API) and the event
+# pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate).
 #
 #   scripts/bench.sh
+#   BENCH_SECTIONS=events scripts/bench.sh      # one section only
 #
 # Starts a throwaway cluster on a free port in a temporary directory with the
 # default durability settings (fsync and synchronous_commit on: honest numbers),
@@ -9,14 +11,28 @@
 # free port, waits for /ready, runs bin/ftbench, then always stops the server
 # and the cluster and deletes the directory (also on failure or Ctrl-C).
 # The Markdown report goes to stdout, progress to stderr. Exits with ftbench's
-# status: non-zero on set-up failure or more than 1% errors in a phase, not
-# for a missed target.
+# status: non-zero on set-up failure or more than 1% errors in a phase or in
+# the events producer, not for a missed target.
+#
+# The server runs with APP_ENV=production, the outbox listener and the webhook
+# worker on, and WEBHOOK_ALLOW_PRIVATE_TARGETS=true so that it delivers to the
+# receiver ftbench runs on loopback. Production sends webhooks over https only,
+# so for the events section ftbench first writes a self-signed certificate for
+# 127.0.0.1 into the temporary directory and the server trusts it through
+# SSL_CERT_FILE (Go reads that variable; the system's certificate directories
+# still count). Other WEBHOOK_* or EVENTS_* variables in the environment reach
+# the server unchanged; the report states the effective worker settings.
 #
 # Knobs (environment):
-#   BENCH_SECONDS         measured seconds per phase      (default 10)
-#   BENCH_CONCURRENCY     workers per phase, 1-90         (default 16)
+#   BENCH_SECTIONS        gps, events or gps,events       (default gps,events)
+#   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
+#   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
-#   BENCH_WARMUP_SECONDS  uncounted warm-up per phase     (default 2)
+#   BENCH_WARMUP_SECONDS  uncounted warm-up per GPS phase and before the
+#                         events measurement              (default 2)
+#   BENCH_EVENTS_RATE     events committed per second     (default 500)
+#   BENCH_EVENTS_SECONDS  measured seconds of events      (default 60)
+#   BENCH_EVENTS_PER_TX   events per producer transaction (default 1)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -35,6 +51,21 @@ seconds="$(int_knob BENCH_SECONDS 10 1 600)"
 concurrency="$(int_knob BENCH_CONCURRENCY 16 1 90)"
 employees="$(int_knob BENCH_EMPLOYEES 200 1 100000)"
 warmup="$(int_knob BENCH_WARMUP_SECONDS 2 0 60)"
+events_rate="$(int_knob BENCH_EVENTS_RATE 500 1 5000)"
+events_seconds="$(int_knob BENCH_EVENTS_SECONDS 60 1 600)"
+events_per_tx="$(int_knob BENCH_EVENTS_PER_TX 1 1 100)"
+sections="${BENCH_SECTIONS:-gps,events}"
+sections="${sections// /}"
+run_events=0
+IFS=, read -ra section_list <<<"$sections"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name gps and/or events, got '$sections'"
+for s in "${section_list[@]}"; do
+	case "$s" in
+	gps) ;;
+	events) run_events=1 ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps and events, got '$sections'" ;;
+	esac
+done
 [ "$employees" -ge "$concurrency" ] ||
 	die "BENCH_EMPLOYEES ($employees) must be at least BENCH_CONCURRENCY ($concurrency)"
 
@@ -115,9 +146,18 @@ bin/fieldtrack migrate up >&2
 api_port="$("$PG" free-port)"
 [ "$api_port" != "$pg_port" ] || api_port="$("$PG" free-port)"
 server_url="http://127.0.0.1:$api_port"
+receiver_args=()
+cert_env=()
+if [ "$run_events" -eq 1 ]; then
+	cert="$(bin/ftbench -write-receiver-cert "$tmp/receiver")"
+	receiver_args=(-receiver-cert "$cert" -receiver-key "$tmp/receiver/receiver-key.pem")
+	cert_env=(SSL_CERT_FILE="$cert")
+fi
 say "starting the server on $server_url"
-PORT="$api_port" RATE_LIMIT_DISABLED=true APP_ENV=production LOG_LEVEL=warn \
-	DB_MAX_CONNS="$((concurrency + 4))" bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
+env "${cert_env[@]}" PORT="$api_port" RATE_LIMIT_DISABLED=true APP_ENV=production LOG_LEVEL=warn \
+	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true \
+	WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
+	bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
 server_pid=$!
 
 ready=0
@@ -131,6 +171,9 @@ for _ in $(seq 1 150); do
 done
 [ "$ready" -eq 1 ] || die "the server did not become ready within 30 s"
 
-say "running ftbench: ${seconds}s per phase, $concurrency workers, $employees employees"
-bin/ftbench -url "$server_url" -server-pid "$server_pid" -seconds "$seconds" -warmup "$warmup" \
-	-concurrency "$concurrency" -employees "$employees"
+say "running ftbench ($sections): GPS ${seconds}s per phase, $concurrency workers, $employees employees;" \
+	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx"
+bin/ftbench -url "$server_url" -server-pid "$server_pid" -sections "$sections" \
+	-seconds "$seconds" -warmup "$warmup" -concurrency "$concurrency" -employees "$employees" \
+	-events-rate "$events_rate" -events-seconds "$events_seconds" -events-per-tx "$events_per_tx" \
+	"${receiver_args[@]}"

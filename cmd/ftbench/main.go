@@ -1,12 +1,20 @@
-// Command ftbench measures GPS ingest against a running FieldTrack server and its database, and prints a
-// Markdown report (see internal/bench). `make bench` (scripts/bench.sh) starts everything it needs:
+// Command ftbench measures a running FieldTrack server and its database — GPS ingest, and the event
+// pipeline from an outbox commit to SSE and to the first webhook attempt — and prints a Markdown report
+// (see internal/bench). `make bench` (scripts/bench.sh) starts everything it needs:
 //
-//	ftbench -url http://127.0.0.1:PORT -server-pid PID
+//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events]
+//	        [-receiver-cert FILE -receiver-key FILE]
+//	ftbench -write-receiver-cert DIR
+//
+// The second form only writes a self-signed certificate for 127.0.0.1 and its key into DIR (for the events
+// section's https webhook receiver; the server trusts it through SSL_CERT_FILE) and prints the
+// certificate's path.
 //
 // DATABASE_URL (the owner's connection) and JWT_SECRET (the server's) come from the environment;
-// BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_EMPLOYEES and BENCH_WARMUP_SECONDS give the flags' defaults.
-// It exits 1 when set-up fails or a phase has more than 1% errors, 2 on bad usage, 0 otherwise (also
-// when a target is missed: the report says so).
+// BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_EMPLOYEES, BENCH_WARMUP_SECONDS, BENCH_SECTIONS,
+// BENCH_EVENTS_RATE, BENCH_EVENTS_SECONDS and BENCH_EVENTS_PER_TX give the flags' defaults. It exits 1
+// when set-up fails or a section has more than 1% errors, 2 on bad usage, 0 otherwise (also when a target
+// is missed: the report says so).
 package main
 
 import (
@@ -25,26 +33,53 @@ import (
 func main() {
 	fs := flag.NewFlagSet("ftbench", flag.ContinueOnError)
 	url := fs.String("url", "", "base URL of the server under test (loopback only)")
-	pid := fs.Int("server-pid", 0, "server process id, for its CPU and memory")
-	seconds := fs.Int("seconds", envInt("BENCH_SECONDS", 10), "measured seconds per phase")
-	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each phase")
-	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "workers per phase")
-	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "employees, each with an open session")
+	pid := fs.Int("server-pid", 0, "server process id, for its CPU, memory and settings")
+	seconds := fs.Int("seconds", envInt("BENCH_SECONDS", 10), "GPS: measured seconds per phase")
+	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
+	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
+	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events"), "sections to run: gps, events or both")
+	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
+	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
+	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
+	cert := fs.String("receiver-cert", "", "events: PEM certificate of the https webhook receiver (none: plain http)")
+	key := fs.String("receiver-key", "", "events: its PEM private key")
+	writeCert := fs.String("write-receiver-cert", "", "only write a receiver certificate and key into this directory")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
 	}
+	if *writeCert != "" {
+		certPath, _, err := bench.WriteReceiverCert(*writeCert)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "ftbench:", err)
+			os.Exit(1)
+		}
+		fmt.Println(certPath)
+		return
+	}
+	secs, err := bench.ParseSections(*sections)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "ftbench:", err)
+		os.Exit(2)
+	}
 	cfg := bench.Config{
-		ServerURL:   *url,
-		ServerPID:   *pid,
-		DatabaseURL: os.Getenv("DATABASE_URL"),
-		Secret:      []byte(os.Getenv("JWT_SECRET")),
-		Phase:       time.Duration(*seconds) * time.Second,
-		Warmup:      time.Duration(*warmup) * time.Second,
-		Concurrency: *conc,
-		Employees:   *employees,
+		ServerURL:    *url,
+		ServerPID:    *pid,
+		DatabaseURL:  os.Getenv("DATABASE_URL"),
+		Secret:       []byte(os.Getenv("JWT_SECRET")),
+		Phase:        time.Duration(*seconds) * time.Second,
+		Warmup:       time.Duration(*warmup) * time.Second,
+		Concurrency:  *conc,
+		Employees:    *employees,
+		Sections:     secs,
+		EventsRate:   *evRate,
+		EventsPhase:  time.Duration(*evSeconds) * time.Second,
+		EventsPerTx:  *evPerTx,
+		ReceiverCert: *cert,
+		ReceiverKey:  *key,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	err := bench.Run(ctx, cfg, os.Stdout, os.Stderr)
+	err = bench.Run(ctx, cfg, os.Stdout, os.Stderr)
 	stop()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "ftbench:", err)
@@ -64,4 +99,12 @@ func envInt(name string, def int) int {
 		os.Exit(2)
 	}
 	return n
+}
+
+// envStr reads a string default from the environment.
+func envStr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
 }

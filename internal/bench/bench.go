@@ -22,10 +22,10 @@ type measured struct {
 	result
 }
 
-// Run sets up the fixtures, runs the phases A1 (raw single), B1 (API single), A2 (raw batch) and
-// B2 (API batch), each after an uncounted warm-up, checks the row count and writes the report as Markdown
-// to out; progress goes to logw. It returns an error when set-up fails or when a phase failed more than
-// 1% of its units; a missed target is reported, not an error.
+// Run runs the sections cfg asks for (both by default), GPS first, and writes each one's report as
+// Markdown to out as soon as it is done; progress goes to logw. It returns an error when set-up fails or
+// when a section failed more than 1% of its units (phases, producer transactions); a missed target is
+// reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -44,13 +44,40 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	if err != nil {
 		return err
 	}
+	probe := cpuProbe{server: cfg.ServerPID, postmaster: env.postmaster}
+
+	var failed []error
+	if cfg.runs(SectionGPS) {
+		rep, err := runGPS(ctx, cfg, env, admin, hc, probe, logf)
+		if err != nil {
+			return err
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
+	if cfg.runs(SectionEvents) {
+		if cfg.runs(SectionGPS) {
+			fmt.Fprintln(out)
+		}
+		rep, err := runEvents(ctx, cfg, env, admin, probe, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
+	return errors.Join(failed...)
+}
+
+// runGPS sets up the fixtures, runs the phases A1 (raw single), B1 (API single), A2 (raw batch) and
+// B2 (API batch), each after an uncounted warm-up, and checks the row count.
+func runGPS(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, hc *http.Client, probe cpuProbe,
+	logf func(string, ...any)) (report, error) {
 	logf("creating 1 organization, %d employees with open sessions and tokens", cfg.Employees)
 	f, err := newFleet(ctx, admin, cfg.Employees, cfg.Secret)
 	if err != nil {
-		return err
+		return report{}, err
 	}
-
-	probe := cpuProbe{server: cfg.ServerPID, postmaster: env.postmaster}
 	var (
 		phases   []measured
 		warmRows int64
@@ -59,15 +86,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	for _, id := range phaseOrder {
 		p, done, err := preparePhase(ctx, id, cfg, f, hc)
 		if err != nil {
-			return err
+			return report{}, err
 		}
 		r, warm, err := measurePhase(ctx, p, cfg, admin, probe, logf)
 		done()
 		if err != nil {
-			return err
+			return report{}, err
 		}
 		if !running(cfg.ServerPID) {
-			return fmt.Errorf("the server (pid %d) is gone after phase %s; see its log", cfg.ServerPID, p.id)
+			return report{}, fmt.Errorf("the server (pid %d) is gone after phase %s; see its log", cfg.ServerPID, p.id)
 		}
 		warmRows += warm
 		if p.api {
@@ -81,12 +108,11 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	var stored int64
 	if err := admin.QueryRow(ctx, `SELECT count(*) FROM gps_locations WHERE organization_id = $1`, f.orgID).
 		Scan(&stored); err != nil {
-		return fmt.Errorf("count rows: %w", err)
+		return report{}, fmt.Errorf("count rows: %w", err)
 	}
 	rep := report{cfg: cfg, env: env, phases: phases, stored: stored, warmRows: warmRows, apiRSS: apiRSS}
 	rep.memory, rep.memoryErr = readMemory(cfg.ServerPID)
-	rep.write(out)
-	return rep.failure()
+	return rep, nil
 }
 
 // phaseOrder interleaves raw and API phases, so slow drift of the machine or the table affects both sides.

@@ -1,7 +1,13 @@
-// Package bench measures GPS ingest: the same inserts written straight to Postgres (the ceiling) and sent
-// through the HTTP API (what phones get), on one machine in one run, and prints the comparison as a
-// Markdown table. scripts/bench.sh (make bench) starts a throwaway cluster and a server and runs
-// cmd/ftbench, which calls Run.
+// Package bench measures a running FieldTrack server and its database, and prints Markdown tables. It has
+// two sections:
+//
+//   - gps: GPS ingest, the same inserts written straight to Postgres (the ceiling) and sent through the
+//     HTTP API (what phones get), on one machine in one run;
+//   - events: the event pipeline at a steady rate, from an outbox insert's commit to its SSE frame on
+//     GET /admin/events and to the first attempt of its webhook delivery (see events.go).
+//
+// scripts/bench.sh (make bench) starts a throwaway cluster and a server and runs cmd/ftbench, which calls
+// Run.
 //
 // Load goes to loopback addresses only, and every loop stops by itself: each phase is bounded in time
 // and each worker in operations.
@@ -12,6 +18,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -30,6 +38,42 @@ type Config struct {
 	Warmup      time.Duration // uncounted time before each phase
 	Concurrency int           // workers per phase (database connections or HTTP connections)
 	Employees   int           // employees, each with one open session
+
+	Sections []string // what to run, of SectionGPS and SectionEvents; empty = both (always in that order)
+
+	EventsRate   int           // events per second the events section commits
+	EventsPhase  time.Duration // measured production time of the events section (its warm-up is Warmup)
+	EventsPerTx  int           // events per producer transaction
+	ReceiverCert string        // PEM certificate of the webhook receiver (https); "" = plain http (see events.go)
+	ReceiverKey  string        // its PEM private key
+}
+
+// Sections of a run.
+const (
+	SectionGPS    = "gps"
+	SectionEvents = "events"
+)
+
+// runs reports whether the run includes section s.
+func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
+
+// ParseSections reads a comma-separated list such as "gps,events".
+func ParseSections(s string) ([]string, error) {
+	var out []string
+	for _, p := range strings.Split(s, ",") {
+		p = strings.ToLower(strings.TrimSpace(p))
+		switch {
+		case p == "":
+		case p != SectionGPS && p != SectionEvents:
+			return nil, fmt.Errorf("unknown section %q (want %s and/or %s)", p, SectionGPS, SectionEvents)
+		case !slices.Contains(out, p):
+			out = append(out, p)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("no section in %q (want %s and/or %s)", s, SectionGPS, SectionEvents)
+	}
+	return out, nil
 }
 
 // Limits on Config: a pool per side of Concurrency connections must fit max_connections (200) of the
@@ -39,6 +83,9 @@ const (
 	maxEmployees   = 100_000
 	maxPhase       = 10 * time.Minute
 	maxWarmup      = time.Minute
+	maxEventsRate  = 5000
+	maxEventsPerTx = 100
+	maxEvents      = 2_000_000 // per run, warm-up included: bounds the tracker's memory (3 x 8 bytes each)
 )
 
 // Validate checks ranges and that both targets are on this machine.
@@ -57,6 +104,25 @@ func (c Config) Validate() error {
 		return errors.New("the JWT secret must be at least 16 bytes (as the server requires)")
 	case c.ServerPID < 0:
 		return fmt.Errorf("server pid must be positive, got %d", c.ServerPID)
+	}
+	for _, s := range c.Sections {
+		if s != SectionGPS && s != SectionEvents {
+			return fmt.Errorf("unknown section %q", s)
+		}
+	}
+	if c.runs(SectionEvents) {
+		switch {
+		case c.EventsRate < 1 || c.EventsRate > maxEventsRate:
+			return fmt.Errorf("events rate must be 1..%d per second, got %d", maxEventsRate, c.EventsRate)
+		case c.EventsPhase < time.Second || c.EventsPhase > maxPhase:
+			return fmt.Errorf("events duration must be 1s..%s, got %s", maxPhase, c.EventsPhase)
+		case c.EventsPerTx < 1 || c.EventsPerTx > maxEventsPerTx:
+			return fmt.Errorf("events per transaction must be 1..%d, got %d", maxEventsPerTx, c.EventsPerTx)
+		case float64(c.EventsRate)*(c.EventsPhase+c.Warmup).Seconds() > maxEvents:
+			return fmt.Errorf("events rate x (duration + warm-up) must stay below %d events", maxEvents)
+		case (c.ReceiverCert == "") != (c.ReceiverKey == ""):
+			return errors.New("give both the receiver certificate and its key, or neither")
+		}
 	}
 	u, err := url.Parse(c.ServerURL)
 	if err != nil || u.Scheme != "http" || u.Host == "" {
