@@ -43,6 +43,9 @@ type TxOptions struct {
 	ReadOnly         bool
 	StatementTimeout time.Duration // 0 leaves the server default
 	AcquireTimeout   time.Duration // 0 waits as long as ctx allows
+	// AsyncCommit commits without waiting for the WAL flush: for work whose loss in a crash is redone
+	// anyway (the webhook worker's claims and records), never for what is acknowledged to someone.
+	AsyncCommit bool
 }
 
 // InTx is the only way a request reaches Postgres. It begins a transaction and sets the role, the claims
@@ -94,7 +97,8 @@ func acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*p
 const setClaimsSQL = `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
 	set_config('app.org_id', $3, true), set_config('app.user_id', $4, true), set_config('app.role', $5, true),
 	set_config('app.employee_id', $6, true),
-	set_config('statement_timeout', coalesce(nullif($7, ''), current_setting('statement_timeout')), true)`
+	set_config('statement_timeout', coalesce(nullif($7, ''), current_setting('statement_timeout')), true),
+	set_config('synchronous_commit', coalesce(nullif($8, ''), current_setting('synchronous_commit')), true)`
 
 // connTx is a transaction on a pooled connection begun by InTx. It implements pgx.Tx so sqlc's queries
 // and tests use it like any transaction; nested transactions are not supported.
@@ -123,7 +127,7 @@ func (t *connTx) begin(ctx context.Context, c Claims, o TxOptions) error {
 		b.Queue("BEGIN")
 	}
 	b.Queue(setClaimsSQL, role, claims, nullableUUID(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
-		nullableUUID(c.UserID), c.Role, nullableUUID(c.EmployeeID), timeout)
+		nullableUUID(c.UserID), c.Role, nullableUUID(c.EmployeeID), timeout, map[bool]string{true: "off"}[o.AsyncCommit])
 	if err := t.conn.SendBatch(ctx, b).Close(); err != nil {
 		return fmt.Errorf("begin: %w", err)
 	}

@@ -33,6 +33,12 @@ const (
 	leaderLockKey = 0x6654_6576_656e_7473 // "fTevents"
 	// standbyInterval bounds the time between status updates to the server, also when idle.
 	standbyInterval = 10 * time.Second
+	// Committed transactions received back to back are handed off together, in one transaction: the
+	// batch is handed off when no further message arrives within handOffIdle, when it is handOffMaxAge
+	// old, or when it holds handOffMaxEvents events.
+	handOffIdle      = 2 * time.Millisecond
+	handOffMaxAge    = 50 * time.Millisecond
+	handOffMaxEvents = 1000
 )
 
 // Listener is the outbox consumer. Run it in every process: one becomes leader, the others wait to take
@@ -188,7 +194,11 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 			}
 			nextLockCheck = time.Now().Add(5 * time.Second)
 		}
-		rctx, cancel := context.WithDeadline(ctx, nextStatus)
+		deadline := nextStatus
+		if s.batched > 0 {
+			deadline = minTime(deadline, minTime(time.Now().Add(handOffIdle), s.batchSince.Add(handOffMaxAge)))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
 		raw, err := conn.ReceiveMessage(rctx)
 		cancel()
 		if err != nil {
@@ -196,6 +206,9 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 				return nil
 			}
 			if pgconn.Timeout(err) {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
 				continue
 			}
 			return fmt.Errorf("receive: %w", err)
@@ -270,9 +283,14 @@ type session struct {
 	conn      *pgconn.PgConn
 	relations map[uint32]*pglogrepl.RelationMessage
 	inTx      bool
-	orgs      []uuid.UUID
-	ids       []uuid.UUID
-	received  pglogrepl.LSN // everything up to here has been received and handled
+	// The events of the committed transactions not yet handed off, in commit order, and where the last of
+	// those transactions ends in the WAL.
+	orgs       []uuid.UUID
+	ids        []uuid.UUID
+	batched    int // committed transactions in the batch
+	batchSince time.Time
+	batchEnd   pglogrepl.LSN
+	received   pglogrepl.LSN // everything up to here has been received and handled
 }
 
 // handle processes one CopyData message; it reports whether the server asked for an immediate reply.
@@ -286,9 +304,9 @@ func (s *session) handle(ctx context.Context, data []byte) (bool, error) {
 		if err != nil {
 			return false, err
 		}
-		// With no transaction open, every change before ServerWALEnd that concerns us has been handled:
-		// confirming it lets the server recycle WAL written by unrelated tables.
-		if !s.inTx && k.ServerWALEnd > s.received {
+		// With no transaction open or waiting for its hand-off, every change before ServerWALEnd that
+		// concerns us has been handled: confirming it lets the server recycle WAL of unrelated tables.
+		if !s.inTx && s.batched == 0 && k.ServerWALEnd > s.received {
 			s.received = k.ServerWALEnd
 			s.l.acked.Store(uint64(s.received))
 		}
@@ -312,7 +330,7 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 	case *pglogrepl.RelationMessage:
 		s.relations[m.RelationID] = m
 	case *pglogrepl.BeginMessage:
-		s.inTx, s.orgs, s.ids = true, s.orgs[:0], s.ids[:0]
+		s.inTx = true
 	case *pglogrepl.InsertMessage:
 		org, id, err := s.eventKey(m)
 		if err != nil {
@@ -320,19 +338,34 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 		}
 		s.orgs, s.ids = append(s.orgs, org), append(s.ids, id)
 	case *pglogrepl.CommitMessage:
-		if len(s.ids) > 0 {
-			if err := s.handOff(ctx); err != nil {
-				return err
-			}
-		}
 		s.inTx = false
-		s.received = m.TransactionEndLSN
-		// Acknowledge only now that the hand-off has committed: a crash before this point replays the
-		// transaction, and the hand-off skips what it already did.
-		s.l.acked.Store(uint64(m.TransactionEndLSN))
-		return s.sendStatus(ctx)
+		if s.batched == 0 {
+			s.batchSince = time.Now()
+		}
+		s.batched++
+		s.batchEnd = m.TransactionEndLSN
+		if len(s.ids) >= handOffMaxEvents {
+			return s.flush(ctx)
+		}
 	}
 	return nil
+}
+
+// flush hands off the batch of committed transactions, then acknowledges the end of the last one: a
+// crash before the acknowledgement replays them, and the hand-off skips what it already did.
+func (s *session) flush(ctx context.Context) error {
+	if s.batched == 0 {
+		return nil
+	}
+	if len(s.ids) > 0 {
+		if err := s.handOff(ctx); err != nil {
+			return err
+		}
+	}
+	s.received = s.batchEnd
+	s.l.acked.Store(uint64(s.batchEnd))
+	s.orgs, s.ids, s.batched = s.orgs[:0], s.ids[:0], 0
+	return s.sendStatus(ctx)
 }
 
 // eventKey reads (organization_id, id) from an inserted outbox row.
@@ -361,7 +394,8 @@ func (s *session) eventKey(m *pglogrepl.InsertMessage) (org, id uuid.UUID, err e
 	return org, id, nil
 }
 
-// handOff makes one committed transaction's events durable downstream: stream positions and deliveries.
+// handOff makes the batch's events durable downstream: stream positions and deliveries, in one
+// transaction.
 func (s *session) handOff(ctx context.Context) error {
 	err := db.InTx(ctx, s.l.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) error {
 		_, err := s.l.q.EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: s.orgs, EventIds: s.ids})
@@ -380,4 +414,11 @@ func (s *session) sendStatus(ctx context.Context) error {
 		return fmt.Errorf("standby status: %w", err)
 	}
 	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
 }

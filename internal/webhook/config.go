@@ -67,7 +67,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 4
+		c.Concurrency = 16
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 16
