@@ -235,39 +235,39 @@ CREATE TRIGGER expenses_events_reviewed AFTER UPDATE OF status ON expenses
 -- Idempotent: an event already stamped (WAL replayed after a crash before the acknowledgement) is skipped,
 -- and deliveries are unique per (event, webhook).
 -- A commit is flushed to the WAL, and can reach the listener, a moment before it becomes visible to other
--- sessions: an event not visible yet is waited for (each statement takes a new snapshot), never skipped.
--- Only a row that stays invisible for 10 s (deleted with its organization) is given up, with a warning.
--- Returns the last stream position assigned (0 when none).
+-- sessions: first it waits until every given event is visible (each statement takes a new snapshot), so
+-- none is skipped for being early. Only rows still invisible after 10 s (deleted with their organization)
+-- are given up, with a warning. Returns the last stream position assigned (0 when none).
 CREATE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[]) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
-    ev     record;
-    sid    bigint;
-    etype  text;
-    last   bigint := 0;
-    waited integer;
+    ev      record;
+    sid     bigint;
+    etype   text;
+    last    bigint := 0;
+    visible integer;
+    waited  integer := 0;
 BEGIN
+    LOOP
+        SELECT count(*) INTO visible
+          FROM unnest(p_orgs, p_ids) AS u(o, i)
+          JOIN webhook_events e ON e.organization_id = u.o AND e.id = u.i;
+        EXIT WHEN visible >= cardinality(p_ids);
+        waited := waited + 1;
+        IF waited > 10000 THEN
+            RAISE WARNING '% outbox events never became visible; skipped', cardinality(p_ids) - visible;
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(0.001);
+    END LOOP;
     FOR ev IN SELECT u.o, u.i FROM unnest(p_orgs, p_ids) WITH ORDINALITY AS u(o, i, n) ORDER BY u.n LOOP
-        sid := NULL;
-        waited := 0;
-        LOOP
-            UPDATE webhook_events
-               SET stream_id = nextval('app.stream_seq'), dispatched_at = now()
-             WHERE organization_id = ev.o AND id = ev.i AND stream_id IS NULL
-            RETURNING stream_id, event_type INTO sid, etype;
-            EXIT WHEN sid IS NOT NULL;
-            EXIT WHEN EXISTS (SELECT FROM webhook_events
-                               WHERE organization_id = ev.o AND id = ev.i AND stream_id IS NOT NULL);
-            waited := waited + 1;
-            IF waited > 2000 THEN
-                RAISE WARNING 'outbox event %/% never became visible; skipped', ev.o, ev.i;
-                EXIT;
-            END IF;
-            PERFORM pg_sleep(0.005);
-        END LOOP;
-        CONTINUE WHEN sid IS NULL;
+        UPDATE webhook_events
+           SET stream_id = nextval('app.stream_seq'), dispatched_at = now()
+         WHERE organization_id = ev.o AND id = ev.i AND stream_id IS NULL
+        RETURNING stream_id, event_type INTO sid, etype;
+        CONTINUE WHEN NOT FOUND;
         INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
         SELECT w.organization_id, w.id, ev.i, etype
           FROM webhooks w
