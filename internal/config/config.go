@@ -106,7 +106,7 @@ func Load(getenv func(string) string) (Config, error) {
 	// Webhook delivery. Under APP_ENV=test the worker runs only when asked: test processes share one
 	// database, and a worker in one would make the attempts (with its settings) another test waits for.
 	c.WebhookWorkerEnabled = r.bool("WEBHOOK_WORKER_ENABLED", c.AppEnv != "test")
-	c.WebhookConcurrency = r.int("WEBHOOK_CONCURRENCY", 16, 1, 256)
+	c.WebhookConcurrency = r.int("WEBHOOK_CONCURRENCY", 32, 1, 256)
 	c.WebhookTimeout = r.millis("WEBHOOK_TIMEOUT_MS", 15_000)
 	c.WebhookMaxAttempts = r.int("WEBHOOK_MAX_ATTEMPTS", 16, 1, 100)
 	c.WebhookBackoffBase = r.millis("WEBHOOK_BACKOFF_BASE_MS", 30_000)

@@ -237,7 +237,7 @@ func TestLoad_WebhookDeliveryKnobs(t *testing.T) {
 		got, want any
 	}{
 		{"WebhookWorkerEnabled", c.WebhookWorkerEnabled, true},
-		{"WebhookConcurrency", c.WebhookConcurrency, 16},
+		{"WebhookConcurrency", c.WebhookConcurrency, 32},
 		{"WebhookTimeout", c.WebhookTimeout, 15 * time.Second},
 		{"WebhookMaxAttempts", c.WebhookMaxAttempts, 16},
 		{"WebhookBackoffBase", c.WebhookBackoffBase, 30 * time.Second},

@@ -67,7 +67,7 @@ func (c Config) withDefaults() Config {
 		}
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 16
+		c.Concurrency = 32
 	}
 	if c.MaxAttempts <= 0 {
 		c.MaxAttempts = 16
