@@ -1030,17 +1030,80 @@ func TestInTx_ClaimsReachSQLVerbatim(t *testing.T) {
 
 func TestInTx_RefusesClaimsWithNULBytes(t *testing.T) {
 	t.Parallel()
-	called := false
-	err := inTx(t, db.Claims{OrgID: uuid.New(), Role: "ADMIN\x00; RESET ROLE"}, db.TxOptions{}, func(pgx.Tx) error {
-		called = true
-		return nil
+	var role string
+	err := inTx(t, db.Claims{OrgID: uuid.New(), Role: "ADMIN\x00; RESET ROLE"}, db.TxOptions{}, func(tx pgx.Tx) error {
+		return tx.QueryRow(t.Context(), "SELECT current_user").Scan(&role)
 	})
-	// Claims travel as parameters, so a NUL byte cannot change the statement; Postgres refuses the value.
+	// Claims travel as parameters, so a NUL byte cannot change the statement; Postgres refuses the value,
+	// and no statement runs under claims that were not set.
 	if err == nil {
-		t.Fatal("InTx accepted a claim with a NUL byte")
+		t.Fatalf("InTx accepted a claim with a NUL byte (a statement ran as %q)", role)
 	}
-	if called {
-		t.Fatal("fn ran although the claims were refused")
+}
+
+// A transaction's first statement travels with BEGIN and the claims; statements of every kind still see
+// the claims, errors surface on the statement, and a transaction that ran nothing commits without a trip.
+func TestInTx_FirstStatementCarriesTheClaims(t *testing.T) {
+	t.Parallel()
+	org := testfactory.NewOrg(t)
+	claims := testfactory.AdminClaims(org)
+	check := func(name string, fn func(pgx.Tx) (string, error)) {
+		t.Helper()
+		var got string
+		err := inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) (err error) {
+			got, err = fn(tx)
+			return err
+		})
+		if err != nil || got != org.ID.String() {
+			t.Fatalf("%s: org %q, err %v; want %s", name, got, err, org.ID)
+		}
+	}
+	check("QueryRow", func(tx pgx.Tx) (string, error) {
+		var s string
+		return s, tx.QueryRow(t.Context(), "SELECT app.org_id()::text").Scan(&s)
+	})
+	check("Query", func(tx pgx.Tx) (string, error) {
+		rows, err := tx.Query(t.Context(), "SELECT app.org_id()::text FROM generate_series(1, 3)")
+		if err != nil {
+			return "", err
+		}
+		var s string
+		n := 0
+		for rows.Next() {
+			if err := rows.Scan(&s); err != nil {
+				return "", err
+			}
+			n++
+		}
+		if rows.Err() != nil || n != 3 {
+			return "", fmt.Errorf("rows %d, err %v", n, rows.Err())
+		}
+		return s, nil
+	})
+	check("Exec then QueryRow", func(tx pgx.Tx) (string, error) {
+		if _, err := tx.Exec(t.Context(), "SELECT set_config('app.probe', app.org_id()::text, true)"); err != nil {
+			return "", err
+		}
+		var s string
+		return s, tx.QueryRow(t.Context(), "SELECT current_setting('app.probe')").Scan(&s)
+	})
+	err := inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) error {
+		var n int
+		return tx.QueryRow(t.Context(), "SELECT 1 FROM organizations WHERE false").Scan(&n)
+	})
+	if !errors.Is(err, pgx.ErrNoRows) {
+		t.Fatalf("QueryRow without a row as the first statement: %v, want pgx.ErrNoRows", err)
+	}
+	err = inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), "SELECT 1/0")
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "22012" {
+		t.Fatalf("a failing first statement: %v, want its own error (22012)", err)
+	}
+	if err := inTx(t, claims, db.TxOptions{}, func(pgx.Tx) error { return nil }); err != nil {
+		t.Fatalf("an empty transaction: %v", err)
 	}
 }
 

@@ -61,10 +61,7 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, c Claims, o TxOptions, fn fun
 	defer conn.Release() // the pool destroys a connection left inside a transaction
 
 	tx := &connTx{conn: conn}
-	if err := tx.begin(ctx, c, o); err != nil {
-		tx.abort(ctx)
-		return err
-	}
+	tx.prepare(c, o)
 	if err = fn(tx); err != nil {
 		tx.abort(ctx)
 		return err
@@ -103,11 +100,14 @@ const setClaimsSQL = `SELECT set_config('role', $1, true), set_config('request.j
 // connTx is a transaction on a pooled connection begun by InTx. It implements pgx.Tx so sqlc's queries
 // and tests use it like any transaction; nested transactions are not supported.
 type connTx struct {
-	conn   *pgxpool.Conn
-	closed bool
+	conn    *pgxpool.Conn
+	pending *pgx.Batch // BEGIN and the claims, until the first statement carries them to the server
+	closed  bool
 }
 
-func (t *connTx) begin(ctx context.Context, c Claims, o TxOptions) error {
+// prepare queues BEGIN and the claims; they go to the server together with the transaction's first
+// statement (see pipeline.go), so a one-statement request costs two round trips: that batch and COMMIT.
+func (t *connTx) prepare(c Claims, o TxOptions) {
 	role := o.Role
 	if role == "" {
 		role = APIRole
@@ -128,10 +128,7 @@ func (t *connTx) begin(ctx context.Context, c Claims, o TxOptions) error {
 	}
 	b.Queue(setClaimsSQL, role, claims, nullableUUID(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
 		nullableUUID(c.UserID), c.Role, nullableUUID(c.EmployeeID), timeout, map[bool]string{true: "off"}[o.AsyncCommit])
-	if err := t.conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("begin: %w", err)
-	}
-	return nil
+	t.pending = b
 }
 
 // abort rolls back after a failure. It must run even when ctx is already cancelled; a connection whose
@@ -157,6 +154,10 @@ func (t *connTx) Commit(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
+	if t.pending != nil { // no statement ran: the transaction never reached the server
+		t.closed = true
+		return nil
+	}
 	tag, err := t.conn.Exec(ctx, "COMMIT")
 	t.closed = err == nil
 	if err != nil {
@@ -173,18 +174,29 @@ func (t *connTx) Rollback(ctx context.Context) error {
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
+	if t.pending != nil {
+		t.closed = true
+		return nil
+	}
 	_, err := t.conn.Exec(ctx, "ROLLBACK")
 	t.closed = err == nil
 	return err
 }
 
-// CopyFrom, SendBatch, LargeObjects, Prepare, Exec, Query, QueryRow and Conn run on the connection.
+// CopyFrom, SendBatch, LargeObjects, Prepare, Exec, Query, QueryRow and Conn run on the connection, after
+// the pending BEGIN (pipeline.go).
 func (t *connTx) CopyFrom(ctx context.Context, table pgx.Identifier, cols []string, src pgx.CopyFromSource) (int64, error) {
+	if err := t.flush(ctx); err != nil {
+		return 0, err
+	}
 	return t.conn.CopyFrom(ctx, table, cols, src)
 }
 
 // SendBatch runs a batch inside the transaction.
 func (t *connTx) SendBatch(ctx context.Context, b *pgx.Batch) pgx.BatchResults {
+	if err := t.flush(ctx); err != nil {
+		return errBatchResults{err}
+	}
 	return t.conn.SendBatch(ctx, b)
 }
 
@@ -193,21 +205,37 @@ func (t *connTx) LargeObjects() pgx.LargeObjects { return pgx.LargeObjects{} }
 
 // Prepare prepares a statement on the connection.
 func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.StatementDescription, error) {
+	if err := t.flush(ctx); err != nil {
+		return nil, err
+	}
 	return t.conn.Conn().Prepare(ctx, name, sql)
 }
 
 // Exec runs a statement inside the transaction.
 func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.pending != nil {
+		return t.execFirst(ctx, sql, args)
+	}
 	return t.conn.Exec(ctx, sql, args...)
 }
 
 // Query runs a query inside the transaction.
 func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.pending != nil {
+		return t.queryFirst(ctx, sql, args)
+	}
 	return t.conn.Query(ctx, sql, args...)
 }
 
 // QueryRow runs a single-row query inside the transaction.
 func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.pending != nil {
+		rows, err := t.queryFirst(ctx, sql, args)
+		if err != nil {
+			return errRow{err}
+		}
+		return firstRow{rows}
+	}
 	return t.conn.QueryRow(ctx, sql, args...)
 }
 
