@@ -318,10 +318,11 @@ CREATE TRIGGER gps_locations_after_insert AFTER INSERT ON gps_locations
 
 -- app.locations_session: the caller's own session (visible through row-level security) that fixes
 -- recorded between p_first and p_last may be added to, or the original API's 400 explaining why not.
+-- It and app.record_location run as the caller, on the ingest hot path: no pinned search_path, whose
+-- save and restore on every call would cost more than it protects for a function without privileges.
 CREATE FUNCTION app.locations_session(p_session uuid, p_first timestamptz, p_last timestamptz, p_plural boolean)
     RETURNS attendance_sessions
     LANGUAGE plpgsql STABLE
-    SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
     s attendance_sessions;
@@ -387,7 +388,6 @@ CREATE FUNCTION app.record_location(p_session uuid, p_latitude double precision,
                                     p_accuracy double precision, p_recorded_at timestamptz, p_sequence integer)
     RETURNS gps_locations
     LANGUAGE plpgsql
-    SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
     s      attendance_sessions;
