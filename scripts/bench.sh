@@ -124,13 +124,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ "$(id -u)" -eq 0 ]; then
-	# The server runs as "postgres": use a directory that user can reach.
-	tmp="$(mktemp -d /tmp/fieldtrack-bench.XXXXXX)"
-	chown postgres:postgres "$tmp"
-else
-	tmp="$(mktemp -d "${TMPDIR:-/tmp}/fieldtrack-bench.XXXXXX")"
-fi
+tmp="$("$PG" tempdir fieldtrack-bench)"
 datadir="$tmp/pg"
 
 pg_port="$("$PG" free-port)"

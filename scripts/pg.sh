@@ -12,6 +12,7 @@
 #   scripts/pg.sh url PORT                 print the connection URL
 #   scripts/pg.sh free-port                print a free TCP port on 127.0.0.1 (20000-40000)
 #   scripts/pg.sh devdir                   print the dev data directory
+#   scripts/pg.sh tempdir NAME             make and print a temporary directory the server user can use
 #
 # PostgreSQL refuses to run as root: when invoked as root, the server tools run
 # as the OS user "postgres" (runuser) and data directories must be reachable by
@@ -357,6 +358,19 @@ cmd_devdir() {
 	echo "$dir"
 }
 
+cmd_tempdir() { # NAME
+	[ $# -eq 1 ] || bad_args "tempdir NAME"
+	local dir
+	if is_root; then
+		# The server runs as "postgres": a directory that user can reach, whatever the checkout's parents.
+		dir="$(mktemp -d "/tmp/$1.XXXXXX")"
+		chown postgres:postgres "$dir"
+	else
+		dir="$(mktemp -d "${TMPDIR:-/tmp}/$1.XXXXXX")"
+	fi
+	echo "$dir"
+}
+
 main() {
 	[ $# -ge 1 ] || usage 2
 	local cmd="$1"
@@ -371,6 +385,7 @@ main() {
 	url) cmd_url "$@" ;;
 	free-port) cmd_free_port "$@" ;;
 	devdir) cmd_devdir "$@" ;;
+	tempdir) cmd_tempdir "$@" ;;
 	-h | --help | help) usage 0 ;;
 	*) die "unknown command '$cmd' (try: scripts/pg.sh help)" ;;
 	esac

@@ -42,13 +42,7 @@ trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
 
-if [ "$(id -u)" -eq 0 ]; then
-	# The server runs as "postgres": use a directory that user can reach.
-	tmp="$(mktemp -d /tmp/fieldtrack-test.XXXXXX)"
-	chown postgres:postgres "$tmp"
-else
-	tmp="$(mktemp -d "${TMPDIR:-/tmp}/fieldtrack-test.XXXXXX")"
-fi
+tmp="$("$PG" tempdir fieldtrack-test)"
 datadir="$tmp/pg"
 
 port="$("$PG" free-port)"
