@@ -70,28 +70,13 @@ type Employee struct {
 // NewOrg creates an organization and its admin user.
 func NewOrg(t testing.TB) Org {
 	t.Helper()
-	p := Pool(t)
-	o := Org{ID: uuid.New(), AdminUserID: uuid.New()}
-	exec(t, p, `INSERT INTO organizations (id, name) VALUES ($1, $2)`, o.ID, "Org "+o.ID.String()[:8])
-	exec(t, p, `INSERT INTO users (organization_id, id, email, role) VALUES ($1, $2, $3, 'ADMIN')`,
-		o.ID, o.AdminUserID, "admin-"+o.AdminUserID.String()+"@example.test")
-	return o
+	return NewOrgIn(t, Pool(t))
 }
 
-// NewEmployee creates an active employee of org with a linked user; code is generated when empty.
+// NewEmployee creates an active employee of org with a linked user; its code is generated.
 func NewEmployee(t testing.TB, org Org, name string) Employee {
 	t.Helper()
-	p := Pool(t)
-	e := Employee{OrgID: org.ID, ID: uuid.New(), UserID: uuid.New(), Name: name}
-	exec(t, p, `INSERT INTO users (organization_id, id, email, role) VALUES ($1, $2, $3, 'EMPLOYEE')`,
-		org.ID, e.UserID, "emp-"+e.UserID.String()+"@example.test")
-	err := p.QueryRow(context.Background(),
-		`INSERT INTO employees (organization_id, id, user_id, name) VALUES ($1, $2, $3, $4) RETURNING employee_code`,
-		org.ID, e.ID, e.UserID, name).Scan(&e.Code)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return e
+	return NewEmployeeIn(t, Pool(t), org, name)
 }
 
 // ClosedSession stores a finished session of e directly (as history would be) and returns its id.
