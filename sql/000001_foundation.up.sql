@@ -241,6 +241,10 @@ BEGIN
     END IF;
     IF OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL THEN
         NEW.total_duration_seconds := round(extract(epoch FROM NEW.checkout_at - NEW.checkin_at))::integer;
+        -- Wait for GPS inserts still in flight for this session (their foreign-key check holds a KEY
+        -- SHARE lock until they commit), so the distance computed at check-out includes their points;
+        -- inserts that start later wait for the check-out and then count as late points.
+        PERFORM FROM attendance_sessions WHERE organization_id = OLD.organization_id AND id = OLD.id FOR UPDATE;
     END IF;
     RETURN NEW;
 END

@@ -233,7 +233,9 @@ DECLARE
     cfg      tracking_settings;
     duration integer;
 BEGIN
-    SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR UPDATE;
+    -- NO KEY UPDATE: serializes recalculations of the session without waiting for the KEY SHARE locks of
+    -- concurrent GPS inserts (two late batches would otherwise deadlock).
+    SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR NO KEY UPDATE;
     -- This function bypasses row-level security, so for the API role it re-applies the session policy:
     -- claims required, the caller's organization, and an employee only for its own sessions.
     IF NOT FOUND OR (current_setting('role', true) = 'fieldtrack_api' AND (

@@ -1,0 +1,133 @@
+package db_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+)
+
+// insertFix stores one fix as the owner inside tx (the foreign key takes KEY SHARE on the session).
+func insertFix(t *testing.T, tx pgx.Tx, e testfactory.Employee, session uuid.UUID, at time.Time, lat float64) {
+	t.Helper()
+	_, err := tx.Exec(t.Context(), `INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+		latitude, longitude, accuracy) VALUES ($1, $2, $3, $4, $5, 13.0, 5)`, e.OrgID, session, at, e.ID, lat)
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func distanceKm(t *testing.T, session uuid.UUID) float64 {
+	t.Helper()
+	var km *float64
+	if err := testfactory.Pool(t).QueryRow(t.Context(),
+		`SELECT total_distance_km FROM attendance_sessions WHERE id = $1`, session).Scan(&km); err != nil {
+		t.Fatal(err)
+	}
+	if km == nil {
+		return -1
+	}
+	return *km
+}
+
+// A check-out waits for GPS inserts of its session still in flight, so its distance includes them.
+func TestCheckOut_WaitsForInFlightFixesOfTheSession(t *testing.T) {
+	t.Parallel()
+	emp := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Racing")
+	session := testfactory.OpenSession(t, emp, time.Now().Add(-time.Hour))
+	owner := testfactory.Pool(t)
+	ins, err := owner.Begin(t.Context())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ins.Rollback(context.WithoutCancel(t.Context()))
+	insertFix(t, ins, emp, session, time.Now().Add(-50*time.Minute), 52.0)
+	insertFix(t, ins, emp, session, time.Now().Add(-40*time.Minute), 52.01) // ~1.1 km north
+
+	pid := make(chan int32, 1)
+	done := make(chan error, 1)
+	go func() {
+		done <- db.InTx(context.Background(), owner, testfactory.EmployeeClaims(emp), db.TxOptions{}, func(tx pgx.Tx) error {
+			var p int32
+			if err := tx.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&p); err != nil {
+				return err
+			}
+			pid <- p
+			_, err := db.New().SessionCheckOut(context.Background(), tx)
+			return err
+		})
+	}()
+	checkout := <-pid
+	waitFor(t, "the check-out to wait for the insert", func() bool {
+		var blocked bool
+		if err := owner.QueryRow(t.Context(), "SELECT cardinality(pg_blocking_pids($1)) > 0", checkout).Scan(&blocked); err != nil {
+			t.Fatal(err)
+		}
+		return blocked
+	})
+	if err := ins.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	if km := distanceKm(t, session); km < 1 || km > 1.3 {
+		t.Fatalf("distance %.3f km at check-out, want the in-flight fixes' ~1.1 km", km)
+	}
+}
+
+// Two uploads of late fixes for the same closed session, interleaved, both succeed (no deadlock) and the
+// distance counts the fixes of both.
+func TestLateFixes_ConcurrentUploadsOfOneSessionDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	emp := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Late")
+	now := time.Now()
+	session := testfactory.ClosedSession(t, emp, now.Add(-2*time.Hour), now.Add(-time.Hour))
+	owner := testfactory.Pool(t)
+	begin := func() pgx.Tx {
+		tx, err := owner.Begin(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(context.WithoutCancel(t.Context())) })
+		// A wait that would never end (the deadlock this test is about) fails the test instead.
+		if _, err := tx.Exec(t.Context(), "SET LOCAL lock_timeout = '10s'"); err != nil {
+			t.Fatal(err)
+		}
+		// What an insert's foreign-key check holds until commit.
+		if _, err := tx.Exec(t.Context(), "SELECT FROM attendance_sessions WHERE id = $1 FOR KEY SHARE", session); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
+	a, b := begin(), begin()
+	insertFix(t, a, emp, session, now.Add(-110*time.Minute), 52.0) // recalculates: must not wait for b
+	insertFix(t, a, emp, session, now.Add(-100*time.Minute), 52.01)
+	if err := a.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	insertFix(t, b, emp, session, now.Add(-90*time.Minute), 52.02)
+	if err := b.Commit(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	if km := distanceKm(t, session); km < 2 || km > 2.5 {
+		t.Fatalf("distance %.3f km, want both uploads' ~2.2 km", km)
+	}
+}
+
+// waitFor polls cond until it holds, failing the test after 20 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
