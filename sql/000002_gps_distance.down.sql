@@ -1,5 +1,6 @@
 -- 000002 GPS ingest and distance, reversed.
 DROP TRIGGER IF EXISTS gps_locations_after_insert ON gps_locations;
+DROP TRIGGER IF EXISTS attendance_sessions_after_closed_insert ON attendance_sessions;
 DROP TRIGGER IF EXISTS attendance_sessions_after_checkout ON attendance_sessions;
 DROP FUNCTION IF EXISTS app.record_location(uuid, double precision, double precision, double precision, timestamptz, integer);
 DROP FUNCTION IF EXISTS app.locations_session(uuid, timestamptz, timestamptz, boolean);

@@ -293,6 +293,10 @@ $$;
 CREATE TRIGGER attendance_sessions_after_checkout AFTER UPDATE OF checkout_at ON attendance_sessions
     FOR EACH ROW WHEN (OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL)
     EXECUTE FUNCTION app.attendance_sessions_after_checkout();
+-- A session stored already closed (an import, the demo data) gets its distance and duration the same way.
+CREATE TRIGGER attendance_sessions_after_closed_insert AFTER INSERT ON attendance_sessions
+    FOR EACH ROW WHEN (NEW.checkout_at IS NOT NULL)
+    EXECUTE FUNCTION app.attendance_sessions_after_checkout();
 
 -- Points that arrive after the check-out (offline buffers) recalculate their session in the same statement.
 CREATE FUNCTION app.gps_locations_after_insert() RETURNS trigger

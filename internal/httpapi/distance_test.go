@@ -673,7 +673,8 @@ func TestReplay_RerunsTheOrganizationsFailedDistancesOnly(t *testing.T) {
 		otherSession); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := pool.Exec(t.Context(), `INSERT INTO session_summaries (organization_id, session_id, last_error) VALUES ($1, $2, 'simulated')`,
+	if _, err := pool.Exec(t.Context(), `INSERT INTO session_summaries (organization_id, session_id, last_error) VALUES ($1, $2, 'simulated')
+		ON CONFLICT (organization_id, session_id) DO UPDATE SET last_error = 'simulated'`,
 		other.ID, otherSession); err != nil {
 		t.Fatal(err)
 	}
