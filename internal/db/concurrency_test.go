@@ -131,3 +131,54 @@ func waitFor(t *testing.T, what string, cond func() bool) {
 		time.Sleep(20 * time.Millisecond)
 	}
 }
+
+// A single-statement transaction is one round trip: the statement commits with it, a second statement is
+// refused, and a failing statement leaves nothing behind.
+func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
+	t.Parallel()
+	org := testfactory.NewOrg(t)
+	owner := testfactory.Pool(t)
+	single := db.TxOptions{SingleStatement: true}
+	var id uuid.UUID
+	err := db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+		return tx.QueryRow(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'One')
+			RETURNING id`).Scan(&id)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int
+	if err := owner.QueryRow(t.Context(), "SELECT count(*) FROM employees WHERE id = $1", id).Scan(&n); err != nil || n != 1 {
+		t.Fatalf("committed row: count %d, err %v", n, err)
+	}
+
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'Two')`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(t.Context(), "SELECT 1")
+		return err
+	})
+	if err == nil {
+		t.Fatal("a second statement ran in a single-statement transaction")
+	}
+
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+		_, err := tx.Exec(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'Three'), (app.org_id(), '')`)
+		return err
+	})
+	if err == nil {
+		t.Fatal("an insert breaking a check constraint succeeded")
+	}
+	if err := owner.QueryRow(t.Context(), "SELECT count(*) FROM employees WHERE organization_id = $1 AND name = 'Three'",
+		org.ID).Scan(&n); err != nil || n != 0 {
+		t.Fatalf("the failed statement left %d rows (err %v)", n, err)
+	}
+	// The pool's connections are clean afterwards: a normal transaction works.
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), db.TxOptions{}, func(tx pgx.Tx) error {
+		return tx.QueryRow(t.Context(), "SELECT count(*) FROM employees").Scan(&n)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}

@@ -2,6 +2,7 @@ package db
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -25,14 +26,22 @@ func (t *connTx) flush(ctx context.Context) error {
 	return nil
 }
 
-// send queues sql after the pending statements, sends the batch and consumes the BEGIN and claims
-// results, returning the batch positioned at sql's result.
+// send queues sql after the pending statements (and COMMIT after it in a single-statement transaction),
+// sends the batch and consumes the BEGIN and claims results, returning the batch positioned at sql's
+// result.
 func (t *connTx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
+	if t.pending == nil && t.single {
+		return nil, errors.New("a single-statement transaction ran a second statement")
+	}
 	b := t.pending
 	t.pending = nil
+	n := b.Len()
 	b.Queue(sql, args...)
+	if t.single {
+		b.Queue("COMMIT")
+	}
 	br := t.conn.SendBatch(ctx, b)
-	for range b.Len() - 1 {
+	for range n {
 		if _, err := br.Exec(); err != nil {
 			_ = br.Close()
 			return nil, fmt.Errorf("begin: %w", err)
@@ -41,16 +50,34 @@ func (t *connTx) send(ctx context.Context, sql string, args []any) (pgx.BatchRes
 	return br, nil
 }
 
+// done finishes the batch of the first statement. In a single-statement transaction it reads COMMIT's
+// answer: the transaction is then over (a statement that failed made the server skip COMMIT, and InTx
+// rolls back).
+func (t *connTx) done(br pgx.BatchResults, stmtErr error) error {
+	if stmtErr == nil && t.single {
+		tag, err := br.Exec()
+		if err == nil && tag.String() == "ROLLBACK" {
+			err = pgx.ErrTxCommitRollback
+		}
+		if err != nil {
+			_ = br.Close()
+			return fmt.Errorf("commit: %w", err)
+		}
+		t.closed = true
+	}
+	if err := br.Close(); stmtErr == nil {
+		return err
+	}
+	return stmtErr
+}
+
 func (t *connTx) execFirst(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
 	br, err := t.send(ctx, sql, args)
 	if err != nil {
 		return pgconn.CommandTag{}, err
 	}
 	tag, err := br.Exec()
-	if cerr := br.Close(); err == nil {
-		err = cerr
-	}
-	return tag, err
+	return tag, t.done(br, err)
 }
 
 func (t *connTx) queryFirst(ctx context.Context, sql string, args []any) (pgx.Rows, error) {
@@ -63,12 +90,14 @@ func (t *connTx) queryFirst(ctx context.Context, sql string, args []any) (pgx.Ro
 		_ = br.Close()
 		return nil, err
 	}
-	return &batchRows{Rows: rows, br: br}, nil
+	return &batchRows{Rows: rows, tx: t, br: br}, nil
 }
 
-// batchRows closes the batch with the rows, and reports the batch's error if the rows had none.
+// batchRows finishes the batch (and, in a single-statement transaction, the transaction) with the rows,
+// and reports that error if the rows had none.
 type batchRows struct {
 	pgx.Rows
+	tx     *connTx
 	br     pgx.BatchResults
 	closed bool
 	err    error
@@ -80,7 +109,7 @@ func (r *batchRows) Close() {
 	}
 	r.closed = true
 	r.Rows.Close()
-	if err := r.br.Close(); err != nil && r.Rows.Err() == nil {
+	if err := r.tx.done(r.br, r.Rows.Err()); err != nil && r.Rows.Err() == nil {
 		r.err = err
 	}
 }

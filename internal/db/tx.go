@@ -46,6 +46,9 @@ type TxOptions struct {
 	// AsyncCommit commits without waiting for the WAL flush: for work whose loss in a crash is redone
 	// anyway (the webhook worker's claims and records), never for what is acknowledged to someone.
 	AsyncCommit bool
+	// SingleStatement sends COMMIT in the same batch as BEGIN, the claims and fn's one statement: the
+	// whole transaction is one round trip. fn may run exactly one statement.
+	SingleStatement bool
 }
 
 // InTx is the only way a request reaches Postgres. It begins a transaction and sets the role, the claims
@@ -60,7 +63,7 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, c Claims, o TxOptions, fn fun
 	}
 	defer conn.Release() // the pool destroys a connection left inside a transaction
 
-	tx := &connTx{conn: conn}
+	tx := &connTx{conn: conn, single: o.SingleStatement}
 	tx.prepare(c, o)
 	if err = fn(tx); err != nil {
 		tx.abort(ctx)
@@ -102,6 +105,7 @@ const setClaimsSQL = `SELECT set_config('role', $1, true), set_config('request.j
 type connTx struct {
 	conn    *pgxpool.Conn
 	pending *pgx.Batch // BEGIN and the claims, until the first statement carries them to the server
+	single  bool       // COMMIT travels with the first statement (TxOptions.SingleStatement)
 	closed  bool
 }
 
@@ -151,6 +155,9 @@ func (t *connTx) Begin(context.Context) (pgx.Tx, error) {
 
 // Commit commits; a transaction that had failed reports ErrTxCommitRollback, as pgx does.
 func (t *connTx) Commit(ctx context.Context) error {
+	if t.closed && t.single {
+		return nil // COMMIT went with the statement
+	}
 	if t.closed {
 		return pgx.ErrTxClosed
 	}
@@ -213,7 +220,7 @@ func (t *connTx) Prepare(ctx context.Context, name, sql string) (*pgconn.Stateme
 
 // Exec runs a statement inside the transaction.
 func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
-	if t.pending != nil {
+	if t.pending != nil || t.single {
 		return t.execFirst(ctx, sql, args)
 	}
 	return t.conn.Exec(ctx, sql, args...)
@@ -221,7 +228,7 @@ func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.Comm
 
 // Query runs a query inside the transaction.
 func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
-	if t.pending != nil {
+	if t.pending != nil || t.single {
 		return t.queryFirst(ctx, sql, args)
 	}
 	return t.conn.Query(ctx, sql, args...)
@@ -229,7 +236,7 @@ func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, 
 
 // QueryRow runs a single-row query inside the transaction.
 func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
-	if t.pending != nil {
+	if t.pending != nil || t.single {
 		rows, err := t.queryFirst(ctx, sql, args)
 		if err != nil {
 			return errRow{err}

@@ -17,7 +17,7 @@ type sessionItem = db.SessionListForEmployeeRow
 
 func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) error {
 	var sess db.AttendanceSession
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
+	err := s.txOne(r, func(tx pgx.Tx) (err error) {
 		sess, err = s.q.SessionCheckIn(r.Context(), tx)
 		return err
 	})

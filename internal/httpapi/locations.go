@@ -60,7 +60,7 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var row db.LocationRecordOneRow
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
+	err := s.txOne(r, func(tx pgx.Tx) (err error) {
 		row, err = s.q.LocationRecordOne(r.Context(), tx, db.LocationRecordOneParams{
 			SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude, Accuracy: body.Accuracy,
 			RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
@@ -88,7 +88,7 @@ func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	var inserted int32
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
+	err := s.txOne(r, func(tx pgx.Tx) (err error) {
 		inserted, err = s.q.LocationRecord(r.Context(), tx, recordParams(body.SessionID, body.Points))
 		return err
 	})

@@ -112,6 +112,16 @@ func guard(id auth.Identity, who access) error {
 
 // tx runs fn in a transaction under the caller's claims; GET and HEAD run READ ONLY.
 func (s *Server) tx(r *http.Request, fn func(pgx.Tx) error) error {
+	return s.inTx(r, false, fn)
+}
+
+// txOne is tx for a fn that runs exactly one statement: BEGIN, the claims, the statement and COMMIT
+// travel together, one round trip (the hot write paths: GPS ingest, check-in).
+func (s *Server) txOne(r *http.Request, fn func(pgx.Tx) error) error {
+	return s.inTx(r, true, fn)
+}
+
+func (s *Server) inTx(r *http.Request, single bool, fn func(pgx.Tx) error) error {
 	id := identityOf(r)
 	claims := db.Claims{OrgID: id.OrgID, Role: string(id.Role), EmployeeID: id.EmployeeID, JWT: id.Claims}
 	if id.AuthType == auth.AuthTypeJWT {
@@ -121,6 +131,7 @@ func (s *Server) tx(r *http.Request, fn func(pgx.Tx) error) error {
 		ReadOnly:         r.Method == http.MethodGet || r.Method == http.MethodHead,
 		StatementTimeout: s.cfg.StatementTimeout,
 		AcquireTimeout:   s.cfg.DBAcquireTimeout,
+		SingleStatement:  single,
 	}
 	return db.InTx(r.Context(), s.pool, claims, opts, fn)
 }
