@@ -29,8 +29,9 @@ LIMIT @max_events;
 SELECT pruned_through FROM app.stream_state;
 
 -- name: OutboxBacklog :one
--- Events committed but not yet handed off by the listener.
-SELECT count(*) FROM webhook_events WHERE stream_id IS NULL;
+-- Events committed but not yet handed off by the listener (the caller's organization under the API role,
+-- every organization under the worker role).
+SELECT app.outbox_backlog()::bigint AS backlog;
 
 -- name: ReplicationSlotStatus :one
 -- How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener

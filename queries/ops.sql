@@ -26,10 +26,6 @@ SELECT count(*)::bigint AS total,
        count(*) FILTER (WHERE attempt_count > 1)::bigint AS retried
 FROM (SELECT status, attempt_count FROM webhook_deliveries ORDER BY created_at DESC LIMIT 500) recent;
 
--- name: OpsOutboxBacklog :one
--- The organization's events committed but not yet handed off by the listener.
-SELECT count(*)::bigint FROM webhook_events WHERE stream_id IS NULL;
-
 -- name: RetryIntentList :many
 -- Failed or retrying asynchronous work of the organization, newest first: webhook deliveries waiting for a
 -- retry (pending) or dead-lettered (dead), and distance computations that failed (failed).

@@ -282,7 +282,7 @@ BEGIN
 END
 $$;
 
--- Events the listener has not stamped yet, oldest first (for monitoring the backlog).
+-- How many events the listener has not stamped yet (the backlog; rows visible to the caller).
 CREATE FUNCTION app.outbox_backlog() RETURNS bigint
     LANGUAGE sql STABLE
     AS $$ SELECT count(*) FROM webhook_events WHERE stream_id IS NULL $$;

@@ -159,15 +159,16 @@ func (q *Queries) EventStreamHead(ctx context.Context, db DBTX) (int64, error) {
 }
 
 const outboxBacklog = `-- name: OutboxBacklog :one
-SELECT count(*) FROM webhook_events WHERE stream_id IS NULL
+SELECT app.outbox_backlog()::bigint AS backlog
 `
 
-// Events committed but not yet handed off by the listener.
+// Events committed but not yet handed off by the listener (the caller's organization under the API role,
+// every organization under the worker role).
 func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, outboxBacklog)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
+	var backlog int64
+	err := row.Scan(&backlog)
+	return backlog, err
 }
 
 const replicationSlotStatus = `-- name: ReplicationSlotStatus :one

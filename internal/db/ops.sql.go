@@ -42,18 +42,6 @@ func (q *Queries) OpsDistanceCounts(ctx context.Context, db DBTX) (OpsDistanceCo
 	return i, err
 }
 
-const opsOutboxBacklog = `-- name: OpsOutboxBacklog :one
-SELECT count(*)::bigint FROM webhook_events WHERE stream_id IS NULL
-`
-
-// The organization's events committed but not yet handed off by the listener.
-func (q *Queries) OpsOutboxBacklog(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, opsOutboxBacklog)
-	var column_1 int64
-	err := row.Scan(&column_1)
-	return column_1, err
-}
-
 const opsWebhookCounts = `-- name: OpsWebhookCounts :one
 SELECT count(*) FILTER (WHERE status = 'pending' AND (last_attempt_at IS NULL OR next_retry_at <= now()
                               OR last_attempt_at < now() - interval '1 minute'))::bigint AS waiting,

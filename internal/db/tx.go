@@ -24,9 +24,6 @@ const WorkerRole = "fieldtrack_worker"
 // ErrUnavailable means no database connection could be had in time (pool exhausted or database down).
 var ErrUnavailable = errors.New("database unavailable")
 
-// ErrNotFound is returned when a row the caller asked for does not exist or is not visible to it.
-var ErrNotFound = errors.New("not found")
-
 // Claims are the facts about the caller that Postgres policies read through app.org_id(), app.user_id(),
 // app.role() and app.employee_id(); JWT is the whole verified claim set, PostgREST-style.
 type Claims struct {
@@ -254,12 +251,4 @@ func nullableUUID(u uuid.NullUUID) string {
 		return ""
 	}
 	return u.UUID.String()
-}
-
-// NotFound turns pgx.ErrNoRows into ErrNotFound and leaves every other error as it is.
-func NotFound(err error) error {
-	if errors.Is(err, pgx.ErrNoRows) {
-		return ErrNotFound
-	}
-	return err
 }

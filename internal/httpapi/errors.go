@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
@@ -69,7 +70,7 @@ func toError(err error) *Error {
 		}
 		return e
 	}
-	if errors.Is(err, db.ErrNotFound) {
+	if errors.Is(err, pgx.ErrNoRows) { // a handler that did not name what was missing
 		return errNotFound("Not found")
 	}
 	if errors.Is(err, db.ErrUnavailable) {

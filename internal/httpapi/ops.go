@@ -31,7 +31,7 @@ func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
 		if p.recent, err = s.q.OpsWebhookRecentStats(ctx, tx); err != nil {
 			return err
 		}
-		if p.backlog, err = s.q.OpsOutboxBacklog(ctx, tx); err != nil {
+		if p.backlog, err = s.q.OutboxBacklog(ctx, tx); err != nil {
 			return err
 		}
 		p.slot, err = s.q.ReplicationSlotStatus(ctx, tx)
