@@ -7,6 +7,8 @@ ARGS ?= ./...
 GO ?= go
 BIN := bin/fieldtrack
 PG := scripts/pg.sh
+# The version / reports: the checkout's git description (the toolchain's build info when this is empty).
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
 .PHONY: help run build clean test generate verify lint bench db-start db-stop db-reset db-url
 
@@ -20,7 +22,7 @@ run: build ## Run the API: dev cluster (unless DATABASE_URL is set), migrate, se
 
 build: ## Build bin/fieldtrack
 	@mkdir -p $(dir $(BIN))
-	$(GO) build -o $(BIN) ./cmd/fieldtrack
+	$(GO) build -ldflags "-X github.com/fieldtrack/fieldtrack/internal/telemetry.version=$(VERSION)" -o $(BIN) ./cmd/fieldtrack
 
 clean: ## Remove bin/
 	rm -rf bin/
@@ -36,8 +38,8 @@ verify: ## sqlc diff, gofmt -l on tracked files, go vet
 
 lint: verify ## Alias of verify
 
-bench: ## Run benchmarks (scripts/bench.sh)
-	@if [ -f scripts/bench.sh ]; then bash scripts/bench.sh; else echo "no benchmarks yet"; fi
+bench: ## Run the benchmarks against raw Postgres baselines (scripts/bench.sh)
+	@scripts/bench.sh
 
 db-start: ## Start the dev PostgreSQL cluster on DEV_PG_PORT (created on first use)
 	@$(PG) ensure-packages

@@ -1,13 +1,27 @@
+-- The outbox's hand-off and its stream. The listener's and the fan-out's queries run as the worker role and
+-- span every organization by design (the stream is one, in commit order); the others run as the API role
+-- under the caller's claims.
+
 -- name: EventDispatch :one
--- The listener's hand-off of one committed transaction's events (worker role).
-SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[])::bigint AS last_stream_id;
+-- The listener's hand-off of committed transactions' events, with each event's transaction id (worker).
+SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[])::bigint
+    AS last_stream_id;
+
+-- name: EventDispatchUnstamped :one
+-- Hands off every event that has no stream position yet, oldest first: events written before the slot
+-- existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
+-- listener's own hand-off (worker).
+SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
+                           coalesce(array_agg(id ORDER BY created_at, id), '{}'), NULL)::bigint AS last_stream_id
+FROM webhook_events
+WHERE stream_id IS NULL;
 
 -- name: EventStreamHead :one
--- The highest stream position handed off so far.
+-- The highest stream position handed off so far (worker).
 SELECT coalesce(max(stream_id), 0)::bigint AS head FROM webhook_events;
 
 -- name: EventStreamAfter :many
--- Streamed events after a position, across organizations, in commit order (worker role; the fan-out).
+-- Streamed events after a position, across organizations, in commit order (worker; the fan-out).
 SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
        stream_payload, created_at
 FROM webhook_events
@@ -16,11 +30,12 @@ ORDER BY stream_id
 LIMIT @max_events;
 
 -- name: EventReplay :many
--- The caller's organization's streamed events in (after, upto], in commit order (SSE replay).
+-- The organization's streamed events in (after, upto], in commit order (SSE replay).
 SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
        stream_payload, created_at
 FROM webhook_events
-WHERE stream_id > @after::bigint AND stream_id <= @upto::bigint AND stream_event IS NOT NULL
+WHERE organization_id = @org_id AND stream_id > @after::bigint AND stream_id <= @upto::bigint
+  AND stream_event IS NOT NULL
 ORDER BY stream_id
 LIMIT @max_events;
 
@@ -28,10 +43,22 @@ LIMIT @max_events;
 -- Events at or below this position may have been deleted by retention.
 SELECT pruned_through FROM app.stream_state;
 
+-- name: StreamListen :exec
+-- Subscribes this connection to the notifications of hand-offs (app.stream_channel()).
+SELECT app.listen_stream();
+
 -- name: OutboxBacklog :one
--- Events committed but not yet handed off by the listener (the caller's organization under the API role,
--- every organization under the worker role).
-SELECT app.outbox_backlog()::bigint AS backlog;
+-- Events committed but not yet handed off by the listener: of one organization, or of all (NULL, worker).
+SELECT count(*)::bigint AS backlog
+FROM webhook_events
+WHERE stream_id IS NULL
+  AND (sqlc.narg(org_id)::uuid IS NULL OR organization_id = sqlc.narg(org_id)::uuid);
+
+-- name: OutboxHandedOff :one
+-- The organization's events the listener has handed off (within the retention).
+SELECT count(*)::bigint AS handed_off
+FROM webhook_events
+WHERE organization_id = @org_id AND stream_id IS NOT NULL;
 
 -- name: ReplicationSlotStatus :one
 -- How many bytes of WAL the listener's slot holds back (-1 before the slot exists), and whether a listener
@@ -40,11 +67,17 @@ SELECT app.outbox_slot()::text AS slot_name,
        coalesce(app.slot_lag_bytes(), -1)::bigint AS lag_bytes,
        app.slot_active()::bool AS active;
 
--- name: EventDispatchUnstamped :one
--- Hands off every event that has no stream position yet, oldest first: events written before the slot
--- existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
--- listener's own hand-off (worker role).
-SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
-                           coalesce(array_agg(id ORDER BY created_at, id), '{}'))::bigint AS last_stream_id
-FROM webhook_events
-WHERE stream_id IS NULL;
+-- The listener's own connection (the server's login role, outside any request transaction).
+
+-- name: ListenerTryLead :one
+-- Takes the leader lock when no other process holds it; it lasts as long as this connection.
+SELECT pg_try_advisory_lock(@lock_key::bigint)::bool AS leading;
+
+-- name: SlotState :one
+-- The outbox slot's name, WAL status and confirmed position (both empty while it does not exist).
+SELECT app.outbox_slot()::text AS slot_name, coalesce(app.slot_wal_status(), '')::text AS wal_status,
+       coalesce(app.slot_confirmed_lsn(), '')::text AS confirmed_lsn;
+
+-- name: SlotCreate :one
+-- Creates the outbox slot unless it exists; answers whether it did.
+SELECT app.create_outbox_slot()::bool AS created;

@@ -1,23 +1,26 @@
 -- Webhooks, their deliveries and the delivery worker.
 --
--- Queries named Webhook*/Delivery* without "worker" in their comment run as the API role under the caller's
--- claims: row-level security limits them to the caller's organization, and the API role cannot read
--- webhooks.secret at all. The worker's queries run as fieldtrack_worker, which sees every organization.
+-- Queries named Webhook*/Delivery* without "Worker:" in their comment run as the API role under the caller's
+-- claims and name the caller's organization (@org_id); row-level security enforces it, and the API role
+-- cannot read webhooks.secret at all. The worker's queries run as fieldtrack_worker, which sees every
+-- organization: each names the organization of the rows it touches.
+--
+-- A webhook's public form is the column list below (never the secret), written in each statement that
+-- returns it: the API role may not read the whole row.
 
 -- name: WebhookList :many
 -- The organization's webhooks, newest first, in their public form (never the secret).
 SELECT id, organization_id, url, is_active, events, created_at, updated_at
 FROM webhooks
+WHERE organization_id = @org_id
 ORDER BY created_at DESC, id;
 
--- name: WebhookGet :one
-SELECT id, organization_id, url, is_active, events, created_at, updated_at
-FROM webhooks
-WHERE id = @id;
+-- name: WebhookExists :one
+SELECT EXISTS (SELECT FROM webhooks WHERE organization_id = @org_id AND id = @id)::bool;
 
 -- name: WebhookCreate :one
 INSERT INTO webhooks (organization_id, url, secret, events)
-VALUES (app.org_id(), @url, @secret, @events::text[])
+VALUES (@org_id, @url, @secret, @events::text[])
 RETURNING id, organization_id, url, is_active, events, created_at, updated_at;
 
 -- name: WebhookLockState :one
@@ -25,7 +28,7 @@ RETURNING id, organization_id, url, is_active, events, created_at, updated_at;
 -- listener may still record deliveries for the webhook meanwhile).
 SELECT is_active, circuit_open_until
 FROM webhooks
-WHERE id = @id
+WHERE organization_id = @org_id AND id = @id
 FOR NO KEY UPDATE;
 
 -- name: WebhookUpdate :one
@@ -40,90 +43,67 @@ SET url                = coalesce(sqlc.narg(url)::text, url),
     disabled_reason    = CASE WHEN sqlc.narg(is_active)::boolean THEN NULL
                              WHEN NOT sqlc.narg(is_active)::boolean THEN 'disabled by an administrator'
                              ELSE disabled_reason END
-WHERE id = @id
+WHERE organization_id = @org_id AND id = @id
 RETURNING id, organization_id, url, is_active, events, created_at, updated_at;
 
 -- name: WebhookSetSecret :execrows
 -- A separate statement: the API role may write the secret but not read it, so it cannot appear in an
 -- expression such as coalesce(new, secret).
-UPDATE webhooks SET secret = @secret WHERE id = @id;
+UPDATE webhooks SET secret = @secret WHERE organization_id = @org_id AND id = @id;
 
 -- name: WebhookDelete :execrows
 -- Deliveries and their attempts go with the webhook (foreign-key cascade).
-DELETE FROM webhooks WHERE id = @id;
+DELETE FROM webhooks WHERE organization_id = @org_id AND id = @id;
 
--- name: WebhookTestEventInsert :one
--- The synthetic webhook.test event (the only type the API role may write to the outbox), in the envelope
--- app.emit writes.
-INSERT INTO webhook_events (organization_id, id, event_type, payload)
-SELECT app.org_id(), e.id, 'webhook.test',
-       jsonb_build_object('id', e.id, 'type', 'webhook.test', 'version', 1, 'occurred_at', now(),
-                          'organization_id', app.org_id(),
-                          'data', jsonb_build_object('webhook_id', @webhook_id::uuid, 'test', true,
-                                                     'message', 'FieldTrack test webhook delivery'))
-FROM (SELECT gen_random_uuid() AS id) e
-RETURNING id;
+-- name: WebhookTestEvent :one
+-- The synthetic webhook.test event for one webhook, written to the outbox like every other event.
+SELECT app.emit(@org_id, 'webhook.test',
+                jsonb_build_object('webhook_id', @webhook_id::uuid, 'test', true,
+                                   'message', 'FieldTrack test webhook delivery'))::uuid AS event_id;
 
 -- name: DeliveryInsert :one
 -- A pending delivery due now.
 INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
-VALUES (app.org_id(), @webhook_id, @event_id, @event_type)
+VALUES (@org_id, @webhook_id, @event_id, @event_type)
 RETURNING id, event_id, status;
 
 -- name: DeliveryList :many
--- The delivery log, newest first, optionally for one webhook and one status.
-SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-       response_body, last_error, last_attempt_at, next_retry_at, created_at
-FROM webhook_deliveries
-WHERE (sqlc.narg(webhook_id)::uuid IS NULL OR webhook_id = sqlc.narg(webhook_id)::uuid)
-  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text)
-ORDER BY created_at DESC, id
+-- The delivery log, newest first, optionally for one webhook and one status; response_code repeats
+-- response_status (the original API's name).
+SELECT d.*, d.response_status AS response_code, count(*) OVER ()::app.list_total AS total
+FROM webhook_deliveries d
+WHERE d.organization_id = @org_id
+  AND (sqlc.narg(webhook_id)::uuid IS NULL OR d.webhook_id = sqlc.narg(webhook_id)::uuid)
+  AND (sqlc.narg(status)::text IS NULL OR d.status = sqlc.narg(status)::text)
+ORDER BY d.created_at DESC, d.id
 LIMIT @row_limit OFFSET @row_offset;
 
--- name: DeliveryCount :one
-SELECT count(*)
-FROM webhook_deliveries
-WHERE (sqlc.narg(webhook_id)::uuid IS NULL OR webhook_id = sqlc.narg(webhook_id)::uuid)
-  AND (sqlc.narg(status)::text IS NULL OR status = sqlc.narg(status)::text);
-
 -- name: DeliveryGetForUpdate :one
-SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-       response_body, last_error, last_attempt_at, next_retry_at, created_at
-FROM webhook_deliveries
-WHERE id = @id
-FOR UPDATE;
+SELECT * FROM webhook_deliveries WHERE organization_id = @org_id AND id = @id FOR UPDATE;
 
 -- name: DeliveryRetry :one
--- Queues a delivery for another attempt now; its attempt history stays.
+-- Queues a delivery for another attempt now; its attempt history stays. Answers it as the log lists it.
 UPDATE webhook_deliveries
 SET status = 'pending', next_retry_at = now()
-WHERE id = @id
-RETURNING id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-          response_body, last_error, last_attempt_at, next_retry_at, created_at;
+WHERE organization_id = @org_id AND id = @id
+RETURNING *, response_status AS response_code;
 
 -- name: DeliveryDeadLetterList :many
 -- Dead-lettered deliveries with their event's envelope, most recently failed first.
 SELECT d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, e.payload, d.status,
        d.attempt_count AS attempts, d.response_status, d.response_body, d.last_error, d.next_retry_at,
-       d.last_attempt_at, d.created_at
+       d.last_attempt_at, d.created_at, count(*) OVER ()::app.list_total AS total
 FROM webhook_deliveries d
 LEFT JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
-WHERE d.status = 'failed'
+WHERE d.organization_id = @org_id AND d.status = 'failed'
   AND (sqlc.narg(webhook_id)::uuid IS NULL OR d.webhook_id = sqlc.narg(webhook_id)::uuid)
   AND (sqlc.narg(event_type)::text IS NULL OR d.event_type = sqlc.narg(event_type)::text)
 ORDER BY d.last_attempt_at DESC NULLS LAST, d.id
 LIMIT @row_limit OFFSET @row_offset;
 
--- name: DeliveryDeadLetterCount :one
-SELECT count(*)
-FROM webhook_deliveries d
-WHERE d.status = 'failed'
-  AND (sqlc.narg(webhook_id)::uuid IS NULL OR d.webhook_id = sqlc.narg(webhook_id)::uuid)
-  AND (sqlc.narg(event_type)::text IS NULL OR d.event_type = sqlc.narg(event_type)::text);
-
 -- name: DeliveryWake :exec
 -- Makes a webhook's pending deliveries that wait until at most wait_until due now (after re-activation or
--- when its circuit closes). API role or worker.
+-- when its circuit closes); the API role's and the worker's.
 UPDATE webhook_deliveries
 SET next_retry_at = now()
 WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status = 'pending'

@@ -49,19 +49,22 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		return err
 	}
 
-	// Background work: each runs until bg ends and retries its own failures.
-	hub := events.NewHub(cfg.DatabaseURL, pool, cfg.SSEMaxStreamsPerOrg, log)
-	var listener *events.Listener
-	background := []func(context.Context){hub.Run}
+	// Background work: each runs until bg ends and retries its own failures. One LISTEN connection per
+	// process wakes both the event stream and the webhook worker after each hand-off.
+	notifier := events.NewNotifier(cfg.DatabaseURL, log)
+	bgs := httpapi.Background{Notifier: notifier,
+		Hub: events.NewHub(pool, notifier.Subscribe(), cfg.SSEMaxStreamsPerOrg, log)}
+	background := []func(context.Context){notifier.Run, bgs.Hub.Run}
 	if cfg.ListenerEnabled {
-		listener = events.NewListener(cfg.DatabaseURL, pool, log)
-		background = append(background, listener.Run)
+		bgs.Listener = events.NewListener(cfg.DatabaseURL, pool, log)
+		background = append(background, bgs.Listener.Run)
 	}
 	if cfg.WebhookWorkerEnabled {
-		background = append(background, webhook.NewWorker(pool, webhook.FromConfig(cfg), log).Run)
+		bgs.Webhooks = webhook.NewWorker(pool, webhook.FromConfig(cfg), log).WakeOn(notifier.Subscribe())
+		background = append(background, bgs.Webhooks.Run)
 	}
-	api.WithEvents(hub, listener)
-	registerPipelineMetrics(api.Metrics(), pool, hub, listener)
+	api.WithBackground(bgs)
+	registerPipelineMetrics(api.Metrics(), pool, bgs)
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
 	var wg sync.WaitGroup

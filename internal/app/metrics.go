@@ -4,26 +4,23 @@ import (
 	"context"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/httpapi"
 	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 )
 
 // registerPipelineMetrics adds the event pipeline's gauges, read at scrape time: replication slot lag,
-// outbox backlog, this process's stream position and SSE streams, and whether it leads the listener.
-func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, hub *events.Hub, listener *events.Listener) {
+// outbox backlog (all organizations), this process's stream position and SSE streams, and whether it leads
+// the listener.
+func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpapi.Background) {
 	q := db.New()
-	read := func(f func(ctx context.Context, tx pgx.Tx) (int64, error)) float64 {
+	read := func(f func(ctx context.Context, tx db.DBTX) (int64, error)) float64 {
 		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 		defer cancel()
-		var v int64
-		err := db.InTx(ctx, pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true}, func(tx pgx.Tx) (err error) {
-			v, err = f(ctx, tx)
-			return err
-		})
+		v, err := db.Do(ctx, pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true, SingleStatement: true},
+			func(tx db.DBTX) (int64, error) { return f(ctx, tx) })
 		if err != nil {
 			return -1
 		}
@@ -31,22 +28,22 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, hub *even
 	}
 	m.GaugeFunc("fieldtrack_replication_slot_lag_bytes", "WAL bytes the outbox slot holds back (-1: unknown or no slot).",
 		func() float64 {
-			return read(func(ctx context.Context, tx pgx.Tx) (int64, error) {
+			return read(func(ctx context.Context, tx db.DBTX) (int64, error) {
 				st, err := q.ReplicationSlotStatus(ctx, tx)
 				return st.LagBytes, err
 			})
 		})
-	m.GaugeFunc("fieldtrack_outbox_backlog", "Events committed but not yet handed off by the listener.",
+	m.GaugeFunc("fieldtrack_outbox_backlog", "Events committed but not yet handed off by the listener (-1: unknown).",
 		func() float64 {
-			return read(func(ctx context.Context, tx pgx.Tx) (int64, error) { return q.OutboxBacklog(ctx, tx) })
+			return read(func(ctx context.Context, tx db.DBTX) (int64, error) { return q.OutboxBacklog(ctx, tx, nil) })
 		})
 	m.GaugeFunc("fieldtrack_stream_position", "Last stream position fanned out by this process.",
-		func() float64 { return float64(hub.Position()) })
+		func() float64 { return float64(bg.Hub.Position()) })
 	m.GaugeFunc("fieldtrack_sse_streams", "Open SSE streams on this process.",
-		func() float64 { return float64(hub.Subscribers()) })
+		func() float64 { return float64(bg.Hub.Subscribers()) })
 	m.GaugeFunc("fieldtrack_listener_leader", "1 when this process consumes the outbox slot.",
 		func() float64 {
-			if listener != nil && listener.Status().Leader {
+			if bg.Listener != nil && bg.Listener.Status().Leader {
 				return 1
 			}
 			return 0

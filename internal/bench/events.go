@@ -599,7 +599,7 @@ func monitorPipeline(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID) *pi
 		case <-t.C:
 		}
 		var backlog, pending int64
-		err := pool.QueryRow(ctx, `SELECT app.outbox_backlog(),
+		err := pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM webhook_events WHERE stream_id IS NULL),
 			(SELECT count(*) FROM webhook_deliveries WHERE organization_id = $1 AND status = 'pending')`, org).
 			Scan(&backlog, &pending)
 		if err != nil {

@@ -123,6 +123,15 @@ func Load(getenv func(string) string) (Config, error) {
 	return c, nil
 }
 
+// Default is the configuration of an empty environment: every default, each declared once, in Load.
+func Default() Config {
+	c, err := Load(func(string) string { return "" })
+	if err != nil {
+		panic("config: the defaults do not validate: " + err.Error())
+	}
+	return c
+}
+
 // ValidateServe checks what `serve` needs on top of Load: a database and a way to verify tokens.
 func (c Config) ValidateServe() error {
 	if c.DatabaseURL == "" {

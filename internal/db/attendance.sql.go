@@ -13,14 +13,22 @@ import (
 )
 
 const sessionCheckIn = `-- name: SessionCheckIn :one
+
 INSERT INTO attendance_sessions (organization_id, employee_id)
-VALUES (app.org_id(), app.employee_id())
+VALUES ($1, $2)
 RETURNING organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at
 `
 
-// Opens a session for the calling employee; the database sets the time and enforces one open session.
-func (q *Queries) SessionCheckIn(ctx context.Context, db DBTX) (AttendanceSession, error) {
-	row := db.QueryRow(ctx, sessionCheckIn)
+type SessionCheckInParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+// Attendance sessions. Every query names the caller's organization (@org_id, from the claims) beside the
+// policies that enforce it.
+// Opens a session for the employee; the database sets the time and enforces one open session.
+func (q *Queries) SessionCheckIn(ctx context.Context, db DBTX, arg SessionCheckInParams) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionCheckIn, arg.OrgID, arg.EmployeeID)
 	var i AttendanceSession
 	err := row.Scan(
 		&i.OrganizationID,
@@ -40,78 +48,19 @@ func (q *Queries) SessionCheckIn(ctx context.Context, db DBTX) (AttendanceSessio
 const sessionCheckOut = `-- name: SessionCheckOut :one
 UPDATE attendance_sessions
 SET checkout_at = now()
-WHERE employee_id = app.employee_id() AND checkout_at IS NULL
+WHERE organization_id = $1 AND employee_id = $2 AND checkout_at IS NULL
 RETURNING organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at
 `
 
-// Closes the calling employee's open session; no row when there is none.
-func (q *Queries) SessionCheckOut(ctx context.Context, db DBTX) (AttendanceSession, error) {
-	row := db.QueryRow(ctx, sessionCheckOut)
-	var i AttendanceSession
-	err := row.Scan(
-		&i.OrganizationID,
-		&i.ID,
-		&i.EmployeeID,
-		&i.CheckinAt,
-		&i.CheckoutAt,
-		&i.DistanceRecalculationStatus,
-		&i.TotalDistanceKm,
-		&i.TotalDurationSeconds,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
-}
-
-const sessionCountForEmployee = `-- name: SessionCountForEmployee :one
-SELECT count(*)
-FROM attendance_sessions s
-WHERE s.employee_id = $1
-  AND ($2::text = 'all' OR app.activity_status(s.checkout_at) = $2::text)
-`
-
-type SessionCountForEmployeeParams struct {
+type SessionCheckOutParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
 	EmployeeID uuid.UUID `json:"employee_id"`
-	Status     string    `json:"status"`
 }
 
-func (q *Queries) SessionCountForEmployee(ctx context.Context, db DBTX, arg SessionCountForEmployeeParams) (int64, error) {
-	row := db.QueryRow(ctx, sessionCountForEmployee, arg.EmployeeID, arg.Status)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
-const sessionCountLatestPerEmployee = `-- name: SessionCountLatestPerEmployee :one
-SELECT count(*)
-FROM employees e
-JOIN LATERAL (
-    SELECT l.checkout_at
-    FROM attendance_sessions l
-    WHERE l.organization_id = e.organization_id AND l.employee_id = e.id
-    ORDER BY l.checkin_at DESC
-    LIMIT 1
-) s ON true
-WHERE $1::text = 'all' OR app.activity_status(s.checkout_at) = $1::text
-`
-
-func (q *Queries) SessionCountLatestPerEmployee(ctx context.Context, db DBTX, status string) (int64, error) {
-	row := db.QueryRow(ctx, sessionCountLatestPerEmployee, status)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
-const sessionForceCheckOut = `-- name: SessionForceCheckOut :one
-UPDATE attendance_sessions
-SET checkout_at = now()
-WHERE employee_id = $1 AND checkout_at IS NULL
-RETURNING organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at
-`
-
-// Closes an employee's open session (admins); no row when there is none.
-func (q *Queries) SessionForceCheckOut(ctx context.Context, db DBTX, employeeID uuid.UUID) (AttendanceSession, error) {
-	row := db.QueryRow(ctx, sessionForceCheckOut, employeeID)
+// Closes the employee's open session (the employee's own check-out, or an admin's force check-out) and
+// answers it complete: the check-out trigger computed its duration and distance. No row when there is none.
+func (q *Queries) SessionCheckOut(ctx context.Context, db DBTX, arg SessionCheckOutParams) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionCheckOut, arg.OrgID, arg.EmployeeID)
 	var i AttendanceSession
 	err := row.Scan(
 		&i.OrganizationID,
@@ -129,11 +78,16 @@ func (q *Queries) SessionForceCheckOut(ctx context.Context, db DBTX, employeeID 
 }
 
 const sessionGet = `-- name: SessionGet :one
-SELECT organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at FROM attendance_sessions WHERE id = $1
+SELECT organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at FROM attendance_sessions WHERE organization_id = $1 AND id = $2
 `
 
-func (q *Queries) SessionGet(ctx context.Context, db DBTX, id uuid.UUID) (AttendanceSession, error) {
-	row := db.QueryRow(ctx, sessionGet, id)
+type SessionGetParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
+func (q *Queries) SessionGet(ctx context.Context, db DBTX, arg SessionGetParams) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionGet, arg.OrgID, arg.ID)
 	var i AttendanceSession
 	err := row.Scan(
 		&i.OrganizationID,
@@ -151,19 +105,16 @@ func (q *Queries) SessionGet(ctx context.Context, db DBTX, id uuid.UUID) (Attend
 }
 
 const sessionListForEmployee = `-- name: SessionListForEmployee :many
-SELECT s.id, s.employee_id, s.organization_id, s.checkin_at, s.checkout_at, s.total_distance_km,
-       s.total_duration_seconds, s.distance_recalculation_status, s.created_at, s.updated_at,
-       e.employee_code, e.name AS employee_name,
-       app.activity_status(s.checkout_at)::text AS "activityStatus"
-FROM attendance_sessions s
-JOIN employees e ON e.organization_id = s.organization_id AND e.id = s.employee_id
-WHERE s.employee_id = $1
-  AND ($2::text = 'all' OR app.activity_status(s.checkout_at) = $2::text)
+SELECT s.id, s.employee_id, s.organization_id, s.checkin_at, s.checkout_at, s.total_distance_km, s.total_duration_seconds, s.distance_recalculation_status, s.created_at, s.updated_at, s.employee_code, s.employee_name, s."activityStatus", count(*) OVER ()::app.list_total AS total
+FROM app.sessions s
+WHERE s.organization_id = $1 AND s.employee_id = $2
+  AND ($3::text = 'all' OR s."activityStatus" = $3::text)
 ORDER BY s.checkin_at DESC
-LIMIT $4 OFFSET $3
+LIMIT $5 OFFSET $4
 `
 
 type SessionListForEmployeeParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
 	EmployeeID uuid.UUID `json:"employee_id"`
 	Status     string    `json:"status"`
 	RowOffset  int32     `json:"row_offset"`
@@ -184,11 +135,13 @@ type SessionListForEmployeeRow struct {
 	EmployeeCode                string     `json:"employee_code"`
 	EmployeeName                string     `json:"employee_name"`
 	ActivityStatus              string     `json:"activityStatus"`
+	Total                       int64      `json:"-"`
 }
 
-// One employee's sessions, newest first, optionally filtered by activity status ('all' or a status).
+// One employee's sessions, newest first, optionally those of one activity status ('all' or a status).
 func (q *Queries) SessionListForEmployee(ctx context.Context, db DBTX, arg SessionListForEmployeeParams) ([]SessionListForEmployeeRow, error) {
 	rows, err := db.Query(ctx, sessionListForEmployee,
+		arg.OrgID,
 		arg.EmployeeID,
 		arg.Status,
 		arg.RowOffset,
@@ -198,7 +151,7 @@ func (q *Queries) SessionListForEmployee(ctx context.Context, db DBTX, arg Sessi
 		return nil, err
 	}
 	defer rows.Close()
-	var items []SessionListForEmployeeRow
+	items := []SessionListForEmployeeRow{}
 	for rows.Next() {
 		var i SessionListForEmployeeRow
 		if err := rows.Scan(
@@ -215,6 +168,7 @@ func (q *Queries) SessionListForEmployee(ctx context.Context, db DBTX, arg Sessi
 			&i.EmployeeCode,
 			&i.EmployeeName,
 			&i.ActivityStatus,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -226,32 +180,24 @@ func (q *Queries) SessionListForEmployee(ctx context.Context, db DBTX, arg Sessi
 	return items, nil
 }
 
-const sessionListLatestPerEmployee = `-- name: SessionListLatestPerEmployee :many
-SELECT s.id, s.employee_id, s.organization_id, s.checkin_at, s.checkout_at, s.total_distance_km,
-       s.total_duration_seconds, s.distance_recalculation_status, s.created_at, s.updated_at,
-       e.employee_code, e.name AS employee_name,
-       app.activity_status(s.checkout_at)::text AS "activityStatus"
-FROM employees e
-JOIN LATERAL (
-    SELECT organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at
-    FROM attendance_sessions l
-    WHERE l.organization_id = e.organization_id AND l.employee_id = e.id
-    ORDER BY l.checkin_at DESC
-    LIMIT 1
-) s ON true
-WHERE $1::text = 'all' OR app.activity_status(s.checkout_at) = $1::text
-ORDER BY CASE app.activity_status(s.checkout_at) WHEN 'ACTIVE' THEN 0 WHEN 'RECENT' THEN 1 ELSE 2 END,
-         s.updated_at DESC, s.id
-LIMIT $3 OFFSET $2
+const sessionListLatest = `-- name: SessionListLatest :many
+SELECT s.id, s.employee_id, s.organization_id, s.checkin_at, s.checkout_at, s.total_distance_km, s.total_duration_seconds, s.distance_recalculation_status, s.created_at, s.updated_at, s.employee_code, s.employee_name, s."activityStatus", count(*) OVER ()::app.list_total AS total
+FROM app.latest_sessions l
+JOIN app.sessions s ON s.organization_id = l.organization_id AND s.id = l.session_id
+WHERE l.organization_id = $1
+  AND ($2::text = 'all' OR s."activityStatus" = $2::text)
+ORDER BY CASE s."activityStatus" WHEN 'ACTIVE' THEN 0 WHEN 'RECENT' THEN 1 ELSE 2 END, s.updated_at DESC, s.id
+LIMIT $4 OFFSET $3
 `
 
-type SessionListLatestPerEmployeeParams struct {
-	Status    string `json:"status"`
-	RowOffset int32  `json:"row_offset"`
-	RowLimit  int32  `json:"row_limit"`
+type SessionListLatestParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
+	Status    string    `json:"status"`
+	RowOffset int32     `json:"row_offset"`
+	RowLimit  int32     `json:"row_limit"`
 }
 
-type SessionListLatestPerEmployeeRow struct {
+type SessionListLatestRow struct {
 	ID                          uuid.UUID  `json:"id"`
 	EmployeeID                  uuid.UUID  `json:"employee_id"`
 	OrganizationID              uuid.UUID  `json:"organization_id"`
@@ -265,19 +211,25 @@ type SessionListLatestPerEmployeeRow struct {
 	EmployeeCode                string     `json:"employee_code"`
 	EmployeeName                string     `json:"employee_name"`
 	ActivityStatus              string     `json:"activityStatus"`
+	Total                       int64      `json:"-"`
 }
 
-// Each employee's latest session (one row per employee that has one): ACTIVE first, then RECENT, then
+// Each employee's latest session (employees without one are not listed): ACTIVE first, then RECENT, then
 // INACTIVE, most recently changed first within each.
-func (q *Queries) SessionListLatestPerEmployee(ctx context.Context, db DBTX, arg SessionListLatestPerEmployeeParams) ([]SessionListLatestPerEmployeeRow, error) {
-	rows, err := db.Query(ctx, sessionListLatestPerEmployee, arg.Status, arg.RowOffset, arg.RowLimit)
+func (q *Queries) SessionListLatest(ctx context.Context, db DBTX, arg SessionListLatestParams) ([]SessionListLatestRow, error) {
+	rows, err := db.Query(ctx, sessionListLatest,
+		arg.OrgID,
+		arg.Status,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []SessionListLatestPerEmployeeRow
+	items := []SessionListLatestRow{}
 	for rows.Next() {
-		var i SessionListLatestPerEmployeeRow
+		var i SessionListLatestRow
 		if err := rows.Scan(
 			&i.ID,
 			&i.EmployeeID,
@@ -292,6 +244,7 @@ func (q *Queries) SessionListLatestPerEmployee(ctx context.Context, db DBTX, arg
 			&i.EmployeeCode,
 			&i.EmployeeName,
 			&i.ActivityStatus,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -304,33 +257,46 @@ func (q *Queries) SessionListLatestPerEmployee(ctx context.Context, db DBTX, arg
 }
 
 const sessionRecalculate = `-- name: SessionRecalculate :one
-SELECT (app.recalculate_session(s.organization_id, s.id)).id::uuid AS id
-FROM attendance_sessions s
-WHERE s.id = $1
+SELECT organization_id, id, employee_id, checkin_at, checkout_at, distance_recalculation_status, total_distance_km, total_duration_seconds, created_at, updated_at FROM app.recalculate_session($1, $2)
 `
 
-// Recomputes a session the caller can see; no row when it cannot.
-func (q *Queries) SessionRecalculate(ctx context.Context, db DBTX, id uuid.UUID) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, sessionRecalculate, id)
-	var id_2 uuid.UUID
-	err := row.Scan(&id_2)
-	return id_2, err
+type SessionRecalculateParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
+// Measures a session again now and answers it; a session the caller cannot see is PT404.
+func (q *Queries) SessionRecalculate(ctx context.Context, db DBTX, arg SessionRecalculateParams) (AttendanceSession, error) {
+	row := db.QueryRow(ctx, sessionRecalculate, arg.OrgID, arg.ID)
+	var i AttendanceSession
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.ID,
+		&i.EmployeeID,
+		&i.CheckinAt,
+		&i.CheckoutAt,
+		&i.DistanceRecalculationStatus,
+		&i.TotalDistanceKm,
+		&i.TotalDurationSeconds,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
 }
 
 const sessionReplayFailed = `-- name: SessionReplayFailed :one
-SELECT count(*)::int AS replayed
-FROM (
-    SELECT app.recalculate_session(s.organization_id, s.id)
-    FROM attendance_sessions s
-    WHERE s.distance_recalculation_status = 'failed'
-    ORDER BY s.updated_at
-    LIMIT $1
-) r
+SELECT app.replay_failed_distances($1, $2)::int AS replayed
 `
 
-// Re-runs the distance of up to @max_sessions sessions whose last computation failed; returns how many ran.
-func (q *Queries) SessionReplayFailed(ctx context.Context, db DBTX, maxSessions int32) (int32, error) {
-	row := db.QueryRow(ctx, sessionReplayFailed, maxSessions)
+type SessionReplayFailedParams struct {
+	OrgID       uuid.UUID `json:"org_id"`
+	MaxSessions int32     `json:"max_sessions"`
+}
+
+// Recalculates up to @max_sessions of the organization's sessions whose last computation failed; answers
+// how many ran.
+func (q *Queries) SessionReplayFailed(ctx context.Context, db DBTX, arg SessionReplayFailedParams) (int32, error) {
+	row := db.QueryRow(ctx, sessionReplayFailed, arg.OrgID, arg.MaxSessions)
 	var replayed int32
 	err := row.Scan(&replayed)
 	return replayed, err

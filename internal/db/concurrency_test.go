@@ -13,7 +13,7 @@ import (
 )
 
 // insertFix stores one fix as the owner inside tx (the foreign key takes KEY SHARE on the session).
-func insertFix(t *testing.T, tx pgx.Tx, e testfactory.Employee, session uuid.UUID, at time.Time, lat float64) {
+func insertFix(t *testing.T, tx db.DBTX, e testfactory.Employee, session uuid.UUID, at time.Time, lat float64) {
 	t.Helper()
 	_, err := tx.Exec(t.Context(), `INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
 		latitude, longitude, accuracy) VALUES ($1, $2, $3, $4, $5, 13.0, 5)`, e.OrgID, session, at, e.ID, lat)
@@ -52,13 +52,14 @@ func TestCheckOut_WaitsForInFlightFixesOfTheSession(t *testing.T) {
 	pid := make(chan int32, 1)
 	done := make(chan error, 1)
 	go func() {
-		done <- db.InTx(context.Background(), owner, testfactory.EmployeeClaims(emp), db.TxOptions{}, func(tx pgx.Tx) error {
+		done <- db.InTx(context.Background(), owner, testfactory.EmployeeClaims(emp), db.TxOptions{}, func(tx db.DBTX) error {
 			var p int32
 			if err := tx.QueryRow(context.Background(), "SELECT pg_backend_pid()").Scan(&p); err != nil {
 				return err
 			}
 			pid <- p
-			_, err := db.New().SessionCheckOut(context.Background(), tx)
+			_, err := db.New().SessionCheckOut(context.Background(), tx, db.SessionCheckOutParams{
+				OrgID: emp.OrgID, EmployeeID: emp.ID})
 			return err
 		})
 	}()
@@ -140,7 +141,7 @@ func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
 	owner := testfactory.Pool(t)
 	single := db.TxOptions{SingleStatement: true}
 	var id uuid.UUID
-	err := db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+	err := db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx db.DBTX) error {
 		return tx.QueryRow(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'One')
 			RETURNING id`).Scan(&id)
 	})
@@ -152,7 +153,7 @@ func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
 		t.Fatalf("committed row: count %d, err %v", n, err)
 	}
 
-	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx db.DBTX) error {
 		if _, err := tx.Exec(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'Two')`); err != nil {
 			return err
 		}
@@ -163,7 +164,7 @@ func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
 		t.Fatal("a second statement ran in a single-statement transaction")
 	}
 
-	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx pgx.Tx) error {
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), single, func(tx db.DBTX) error {
 		_, err := tx.Exec(t.Context(), `INSERT INTO employees (organization_id, name) VALUES (app.org_id(), 'Three'), (app.org_id(), '')`)
 		return err
 	})
@@ -175,7 +176,7 @@ func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
 		t.Fatalf("the failed statement left %d rows (err %v)", n, err)
 	}
 	// The pool's connections are clean afterwards: a normal transaction works.
-	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), db.TxOptions{}, func(tx pgx.Tx) error {
+	err = db.InTx(t.Context(), owner, testfactory.AdminClaims(org), db.TxOptions{}, func(tx db.DBTX) error {
 		return tx.QueryRow(t.Context(), "SELECT count(*) FROM employees").Scan(&n)
 	})
 	if err != nil {

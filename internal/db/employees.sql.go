@@ -13,20 +13,22 @@ import (
 
 const employeeCreate = `-- name: EmployeeCreate :one
 INSERT INTO employees (organization_id, name, employee_code, user_id, phone)
-VALUES (app.org_id(), $1, $2, $3, $4)
+VALUES ($1, $2, $3, $4, $5)
 RETURNING organization_id, id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at
 `
 
 type EmployeeCreateParams struct {
+	OrgID        uuid.UUID  `json:"org_id"`
 	Name         string     `json:"name"`
 	EmployeeCode *string    `json:"employee_code"`
 	UserID       *uuid.UUID `json:"user_id"`
 	Phone        *string    `json:"phone"`
 }
 
-// Adds an employee to the caller's organization; the database generates employee_code when it is NULL.
+// Adds an employee to the organization; the database generates employee_code when it is NULL.
 func (q *Queries) EmployeeCreate(ctx context.Context, db DBTX, arg EmployeeCreateParams) (Employee, error) {
 	row := db.QueryRow(ctx, employeeCreate,
+		arg.OrgID,
 		arg.Name,
 		arg.EmployeeCode,
 		arg.UserID,
@@ -50,11 +52,16 @@ func (q *Queries) EmployeeCreate(ctx context.Context, db DBTX, arg EmployeeCreat
 }
 
 const employeeGet = `-- name: EmployeeGet :one
-SELECT organization_id, id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at FROM employees WHERE id = $1
+SELECT organization_id, id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at FROM employees WHERE organization_id = $1 AND id = $2
 `
 
-func (q *Queries) EmployeeGet(ctx context.Context, db DBTX, id uuid.UUID) (Employee, error) {
-	row := db.QueryRow(ctx, employeeGet, id)
+type EmployeeGetParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
+func (q *Queries) EmployeeGet(ctx context.Context, db DBTX, arg EmployeeGetParams) (Employee, error) {
+	row := db.QueryRow(ctx, employeeGet, arg.OrgID, arg.ID)
 	var i Employee
 	err := row.Scan(
 		&i.OrganizationID,

@@ -14,17 +14,23 @@ import (
 )
 
 const eventDispatch = `-- name: EventDispatch :one
-SELECT app.dispatch_events($1::uuid[], $2::uuid[])::bigint AS last_stream_id
+
+SELECT app.dispatch_events($1::uuid[], $2::uuid[], $3::bigint[])::bigint
+    AS last_stream_id
 `
 
 type EventDispatchParams struct {
 	OrganizationIds []uuid.UUID `json:"organization_ids"`
 	EventIds        []uuid.UUID `json:"event_ids"`
+	Xids            []int64     `json:"xids"`
 }
 
-// The listener's hand-off of one committed transaction's events (worker role).
+// The outbox's hand-off and its stream. The listener's and the fan-out's queries run as the worker role and
+// span every organization by design (the stream is one, in commit order); the others run as the API role
+// under the caller's claims.
+// The listener's hand-off of committed transactions' events, with each event's transaction id (worker).
 func (q *Queries) EventDispatch(ctx context.Context, db DBTX, arg EventDispatchParams) (int64, error) {
-	row := db.QueryRow(ctx, eventDispatch, arg.OrganizationIds, arg.EventIds)
+	row := db.QueryRow(ctx, eventDispatch, arg.OrganizationIds, arg.EventIds, arg.Xids)
 	var last_stream_id int64
 	err := row.Scan(&last_stream_id)
 	return last_stream_id, err
@@ -32,14 +38,14 @@ func (q *Queries) EventDispatch(ctx context.Context, db DBTX, arg EventDispatchP
 
 const eventDispatchUnstamped = `-- name: EventDispatchUnstamped :one
 SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
-                           coalesce(array_agg(id ORDER BY created_at, id), '{}'))::bigint AS last_stream_id
+                           coalesce(array_agg(id ORDER BY created_at, id), '{}'), NULL)::bigint AS last_stream_id
 FROM webhook_events
 WHERE stream_id IS NULL
 `
 
 // Hands off every event that has no stream position yet, oldest first: events written before the slot
 // existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
-// listener's own hand-off (worker role).
+// listener's own hand-off (worker).
 func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, eventDispatchUnstamped)
 	var last_stream_id int64
@@ -51,15 +57,17 @@ const eventReplay = `-- name: EventReplay :many
 SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
        stream_payload, created_at
 FROM webhook_events
-WHERE stream_id > $1::bigint AND stream_id <= $2::bigint AND stream_event IS NOT NULL
+WHERE organization_id = $1 AND stream_id > $2::bigint AND stream_id <= $3::bigint
+  AND stream_event IS NOT NULL
 ORDER BY stream_id
-LIMIT $3
+LIMIT $4
 `
 
 type EventReplayParams struct {
-	After     int64 `json:"after"`
-	Upto      int64 `json:"upto"`
-	MaxEvents int32 `json:"max_events"`
+	OrgID     uuid.UUID `json:"org_id"`
+	After     int64     `json:"after"`
+	Upto      int64     `json:"upto"`
+	MaxEvents int32     `json:"max_events"`
 }
 
 type EventReplayRow struct {
@@ -70,14 +78,19 @@ type EventReplayRow struct {
 	CreatedAt      time.Time       `json:"created_at"`
 }
 
-// The caller's organization's streamed events in (after, upto], in commit order (SSE replay).
+// The organization's streamed events in (after, upto], in commit order (SSE replay).
 func (q *Queries) EventReplay(ctx context.Context, db DBTX, arg EventReplayParams) ([]EventReplayRow, error) {
-	rows, err := db.Query(ctx, eventReplay, arg.After, arg.Upto, arg.MaxEvents)
+	rows, err := db.Query(ctx, eventReplay,
+		arg.OrgID,
+		arg.After,
+		arg.Upto,
+		arg.MaxEvents,
+	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventReplayRow
+	items := []EventReplayRow{}
 	for rows.Next() {
 		var i EventReplayRow
 		if err := rows.Scan(
@@ -119,14 +132,14 @@ type EventStreamAfterRow struct {
 	CreatedAt      time.Time       `json:"created_at"`
 }
 
-// Streamed events after a position, across organizations, in commit order (worker role; the fan-out).
+// Streamed events after a position, across organizations, in commit order (worker; the fan-out).
 func (q *Queries) EventStreamAfter(ctx context.Context, db DBTX, arg EventStreamAfterParams) ([]EventStreamAfterRow, error) {
 	rows, err := db.Query(ctx, eventStreamAfter, arg.After, arg.MaxEvents)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []EventStreamAfterRow
+	items := []EventStreamAfterRow{}
 	for rows.Next() {
 		var i EventStreamAfterRow
 		if err := rows.Scan(
@@ -150,7 +163,7 @@ const eventStreamHead = `-- name: EventStreamHead :one
 SELECT coalesce(max(stream_id), 0)::bigint AS head FROM webhook_events
 `
 
-// The highest stream position handed off so far.
+// The highest stream position handed off so far (worker).
 func (q *Queries) EventStreamHead(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, eventStreamHead)
 	var head int64
@@ -158,17 +171,47 @@ func (q *Queries) EventStreamHead(ctx context.Context, db DBTX) (int64, error) {
 	return head, err
 }
 
-const outboxBacklog = `-- name: OutboxBacklog :one
-SELECT app.outbox_backlog()::bigint AS backlog
+const listenerTryLead = `-- name: ListenerTryLead :one
+
+SELECT pg_try_advisory_lock($1::bigint)::bool AS leading
 `
 
-// Events committed but not yet handed off by the listener (the caller's organization under the API role,
-// every organization under the worker role).
-func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX) (int64, error) {
-	row := db.QueryRow(ctx, outboxBacklog)
+// The listener's own connection (the server's login role, outside any request transaction).
+// Takes the leader lock when no other process holds it; it lasts as long as this connection.
+func (q *Queries) ListenerTryLead(ctx context.Context, db DBTX, lockKey int64) (bool, error) {
+	row := db.QueryRow(ctx, listenerTryLead, lockKey)
+	var leading bool
+	err := row.Scan(&leading)
+	return leading, err
+}
+
+const outboxBacklog = `-- name: OutboxBacklog :one
+SELECT count(*)::bigint AS backlog
+FROM webhook_events
+WHERE stream_id IS NULL
+  AND ($1::uuid IS NULL OR organization_id = $1::uuid)
+`
+
+// Events committed but not yet handed off by the listener: of one organization, or of all (NULL, worker).
+func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX, orgID *uuid.UUID) (int64, error) {
+	row := db.QueryRow(ctx, outboxBacklog, orgID)
 	var backlog int64
 	err := row.Scan(&backlog)
 	return backlog, err
+}
+
+const outboxHandedOff = `-- name: OutboxHandedOff :one
+SELECT count(*)::bigint AS handed_off
+FROM webhook_events
+WHERE organization_id = $1 AND stream_id IS NOT NULL
+`
+
+// The organization's events the listener has handed off (within the retention).
+func (q *Queries) OutboxHandedOff(ctx context.Context, db DBTX, orgID uuid.UUID) (int64, error) {
+	row := db.QueryRow(ctx, outboxHandedOff, orgID)
+	var handed_off int64
+	err := row.Scan(&handed_off)
+	return handed_off, err
 }
 
 const replicationSlotStatus = `-- name: ReplicationSlotStatus :one
@@ -190,6 +233,47 @@ func (q *Queries) ReplicationSlotStatus(ctx context.Context, db DBTX) (Replicati
 	var i ReplicationSlotStatusRow
 	err := row.Scan(&i.SlotName, &i.LagBytes, &i.Active)
 	return i, err
+}
+
+const slotCreate = `-- name: SlotCreate :one
+SELECT app.create_outbox_slot()::bool AS created
+`
+
+// Creates the outbox slot unless it exists; answers whether it did.
+func (q *Queries) SlotCreate(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, slotCreate)
+	var created bool
+	err := row.Scan(&created)
+	return created, err
+}
+
+const slotState = `-- name: SlotState :one
+SELECT app.outbox_slot()::text AS slot_name, coalesce(app.slot_wal_status(), '')::text AS wal_status,
+       coalesce(app.slot_confirmed_lsn(), '')::text AS confirmed_lsn
+`
+
+type SlotStateRow struct {
+	SlotName     string `json:"slot_name"`
+	WalStatus    string `json:"wal_status"`
+	ConfirmedLsn string `json:"confirmed_lsn"`
+}
+
+// The outbox slot's name, WAL status and confirmed position (both empty while it does not exist).
+func (q *Queries) SlotState(ctx context.Context, db DBTX) (SlotStateRow, error) {
+	row := db.QueryRow(ctx, slotState)
+	var i SlotStateRow
+	err := row.Scan(&i.SlotName, &i.WalStatus, &i.ConfirmedLsn)
+	return i, err
+}
+
+const streamListen = `-- name: StreamListen :exec
+SELECT app.listen_stream()
+`
+
+// Subscribes this connection to the notifications of hand-offs (app.stream_channel()).
+func (q *Queries) StreamListen(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, streamListen)
+	return err
 }
 
 const streamPrunedThrough = `-- name: StreamPrunedThrough :one

@@ -13,17 +13,22 @@ import (
 )
 
 const locationListForSession = `-- name: LocationListForSession :many
-SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM gps_locations WHERE session_id = $1 ORDER BY recorded_at
+SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM gps_locations WHERE organization_id = $1 AND session_id = $2 ORDER BY recorded_at
 `
 
+type LocationListForSessionParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
+	SessionID uuid.UUID `json:"session_id"`
+}
+
 // A session's fixes in recorded_at order.
-func (q *Queries) LocationListForSession(ctx context.Context, db DBTX, sessionID uuid.UUID) ([]GpsLocation, error) {
-	rows, err := db.Query(ctx, locationListForSession, sessionID)
+func (q *Queries) LocationListForSession(ctx context.Context, db DBTX, arg LocationListForSessionParams) ([]GpsLocation, error) {
+	rows, err := db.Query(ctx, locationListForSession, arg.OrgID, arg.SessionID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []GpsLocation
+	items := []GpsLocation{}
 	for rows.Next() {
 		var i GpsLocation
 		if err := rows.Scan(
@@ -49,27 +54,23 @@ func (q *Queries) LocationListForSession(ctx context.Context, db DBTX, sessionID
 }
 
 const locationListSimplified = `-- name: LocationListSimplified :many
-SELECT g.organization_id, g.session_id, g.recorded_at, g.id, g.employee_id, g.latitude, g.longitude, g.accuracy, g.sequence_number, g.created_at
-FROM gps_locations g
-WHERE g.session_id = $1
-  AND g.recorded_at = ANY ((SELECT app.simplified_route_times($1, $2::float8))::timestamptz[])
-ORDER BY g.recorded_at
+SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM app.simplified_route($1, $2, $3::float8)
 `
 
 type LocationListSimplifiedParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
 	SessionID uuid.UUID `json:"session_id"`
 	Tolerance float64   `json:"tolerance"`
 }
 
-// The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order. The
-// sub-select makes the simplification run once (an InitPlan), not once per fix of the session.
+// The fixes kept by a Douglas-Peucker simplification at @tolerance metres, in recorded_at order.
 func (q *Queries) LocationListSimplified(ctx context.Context, db DBTX, arg LocationListSimplifiedParams) ([]GpsLocation, error) {
-	rows, err := db.Query(ctx, locationListSimplified, arg.SessionID, arg.Tolerance)
+	rows, err := db.Query(ctx, locationListSimplified, arg.OrgID, arg.SessionID, arg.Tolerance)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []GpsLocation
+	items := []GpsLocation{}
 	for rows.Next() {
 		var i GpsLocation
 		if err := rows.Scan(
@@ -97,15 +98,17 @@ func (q *Queries) LocationListSimplified(ctx context.Context, db DBTX, arg Locat
 const locationRecord = `-- name: LocationRecord :one
 SELECT app.record_locations(
     $1::uuid,
-    $2::float8[],
+    $2::uuid,
     $3::float8[],
     $4::float8[],
-    $5::timestamptz[],
-    array_replace($6::int4[], -1, NULL)
+    $5::float8[],
+    $6::timestamptz[],
+    array_replace($7::int4[], -1, NULL)
 )::int AS inserted
 `
 
 type LocationRecordParams struct {
+	OrgID           uuid.UUID   `json:"org_id"`
 	SessionID       uuid.UUID   `json:"session_id"`
 	Latitudes       []float64   `json:"latitudes"`
 	Longitudes      []float64   `json:"longitudes"`
@@ -118,6 +121,7 @@ type LocationRecordParams struct {
 // A sequence number of -1 stands for "none".
 func (q *Queries) LocationRecord(ctx context.Context, db DBTX, arg LocationRecordParams) (int32, error) {
 	row := db.QueryRow(ctx, locationRecord,
+		arg.OrgID,
 		arg.SessionID,
 		arg.Latitudes,
 		arg.Longitudes,
@@ -132,11 +136,12 @@ func (q *Queries) LocationRecord(ctx context.Context, db DBTX, arg LocationRecor
 
 const locationRecordOne = `-- name: LocationRecordOne :one
 SELECT r.organization_id, r.session_id, r.recorded_at, r.id, r.employee_id, r.latitude, r.longitude, r.accuracy, r.sequence_number, r.created_at, (r.created_at = now())::bool AS inserted
-FROM app.record_location($1::uuid, $2::float8, $3::float8, $4::float8,
-                         $5::timestamptz, $6::int4) AS r
+FROM app.record_location($1::uuid, $2::uuid, $3::float8, $4::float8,
+                         $5::float8, $6::timestamptz, $7::int4) AS r
 `
 
 type LocationRecordOneParams struct {
+	OrgID          uuid.UUID `json:"org_id"`
 	SessionID      uuid.UUID `json:"session_id"`
 	Latitude       float64   `json:"latitude"`
 	Longitude      float64   `json:"longitude"`
@@ -163,6 +168,7 @@ type LocationRecordOneRow struct {
 // transaction stored it.
 func (q *Queries) LocationRecordOne(ctx context.Context, db DBTX, arg LocationRecordOneParams) (LocationRecordOneRow, error) {
 	row := db.QueryRow(ctx, locationRecordOne,
+		arg.OrgID,
 		arg.SessionID,
 		arg.Latitude,
 		arg.Longitude,
@@ -188,26 +194,20 @@ func (q *Queries) LocationRecordOne(ctx context.Context, db DBTX, arg LocationRe
 }
 
 const mapMarkers = `-- name: MapMarkers :many
-SELECT e.id AS "employeeId", e.name AS "employeeName", e.employee_code AS "employeeCode",
-       app.activity_status(s.checkout_at)::text AS status, s.id AS "sessionId",
+SELECT s.employee_id AS "employeeId", s.employee_name AS "employeeName", s.employee_code AS "employeeCode",
+       s."activityStatus" AS status, s.id AS "sessionId",
        g.latitude, g.longitude, g.recorded_at AS "recordedAt"
-FROM employees e
-JOIN LATERAL (
-    SELECT l.id, l.checkout_at
-    FROM attendance_sessions l
-    WHERE l.organization_id = e.organization_id AND l.employee_id = e.id
-    ORDER BY l.checkin_at DESC
-    LIMIT 1
-) s ON true
+FROM app.latest_sessions l
+JOIN app.sessions s ON s.organization_id = l.organization_id AND s.id = l.session_id
 JOIN LATERAL (
     SELECT p.latitude, p.longitude, p.recorded_at
     FROM gps_locations p
-    WHERE p.organization_id = e.organization_id AND p.session_id = s.id
+    WHERE p.organization_id = s.organization_id AND p.session_id = s.id
     ORDER BY p.recorded_at DESC
     LIMIT 1
 ) g ON true
-WHERE app.activity_status(s.checkout_at) IN ('ACTIVE', 'RECENT')
-ORDER BY e.name, e.id
+WHERE l.organization_id = $1 AND s."activityStatus" IN ('ACTIVE', 'RECENT')
+ORDER BY s.employee_name, s.employee_id
 LIMIT 1000
 `
 
@@ -223,13 +223,13 @@ type MapMarkersRow struct {
 }
 
 // The last fix of each employee whose latest session is ACTIVE or RECENT.
-func (q *Queries) MapMarkers(ctx context.Context, db DBTX) ([]MapMarkersRow, error) {
-	rows, err := db.Query(ctx, mapMarkers)
+func (q *Queries) MapMarkers(ctx context.Context, db DBTX, orgID uuid.UUID) ([]MapMarkersRow, error) {
+	rows, err := db.Query(ctx, mapMarkers, orgID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []MapMarkersRow
+	items := []MapMarkersRow{}
 	for rows.Next() {
 		var i MapMarkersRow
 		if err := rows.Scan(

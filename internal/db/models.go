@@ -16,6 +16,28 @@ type AppEmployeeCodeCounter struct {
 	LastValue      int64     `json:"last_value"`
 }
 
+type AppLatestSession struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	EmployeeID     uuid.UUID `json:"employee_id"`
+	SessionID      uuid.UUID `json:"session_id"`
+}
+
+type AppSession struct {
+	ID                          uuid.UUID  `json:"id"`
+	EmployeeID                  uuid.UUID  `json:"employee_id"`
+	OrganizationID              uuid.UUID  `json:"organization_id"`
+	CheckinAt                   time.Time  `json:"checkin_at"`
+	CheckoutAt                  *time.Time `json:"checkout_at"`
+	TotalDistanceKm             *float64   `json:"total_distance_km"`
+	TotalDurationSeconds        *int32     `json:"total_duration_seconds"`
+	DistanceRecalculationStatus string     `json:"distance_recalculation_status"`
+	CreatedAt                   time.Time  `json:"created_at"`
+	UpdatedAt                   time.Time  `json:"updated_at"`
+	EmployeeCode                string     `json:"employee_code"`
+	EmployeeName                string     `json:"employee_name"`
+	ActivityStatus              string     `json:"activityStatus"`
+}
+
 type AppStreamState struct {
 	Singleton     bool  `json:"singleton"`
 	PrunedThrough int64 `json:"pruned_through"`

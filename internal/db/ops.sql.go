@@ -14,12 +14,13 @@ import (
 )
 
 const opsDistanceCounts = `-- name: OpsDistanceCounts :one
+
 SELECT count(*) FILTER (WHERE distance_recalculation_status = 'pending')::bigint AS waiting,
        count(*) FILTER (WHERE distance_recalculation_status = 'processing')::bigint AS active,
        count(*) FILTER (WHERE distance_recalculation_status = 'done')::bigint AS completed,
        count(*) FILTER (WHERE distance_recalculation_status = 'failed')::bigint AS failed
 FROM attendance_sessions
-WHERE checkout_at IS NOT NULL
+WHERE organization_id = $1 AND checkout_at IS NOT NULL
 `
 
 type OpsDistanceCountsRow struct {
@@ -29,9 +30,10 @@ type OpsDistanceCountsRow struct {
 	Failed    int64 `json:"failed"`
 }
 
+// The operations endpoints' figures of one organization.
 // The organization's distance computations by state (closed sessions only; open ones are not due yet).
-func (q *Queries) OpsDistanceCounts(ctx context.Context, db DBTX) (OpsDistanceCountsRow, error) {
-	row := db.QueryRow(ctx, opsDistanceCounts)
+func (q *Queries) OpsDistanceCounts(ctx context.Context, db DBTX, orgID uuid.UUID) (OpsDistanceCountsRow, error) {
+	row := db.QueryRow(ctx, opsDistanceCounts, orgID)
 	var i OpsDistanceCountsRow
 	err := row.Scan(
 		&i.Waiting,
@@ -43,30 +45,39 @@ func (q *Queries) OpsDistanceCounts(ctx context.Context, db DBTX) (OpsDistanceCo
 }
 
 const opsWebhookCounts = `-- name: OpsWebhookCounts :one
-SELECT count(*) FILTER (WHERE status = 'pending' AND (last_attempt_at IS NULL OR next_retry_at <= now()
-                              OR last_attempt_at < now() - interval '1 minute'))::bigint AS waiting,
-       count(*) FILTER (WHERE status = 'pending' AND last_attempt_at >= now() - interval '1 minute'
-                              AND next_retry_at > now())::bigint AS active,
-       count(*) FILTER (WHERE status = 'success')::bigint AS completed,
-       count(*) FILTER (WHERE status = 'failed')::bigint AS failed
-FROM webhook_deliveries
+SELECT count(*) FILTER (WHERE d.status = 'pending' AND d.next_retry_at <= now())::bigint AS waiting,
+       count(*) FILTER (WHERE d.status = 'pending' AND d.next_retry_at > now() AND d.claimed)::bigint AS active,
+       count(*) FILTER (WHERE d.status = 'pending' AND d.next_retry_at > now() AND NOT d.claimed)::bigint AS delayed,
+       count(*) FILTER (WHERE d.status = 'success')::bigint AS completed,
+       count(*) FILTER (WHERE d.status = 'failed')::bigint AS failed
+FROM (
+    SELECT w.status, w.next_retry_at,
+           CASE WHEN w.status = 'pending' THEN w.attempt_count > coalesce((
+               SELECT max(a.attempt) FROM webhook_delivery_attempts a
+               WHERE a.organization_id = w.organization_id AND a.delivery_id = w.id), 0) END AS claimed
+    FROM webhook_deliveries w
+    WHERE w.organization_id = $1
+) d
 `
 
 type OpsWebhookCountsRow struct {
 	Waiting   int64 `json:"waiting"`
 	Active    int64 `json:"active"`
+	Delayed   int64 `json:"delayed"`
 	Completed int64 `json:"completed"`
 	Failed    int64 `json:"failed"`
 }
 
-// The organization's webhook deliveries by state: waiting (due or scheduled), active (claimed by a
-// worker right now, i.e. attempted and leased), completed, dead-lettered.
-func (q *Queries) OpsWebhookCounts(ctx context.Context, db DBTX) (OpsWebhookCountsRow, error) {
-	row := db.QueryRow(ctx, opsWebhookCounts)
+// The organization's webhook deliveries by state. Pending ones are waiting (due now: never tried, retry
+// due, or a claim whose lease ran out), active (claimed by a worker: its attempt is counted but not yet
+// recorded) or delayed (a retry scheduled later, or parked behind an open circuit or an inactive webhook).
+func (q *Queries) OpsWebhookCounts(ctx context.Context, db DBTX, orgID uuid.UUID) (OpsWebhookCountsRow, error) {
+	row := db.QueryRow(ctx, opsWebhookCounts, orgID)
 	var i OpsWebhookCountsRow
 	err := row.Scan(
 		&i.Waiting,
 		&i.Active,
+		&i.Delayed,
 		&i.Completed,
 		&i.Failed,
 	)
@@ -78,7 +89,8 @@ SELECT count(*)::bigint AS total,
        count(*) FILTER (WHERE status = 'success')::bigint AS succeeded,
        count(*) FILTER (WHERE status = 'failed')::bigint AS failed,
        count(*) FILTER (WHERE attempt_count > 1)::bigint AS retried
-FROM (SELECT status, attempt_count FROM webhook_deliveries ORDER BY created_at DESC LIMIT 500) recent
+FROM (SELECT status, attempt_count FROM webhook_deliveries WHERE organization_id = $1
+      ORDER BY created_at DESC LIMIT 500) recent
 `
 
 type OpsWebhookRecentStatsRow struct {
@@ -88,9 +100,9 @@ type OpsWebhookRecentStatsRow struct {
 	Retried   int64 `json:"retried"`
 }
 
-// Success figures over the organization's latest 500 deliveries that finished or were retried.
-func (q *Queries) OpsWebhookRecentStats(ctx context.Context, db DBTX) (OpsWebhookRecentStatsRow, error) {
-	row := db.QueryRow(ctx, opsWebhookRecentStats)
+// Success figures over the organization's latest 500 deliveries.
+func (q *Queries) OpsWebhookRecentStats(ctx context.Context, db DBTX, orgID uuid.UUID) (OpsWebhookRecentStatsRow, error) {
+	row := db.QueryRow(ctx, opsWebhookRecentStats, orgID)
 	var i OpsWebhookRecentStatsRow
 	err := row.Scan(
 		&i.Total,
@@ -101,51 +113,35 @@ func (q *Queries) OpsWebhookRecentStats(ctx context.Context, db DBTX) (OpsWebhoo
 	return i, err
 }
 
-const retryIntentCount = `-- name: RetryIntentCount :one
-SELECT count(*)
-FROM (
-    SELECT CASE WHEN d.status = 'failed' THEN 'dead' ELSE 'pending' END::text AS status
-    FROM webhook_deliveries d
-    WHERE d.status = 'failed' OR (d.status = 'pending' AND d.attempt_count > 0 AND d.response_status IS DISTINCT FROM 200)
-    UNION ALL
-    SELECT 'failed'::text FROM attendance_sessions s WHERE s.distance_recalculation_status = 'failed'
-) intents
-WHERE $1::text = 'all' OR intents.status = $1::text
-`
-
-func (q *Queries) RetryIntentCount(ctx context.Context, db DBTX, status string) (int64, error) {
-	row := db.QueryRow(ctx, retryIntentCount, status)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const retryIntentList = `-- name: RetryIntentList :many
-SELECT id, queue_name, job_key, payload, status, retry_count, error_message, next_retry_at, created_at, updated_at
+SELECT id, queue_name, job_key, payload, status, retry_count, error_message, next_retry_at, created_at, updated_at,
+       count(*) OVER ()::app.list_total AS total
 FROM (
     SELECT d.id, 'webhook-delivery'::text AS queue_name, d.id::text AS job_key,
            jsonb_build_object('webhook_id', d.webhook_id, 'event_id', d.event_id, 'event_type', d.event_type) AS payload,
            CASE WHEN d.status = 'failed' THEN 'dead' ELSE 'pending' END::text AS status,
            d.attempt_count AS retry_count, d.last_error AS error_message, d.next_retry_at, d.created_at, d.updated_at
     FROM webhook_deliveries d
-    WHERE d.status = 'failed' OR (d.status = 'pending' AND d.attempt_count > 0 AND d.response_status IS DISTINCT FROM 200)
+    WHERE d.organization_id = $1
+      AND (d.status = 'failed' OR (d.status = 'pending' AND d.attempt_count > 0 AND d.response_status IS DISTINCT FROM 200))
     UNION ALL
     SELECT s.id, 'distance-engine'::text, s.id::text,
            jsonb_build_object('sessionId', s.id, 'employeeId', s.employee_id),
            'failed'::text, 0, ss.last_error, NULL::timestamptz, s.created_at, s.updated_at
     FROM attendance_sessions s
     LEFT JOIN session_summaries ss ON ss.organization_id = s.organization_id AND ss.session_id = s.id
-    WHERE s.distance_recalculation_status = 'failed'
+    WHERE s.organization_id = $1 AND s.distance_recalculation_status = 'failed'
 ) intents
-WHERE $1::text = 'all' OR intents.status = $1::text
+WHERE $2::text = 'all' OR intents.status = $2::text
 ORDER BY updated_at DESC, id
-LIMIT $3 OFFSET $2
+LIMIT $4 OFFSET $3
 `
 
 type RetryIntentListParams struct {
-	Status    string `json:"status"`
-	RowOffset int32  `json:"row_offset"`
-	RowLimit  int32  `json:"row_limit"`
+	OrgID     uuid.UUID `json:"org_id"`
+	Status    string    `json:"status"`
+	RowOffset int32     `json:"row_offset"`
+	RowLimit  int32     `json:"row_limit"`
 }
 
 type RetryIntentListRow struct {
@@ -159,17 +155,23 @@ type RetryIntentListRow struct {
 	NextRetryAt  *time.Time      `json:"next_retry_at"`
 	CreatedAt    time.Time       `json:"created_at"`
 	UpdatedAt    time.Time       `json:"updated_at"`
+	Total        int64           `json:"-"`
 }
 
 // Failed or retrying asynchronous work of the organization, newest first: webhook deliveries waiting for a
 // retry (pending) or dead-lettered (dead), and distance computations that failed (failed).
 func (q *Queries) RetryIntentList(ctx context.Context, db DBTX, arg RetryIntentListParams) ([]RetryIntentListRow, error) {
-	rows, err := db.Query(ctx, retryIntentList, arg.Status, arg.RowOffset, arg.RowLimit)
+	rows, err := db.Query(ctx, retryIntentList,
+		arg.OrgID,
+		arg.Status,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []RetryIntentListRow
+	items := []RetryIntentListRow{}
 	for rows.Next() {
 		var i RetryIntentListRow
 		if err := rows.Scan(
@@ -183,6 +185,7 @@ func (q *Queries) RetryIntentList(ctx context.Context, db DBTX, arg RetryIntentL
 			&i.NextRetryAt,
 			&i.CreatedAt,
 			&i.UpdatedAt,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}

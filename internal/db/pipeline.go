@@ -4,33 +4,71 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// The first statement of a transaction travels in one batch with the pending BEGIN and claims: the
-// server runs them in order and answers them together, so the transaction costs one round trip less.
-// If BEGIN or the claims fail, the statement's answer is their error (the server skips the rest).
+// connTx is the DBTX that InTx hands its callback: a transaction on one pooled connection. Its first
+// statement travels in one batch with the pending BEGIN and settings (and, in a single-statement
+// transaction, with COMMIT): the server runs them in order and answers them together. If BEGIN or the
+// settings fail, the statement's answer is their error (the server skips the rest of the batch).
+type connTx struct {
+	conn    *pgxpool.Conn
+	pending *pgx.Batch // BEGIN and the settings, until the first statement carries them
+	single  bool       // COMMIT travels with the first statement (TxOptions.SingleStatement)
+	ended   bool       // committed or rolled back
+}
 
-// flush sends the pending BEGIN and claims on their own (for operations that cannot join the batch).
-func (t *connTx) flush(ctx context.Context) error {
-	if t.pending == nil {
-		return nil
+// Exec runs a statement inside the transaction.
+func (t *connTx) Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error) {
+	if t.pending == nil && !t.single {
+		return t.conn.Exec(ctx, sql, args...)
 	}
-	b := t.pending
-	t.pending = nil
-	if err := t.conn.SendBatch(ctx, b).Close(); err != nil {
-		return fmt.Errorf("begin: %w", err)
+	br, err := t.send(ctx, sql, args)
+	if err != nil {
+		return pgconn.CommandTag{}, err
 	}
-	return nil
+	tag, err := br.Exec()
+	return tag, t.finish(br, err)
+}
+
+// Query runs a query inside the transaction.
+func (t *connTx) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
+	if t.pending == nil && !t.single {
+		return t.conn.Query(ctx, sql, args...)
+	}
+	br, err := t.send(ctx, sql, args)
+	if err != nil {
+		return nil, err
+	}
+	rows, err := br.Query()
+	if err != nil {
+		_ = br.Close()
+		return nil, err
+	}
+	return &batchRows{Rows: rows, tx: t, br: br}, nil
+}
+
+// QueryRow runs a query expected to return at most one row inside the transaction.
+func (t *connTx) QueryRow(ctx context.Context, sql string, args ...any) pgx.Row {
+	if t.pending == nil && !t.single {
+		return t.conn.QueryRow(ctx, sql, args...)
+	}
+	rows, err := t.Query(ctx, sql, args...)
+	if err != nil {
+		return errRow{err}
+	}
+	return firstRow{rows}
 }
 
 // send queues sql after the pending statements (and COMMIT after it in a single-statement transaction),
-// sends the batch and consumes the BEGIN and claims results, returning the batch positioned at sql's
-// result.
+// sends the batch and consumes the answers of BEGIN and the settings, returning the batch positioned at
+// sql's answer.
 func (t *connTx) send(ctx context.Context, sql string, args []any) (pgx.BatchResults, error) {
-	if t.pending == nil && t.single {
+	if t.pending == nil {
 		return nil, errors.New("a single-statement transaction ran a second statement")
 	}
 	b := t.pending
@@ -50,10 +88,10 @@ func (t *connTx) send(ctx context.Context, sql string, args []any) (pgx.BatchRes
 	return br, nil
 }
 
-// done finishes the batch of the first statement. In a single-statement transaction it reads COMMIT's
-// answer: the transaction is then over (a statement that failed made the server skip COMMIT, and InTx
-// rolls back).
-func (t *connTx) done(br pgx.BatchResults, stmtErr error) error {
+// finish closes the batch of the first statement. In a single-statement transaction it first reads
+// COMMIT's answer: the transaction is then over (a statement that failed made the server skip COMMIT,
+// and InTx rolls back). It returns stmtErr, or else the first error of the rest of the batch.
+func (t *connTx) finish(br pgx.BatchResults, stmtErr error) error {
 	if stmtErr == nil && t.single {
 		tag, err := br.Exec()
 		if err == nil && tag.String() == "ROLLBACK" {
@@ -63,7 +101,7 @@ func (t *connTx) done(br pgx.BatchResults, stmtErr error) error {
 			_ = br.Close()
 			return fmt.Errorf("commit: %w", err)
 		}
-		t.closed = true
+		t.ended = true
 	}
 	if err := br.Close(); stmtErr == nil {
 		return err
@@ -71,26 +109,38 @@ func (t *connTx) done(br pgx.BatchResults, stmtErr error) error {
 	return stmtErr
 }
 
-func (t *connTx) execFirst(ctx context.Context, sql string, args []any) (pgconn.CommandTag, error) {
-	br, err := t.send(ctx, sql, args)
-	if err != nil {
-		return pgconn.CommandTag{}, err
+// commit ends the transaction, unless COMMIT already went with the statement or no statement ever
+// reached the server (then there is no transaction to end). A transaction that had failed reports
+// pgx.ErrTxCommitRollback.
+func (t *connTx) commit(ctx context.Context) error {
+	if t.ended || t.pending != nil {
+		t.ended = true
+		return nil
 	}
-	tag, err := br.Exec()
-	return tag, t.done(br, err)
+	tag, err := t.conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		return err
+	}
+	t.ended = true
+	if tag.String() == "ROLLBACK" {
+		return pgx.ErrTxCommitRollback
+	}
+	return nil
 }
 
-func (t *connTx) queryFirst(ctx context.Context, sql string, args []any) (pgx.Rows, error) {
-	br, err := t.send(ctx, sql, args)
-	if err != nil {
-		return nil, err
+// rollback ends a failed transaction. It runs even when ctx is already cancelled; a connection whose
+// rollback fails is closed, so the pool never hands out a connection inside a transaction.
+func (t *connTx) rollback(ctx context.Context) {
+	if t.ended || t.pending != nil {
+		t.ended = true
+		return
 	}
-	rows, err := br.Query()
-	if err != nil {
-		_ = br.Close()
-		return nil, err
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if _, err := t.conn.Exec(rctx, "ROLLBACK"); err != nil {
+		_ = t.conn.Conn().Close(rctx)
 	}
-	return &batchRows{Rows: rows, tx: t, br: br}, nil
+	t.ended = true
 }
 
 // batchRows finishes the batch (and, in a single-statement transaction, the transaction) with the rows,
@@ -109,7 +159,7 @@ func (r *batchRows) Close() {
 	}
 	r.closed = true
 	r.Rows.Close()
-	if err := r.tx.done(r.br, r.Rows.Err()); err != nil && r.Rows.Err() == nil {
+	if err := r.tx.finish(r.br, r.Rows.Err()); err != nil && r.Rows.Err() == nil {
 		r.err = err
 	}
 }
@@ -150,12 +200,3 @@ func (r firstRow) Scan(dest ...any) error {
 type errRow struct{ err error }
 
 func (r errRow) Scan(...any) error { return r.err }
-
-// errBatchResults answers every call with the error that kept a batch from being sent.
-type errBatchResults struct{ err error }
-
-func (e errBatchResults) Exec() (pgconn.CommandTag, error) { return pgconn.CommandTag{}, e.err }
-func (e errBatchResults) Query() (pgx.Rows, error)         { return nil, e.err }
-func (e errBatchResults) QueryRow() pgx.Row                { return errRow(e) }
-func (e errBatchResults) Close() error                     { return e.err }
-func (e errBatchResults) Tx() pgx.Tx                       { return nil }

@@ -146,7 +146,7 @@ func ownerString(t *testing.T, sql string, args ...any) string {
 }
 
 // inTx runs fn through db.InTx on the shared pool.
-func inTx(t *testing.T, c db.Claims, o db.TxOptions, fn func(pgx.Tx) error) error {
+func inTx(t *testing.T, c db.Claims, o db.TxOptions, fn func(db.DBTX) error) error {
 	t.Helper()
 	return db.InTx(t.Context(), testfactory.Pool(t), c, o, fn)
 }
@@ -155,7 +155,7 @@ func inTx(t *testing.T, c db.Claims, o db.TxOptions, fn func(pgx.Tx) error) erro
 func execAs(t *testing.T, c db.Claims, sql string, args ...any) (pgconn.CommandTag, error) {
 	t.Helper()
 	var tag pgconn.CommandTag
-	err := inTx(t, c, db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, c, db.TxOptions{}, func(tx db.DBTX) error {
 		var err error
 		tag, err = tx.Exec(t.Context(), sql, args...)
 		return err
@@ -168,7 +168,7 @@ func execAs(t *testing.T, c db.Claims, sql string, args ...any) (pgconn.CommandT
 func probeAs(t *testing.T, c db.Claims, sql string, args ...any) (int64, error) {
 	t.Helper()
 	var n int64
-	err := inTx(t, c, db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, c, db.TxOptions{}, func(tx db.DBTX) error {
 		tag, err := tx.Exec(t.Context(), sql, args...)
 		if err != nil {
 			return err
@@ -210,7 +210,7 @@ func wantRows(t *testing.T, tag pgconn.CommandTag, err error, n int64) {
 }
 
 // countTables counts every tenant table inside tx.
-func countTables(t *testing.T, tx pgx.Tx) map[string]int {
+func countTables(t *testing.T, tx db.DBTX) map[string]int {
 	t.Helper()
 	got := make(map[string]int, len(tenantTables))
 	for _, table := range tenantTables {
@@ -224,7 +224,7 @@ func countTables(t *testing.T, tx pgx.Tx) map[string]int {
 }
 
 // ids collects the uuid column of a query inside tx, sorted.
-func ids(t *testing.T, tx pgx.Tx, sql string, args ...any) []string {
+func ids(t *testing.T, tx db.DBTX, sql string, args ...any) []string {
 	t.Helper()
 	rows, err := tx.Query(t.Context(), sql, args...)
 	if err != nil {
@@ -251,7 +251,7 @@ func sorted(us ...uuid.UUID) []string {
 	return out
 }
 
-func currentUser(t *testing.T, tx pgx.Tx) string {
+func currentUser(t *testing.T, tx db.DBTX) string {
 	t.Helper()
 	var u string
 	if err := tx.QueryRow(t.Context(), "SELECT current_user::text").Scan(&u); err != nil {
@@ -293,7 +293,7 @@ func TestRLS_APIRoleSeesNoRowsWithoutClaims(t *testing.T) {
 		}
 	}
 
-	err = inTx(t, db.Claims{}, db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err = inTx(t, db.Claims{}, db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		if u := currentUser(t, tx); u != db.APIRole {
 			t.Errorf("current_user inside InTx = %q, want %q", u, db.APIRole)
 		}
@@ -331,7 +331,7 @@ func TestRLS_APIRoleWithoutClaimsCannotWrite(t *testing.T) {
 func TestRLS_AdminSeesExactlyItsOrganization(t *testing.T) {
 	t.Parallel()
 	a, b := newTenant(t), newTenant(t)
-	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		if u := currentUser(t, tx); u != db.APIRole {
 			t.Errorf("current_user = %q, want %q", u, db.APIRole)
 		}
@@ -383,7 +383,7 @@ func TestRLS_AdminSeesExactlyItsOrganization(t *testing.T) {
 func TestRLS_EmployeeSeesOnlyItsOwnRows(t *testing.T) {
 	t.Parallel()
 	a := newTenant(t)
-	err := inTx(t, testfactory.EmployeeClaims(a.e1), db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err := inTx(t, testfactory.EmployeeClaims(a.e1), db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		got, want := countTables(t, tx), a.e1Counts()
 		for _, table := range tenantTables {
 			if got[table] != want[table] {
@@ -641,7 +641,7 @@ func TestSessions_CheckoutFixesTheDuration(t *testing.T) {
 	checkout := checkin.Add(1*time.Hour + 23*time.Minute + 45*time.Second)
 
 	var got int
-	err := inTx(t, testfactory.EmployeeClaims(e), db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, testfactory.EmployeeClaims(e), db.TxOptions{}, func(tx db.DBTX) error {
 		return tx.QueryRow(t.Context(), `UPDATE attendance_sessions SET checkout_at = $2 WHERE id = $1
 			RETURNING total_duration_seconds`, session, checkout).Scan(&got)
 	})
@@ -758,7 +758,7 @@ func TestSessions_ConcurrentCheckInsYieldExactlyOneOpenSession(t *testing.T) {
 		go func() {
 			defer wg.Done()
 			<-start
-			errs[i] = db.InTx(context.Background(), pool, claims, db.TxOptions{}, func(tx pgx.Tx) error {
+			errs[i] = db.InTx(context.Background(), pool, claims, db.TxOptions{}, func(tx db.DBTX) error {
 				_, err := tx.Exec(context.Background(), `INSERT INTO attendance_sessions (organization_id, employee_id)
 					VALUES ($1, $2)`, org.ID, e.ID)
 				return err
@@ -876,7 +876,7 @@ func TestEmployees_GeneratedCodesCountPerOrganizationAndSkipTakenCodes(t *testin
 	insert := func(t *testing.T, org testfactory.Org, code any) (row, error) {
 		t.Helper()
 		var r row
-		err := inTx(t, testfactory.AdminClaims(org), db.TxOptions{}, func(tx pgx.Tx) error {
+		err := inTx(t, testfactory.AdminClaims(org), db.TxOptions{}, func(tx db.DBTX) error {
 			return tx.QueryRow(t.Context(), `INSERT INTO employees (organization_id, name, employee_code) VALUES ($1, 'E', $2)
 				RETURNING employee_code, employee_number`, org.ID, code).Scan(&r.code, &r.number)
 		})
@@ -938,7 +938,7 @@ func TestEmployees_GeneratedCodesCountPerOrganizationAndSkipTakenCodes(t *testin
 func TestInTx_ReadOnlyRefusesWrites(t *testing.T) {
 	t.Parallel()
 	a := newTenant(t)
-	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		var n int
 		if err := tx.QueryRow(t.Context(), "SELECT count(*) FROM employees").Scan(&n); err != nil {
 			return fmt.Errorf("read in a read-only transaction: %w", err)
@@ -976,7 +976,7 @@ func TestInTx_ClaimsReachSQLVerbatim(t *testing.T) {
 		EmployeeID: uuid.NullUUID{UUID: empID, Valid: true},
 		JWT:        jwt,
 	}
-	err = inTx(t, c, db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err = inTx(t, c, db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		var (
 			gotOrg, gotUser, gotEmp uuid.UUID
 			gotRole, rawJWT, email  string
@@ -1013,7 +1013,7 @@ func TestInTx_ClaimsReachSQLVerbatim(t *testing.T) {
 	}
 
 	// Absent optional claims read as NULL, not as an empty string or a nil uuid.
-	err = inTx(t, db.Claims{OrgID: orgID, Role: "ADMIN"}, db.TxOptions{ReadOnly: true}, func(tx pgx.Tx) error {
+	err = inTx(t, db.Claims{OrgID: orgID, Role: "ADMIN"}, db.TxOptions{ReadOnly: true}, func(tx db.DBTX) error {
 		var userNull, empNull bool
 		if err := tx.QueryRow(t.Context(), `SELECT app.user_id() IS NULL, app.employee_id() IS NULL`).Scan(&userNull, &empNull); err != nil {
 			return err
@@ -1031,7 +1031,7 @@ func TestInTx_ClaimsReachSQLVerbatim(t *testing.T) {
 func TestInTx_RefusesClaimsWithNULBytes(t *testing.T) {
 	t.Parallel()
 	var role string
-	err := inTx(t, db.Claims{OrgID: uuid.New(), Role: "ADMIN\x00; RESET ROLE"}, db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, db.Claims{OrgID: uuid.New(), Role: "ADMIN\x00; RESET ROLE"}, db.TxOptions{}, func(tx db.DBTX) error {
 		return tx.QueryRow(t.Context(), "SELECT current_user").Scan(&role)
 	})
 	// Claims travel as parameters, so a NUL byte cannot change the statement; Postgres refuses the value,
@@ -1047,10 +1047,10 @@ func TestInTx_FirstStatementCarriesTheClaims(t *testing.T) {
 	t.Parallel()
 	org := testfactory.NewOrg(t)
 	claims := testfactory.AdminClaims(org)
-	check := func(name string, fn func(pgx.Tx) (string, error)) {
+	check := func(name string, fn func(db.DBTX) (string, error)) {
 		t.Helper()
 		var got string
-		err := inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) (err error) {
+		err := inTx(t, claims, db.TxOptions{}, func(tx db.DBTX) (err error) {
 			got, err = fn(tx)
 			return err
 		})
@@ -1058,11 +1058,11 @@ func TestInTx_FirstStatementCarriesTheClaims(t *testing.T) {
 			t.Fatalf("%s: org %q, err %v; want %s", name, got, err, org.ID)
 		}
 	}
-	check("QueryRow", func(tx pgx.Tx) (string, error) {
+	check("QueryRow", func(tx db.DBTX) (string, error) {
 		var s string
 		return s, tx.QueryRow(t.Context(), "SELECT app.org_id()::text").Scan(&s)
 	})
-	check("Query", func(tx pgx.Tx) (string, error) {
+	check("Query", func(tx db.DBTX) (string, error) {
 		rows, err := tx.Query(t.Context(), "SELECT app.org_id()::text FROM generate_series(1, 3)")
 		if err != nil {
 			return "", err
@@ -1080,21 +1080,21 @@ func TestInTx_FirstStatementCarriesTheClaims(t *testing.T) {
 		}
 		return s, nil
 	})
-	check("Exec then QueryRow", func(tx pgx.Tx) (string, error) {
+	check("Exec then QueryRow", func(tx db.DBTX) (string, error) {
 		if _, err := tx.Exec(t.Context(), "SELECT set_config('app.probe', app.org_id()::text, true)"); err != nil {
 			return "", err
 		}
 		var s string
 		return s, tx.QueryRow(t.Context(), "SELECT current_setting('app.probe')").Scan(&s)
 	})
-	err := inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, claims, db.TxOptions{}, func(tx db.DBTX) error {
 		var n int
 		return tx.QueryRow(t.Context(), "SELECT 1 FROM organizations WHERE false").Scan(&n)
 	})
 	if !errors.Is(err, pgx.ErrNoRows) {
 		t.Fatalf("QueryRow without a row as the first statement: %v, want pgx.ErrNoRows", err)
 	}
-	err = inTx(t, claims, db.TxOptions{}, func(tx pgx.Tx) error {
+	err = inTx(t, claims, db.TxOptions{}, func(tx db.DBTX) error {
 		_, err := tx.Exec(t.Context(), "SELECT 1/0")
 		return err
 	})
@@ -1102,7 +1102,7 @@ func TestInTx_FirstStatementCarriesTheClaims(t *testing.T) {
 	if !errors.As(err, &pgErr) || pgErr.Code != "22012" {
 		t.Fatalf("a failing first statement: %v, want its own error (22012)", err)
 	}
-	if err := inTx(t, claims, db.TxOptions{}, func(pgx.Tx) error { return nil }); err != nil {
+	if err := inTx(t, claims, db.TxOptions{}, func(db.DBTX) error { return nil }); err != nil {
 		t.Fatalf("an empty transaction: %v", err)
 	}
 }
@@ -1152,7 +1152,7 @@ func TestInTx_SettingsDoNotOutliveTheTransaction(t *testing.T) {
 
 	var inside state
 	err := db.InTx(t.Context(), pool, testfactory.AdminClaims(a.org), db.TxOptions{StatementTimeout: 1234 * time.Millisecond},
-		func(tx pgx.Tx) error {
+		func(tx db.DBTX) error {
 			inside = read(tx)
 			return nil
 		})
@@ -1193,7 +1193,7 @@ func TestInTx_ErrorFromFnRollsBackAndIsReturnedUnchanged(t *testing.T) {
 	sentinel := errors.New("handler failed")
 	inserted := false
 	var id uuid.UUID
-	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{}, func(tx pgx.Tx) error {
+	err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{}, func(tx db.DBTX) error {
 		if err := tx.QueryRow(t.Context(), `INSERT INTO employees (organization_id, name) VALUES ($1, 'Ghost')
 			RETURNING id`, a.org.ID).Scan(&id); err != nil {
 			return err
@@ -1217,7 +1217,7 @@ func TestInTx_ErrorFromFnRollsBackAndIsReturnedUnchanged(t *testing.T) {
 	}
 
 	// The same insert with fn succeeding is committed: the absence above was the rollback.
-	if err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{}, func(tx pgx.Tx) error {
+	if err := inTx(t, testfactory.AdminClaims(a.org), db.TxOptions{}, func(tx db.DBTX) error {
 		return tx.QueryRow(t.Context(), `INSERT INTO employees (organization_id, name) VALUES ($1, 'Ghost')
 			RETURNING id`, a.org.ID).Scan(&id)
 	}); err != nil {
@@ -1230,7 +1230,7 @@ func TestInTx_ErrorFromFnRollsBackAndIsReturnedUnchanged(t *testing.T) {
 
 func TestInTx_StatementTimeoutCancelsSlowStatements(t *testing.T) {
 	t.Parallel()
-	err := inTx(t, db.Claims{}, db.TxOptions{StatementTimeout: 50 * time.Millisecond}, func(tx pgx.Tx) error {
+	err := inTx(t, db.Claims{}, db.TxOptions{StatementTimeout: 50 * time.Millisecond}, func(tx db.DBTX) error {
 		if _, err := tx.Exec(t.Context(), "SELECT pg_sleep(0)"); err != nil {
 			return fmt.Errorf("a fast statement failed under the timeout: %w", err)
 		}
@@ -1250,7 +1250,7 @@ func TestInTx_AcquireTimeoutReportsUnavailable(t *testing.T) {
 	defer held.Release()
 
 	called := false
-	err = db.InTx(t.Context(), pool, db.Claims{}, db.TxOptions{AcquireTimeout: 100 * time.Millisecond}, func(pgx.Tx) error {
+	err = db.InTx(t.Context(), pool, db.Claims{}, db.TxOptions{AcquireTimeout: 100 * time.Millisecond}, func(db.DBTX) error {
 		called = true
 		return nil
 	})
@@ -1273,7 +1273,7 @@ func TestInTx_CancelledRequestIsNotReportedAsUnavailable(t *testing.T) {
 
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	err = db.InTx(ctx, pool, db.Claims{}, db.TxOptions{AcquireTimeout: time.Minute}, func(pgx.Tx) error { return nil })
+	err = db.InTx(ctx, pool, db.Claims{}, db.TxOptions{AcquireTimeout: time.Minute}, func(db.DBTX) error { return nil })
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("InTx with a cancelled context = %v, want context.Canceled", err)
 	}

@@ -83,7 +83,7 @@ func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimP
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DeliveryClaimRow
+	items := []DeliveryClaimRow{}
 	for rows.Next() {
 		var i DeliveryClaimRow
 		if err := rows.Scan(
@@ -107,59 +107,21 @@ func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimP
 	return items, nil
 }
 
-const deliveryCount = `-- name: DeliveryCount :one
-SELECT count(*)
-FROM webhook_deliveries
-WHERE ($1::uuid IS NULL OR webhook_id = $1::uuid)
-  AND ($2::text IS NULL OR status = $2::text)
-`
-
-type DeliveryCountParams struct {
-	WebhookID *uuid.UUID `json:"webhook_id"`
-	Status    *string    `json:"status"`
-}
-
-func (q *Queries) DeliveryCount(ctx context.Context, db DBTX, arg DeliveryCountParams) (int64, error) {
-	row := db.QueryRow(ctx, deliveryCount, arg.WebhookID, arg.Status)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
-const deliveryDeadLetterCount = `-- name: DeliveryDeadLetterCount :one
-SELECT count(*)
-FROM webhook_deliveries d
-WHERE d.status = 'failed'
-  AND ($1::uuid IS NULL OR d.webhook_id = $1::uuid)
-  AND ($2::text IS NULL OR d.event_type = $2::text)
-`
-
-type DeliveryDeadLetterCountParams struct {
-	WebhookID *uuid.UUID `json:"webhook_id"`
-	EventType *string    `json:"event_type"`
-}
-
-func (q *Queries) DeliveryDeadLetterCount(ctx context.Context, db DBTX, arg DeliveryDeadLetterCountParams) (int64, error) {
-	row := db.QueryRow(ctx, deliveryDeadLetterCount, arg.WebhookID, arg.EventType)
-	var count int64
-	err := row.Scan(&count)
-	return count, err
-}
-
 const deliveryDeadLetterList = `-- name: DeliveryDeadLetterList :many
 SELECT d.id, d.webhook_id, d.organization_id, d.event_id, d.event_type, e.payload, d.status,
        d.attempt_count AS attempts, d.response_status, d.response_body, d.last_error, d.next_retry_at,
-       d.last_attempt_at, d.created_at
+       d.last_attempt_at, d.created_at, count(*) OVER ()::app.list_total AS total
 FROM webhook_deliveries d
 LEFT JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
-WHERE d.status = 'failed'
-  AND ($1::uuid IS NULL OR d.webhook_id = $1::uuid)
-  AND ($2::text IS NULL OR d.event_type = $2::text)
+WHERE d.organization_id = $1 AND d.status = 'failed'
+  AND ($2::uuid IS NULL OR d.webhook_id = $2::uuid)
+  AND ($3::text IS NULL OR d.event_type = $3::text)
 ORDER BY d.last_attempt_at DESC NULLS LAST, d.id
-LIMIT $4 OFFSET $3
+LIMIT $5 OFFSET $4
 `
 
 type DeliveryDeadLetterListParams struct {
+	OrgID     uuid.UUID  `json:"org_id"`
 	WebhookID *uuid.UUID `json:"webhook_id"`
 	EventType *string    `json:"event_type"`
 	RowOffset int32      `json:"row_offset"`
@@ -181,11 +143,13 @@ type DeliveryDeadLetterListRow struct {
 	NextRetryAt    *time.Time      `json:"next_retry_at"`
 	LastAttemptAt  *time.Time      `json:"last_attempt_at"`
 	CreatedAt      time.Time       `json:"created_at"`
+	Total          int64           `json:"-"`
 }
 
 // Dead-lettered deliveries with their event's envelope, most recently failed first.
 func (q *Queries) DeliveryDeadLetterList(ctx context.Context, db DBTX, arg DeliveryDeadLetterListParams) ([]DeliveryDeadLetterListRow, error) {
 	rows, err := db.Query(ctx, deliveryDeadLetterList,
+		arg.OrgID,
 		arg.WebhookID,
 		arg.EventType,
 		arg.RowOffset,
@@ -195,7 +159,7 @@ func (q *Queries) DeliveryDeadLetterList(ctx context.Context, db DBTX, arg Deliv
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DeliveryDeadLetterListRow
+	items := []DeliveryDeadLetterListRow{}
 	for rows.Next() {
 		var i DeliveryDeadLetterListRow
 		if err := rows.Scan(
@@ -213,6 +177,7 @@ func (q *Queries) DeliveryDeadLetterList(ctx context.Context, db DBTX, arg Deliv
 			&i.NextRetryAt,
 			&i.LastAttemptAt,
 			&i.CreatedAt,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -225,57 +190,44 @@ func (q *Queries) DeliveryDeadLetterList(ctx context.Context, db DBTX, arg Deliv
 }
 
 const deliveryGetForUpdate = `-- name: DeliveryGetForUpdate :one
-SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-       response_body, last_error, last_attempt_at, next_retry_at, created_at
-FROM webhook_deliveries
-WHERE id = $1
-FOR UPDATE
+SELECT organization_id, id, webhook_id, event_id, event_type, status, attempt_count, response_status, response_body, last_error, next_retry_at, last_attempt_at, created_at, updated_at FROM webhook_deliveries WHERE organization_id = $1 AND id = $2 FOR UPDATE
 `
 
-type DeliveryGetForUpdateRow struct {
-	ID             uuid.UUID  `json:"id"`
-	WebhookID      uuid.UUID  `json:"webhook_id"`
-	EventID        uuid.UUID  `json:"event_id"`
-	EventType      string     `json:"event_type"`
-	OrganizationID uuid.UUID  `json:"organization_id"`
-	Status         string     `json:"status"`
-	AttemptCount   int32      `json:"attempt_count"`
-	ResponseStatus *int32     `json:"response_status"`
-	ResponseBody   *string    `json:"response_body"`
-	LastError      *string    `json:"last_error"`
-	LastAttemptAt  *time.Time `json:"last_attempt_at"`
-	NextRetryAt    *time.Time `json:"next_retry_at"`
-	CreatedAt      time.Time  `json:"created_at"`
+type DeliveryGetForUpdateParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
 }
 
-func (q *Queries) DeliveryGetForUpdate(ctx context.Context, db DBTX, id uuid.UUID) (DeliveryGetForUpdateRow, error) {
-	row := db.QueryRow(ctx, deliveryGetForUpdate, id)
-	var i DeliveryGetForUpdateRow
+func (q *Queries) DeliveryGetForUpdate(ctx context.Context, db DBTX, arg DeliveryGetForUpdateParams) (WebhookDelivery, error) {
+	row := db.QueryRow(ctx, deliveryGetForUpdate, arg.OrgID, arg.ID)
+	var i WebhookDelivery
 	err := row.Scan(
+		&i.OrganizationID,
 		&i.ID,
 		&i.WebhookID,
 		&i.EventID,
 		&i.EventType,
-		&i.OrganizationID,
 		&i.Status,
 		&i.AttemptCount,
 		&i.ResponseStatus,
 		&i.ResponseBody,
 		&i.LastError,
-		&i.LastAttemptAt,
 		&i.NextRetryAt,
+		&i.LastAttemptAt,
 		&i.CreatedAt,
+		&i.UpdatedAt,
 	)
 	return i, err
 }
 
 const deliveryInsert = `-- name: DeliveryInsert :one
 INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
-VALUES (app.org_id(), $1, $2, $3)
+VALUES ($1, $2, $3, $4)
 RETURNING id, event_id, status
 `
 
 type DeliveryInsertParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
 	WebhookID uuid.UUID `json:"webhook_id"`
 	EventID   uuid.UUID `json:"event_id"`
 	EventType string    `json:"event_type"`
@@ -289,23 +241,29 @@ type DeliveryInsertRow struct {
 
 // A pending delivery due now.
 func (q *Queries) DeliveryInsert(ctx context.Context, db DBTX, arg DeliveryInsertParams) (DeliveryInsertRow, error) {
-	row := db.QueryRow(ctx, deliveryInsert, arg.WebhookID, arg.EventID, arg.EventType)
+	row := db.QueryRow(ctx, deliveryInsert,
+		arg.OrgID,
+		arg.WebhookID,
+		arg.EventID,
+		arg.EventType,
+	)
 	var i DeliveryInsertRow
 	err := row.Scan(&i.ID, &i.EventID, &i.Status)
 	return i, err
 }
 
 const deliveryList = `-- name: DeliveryList :many
-SELECT id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-       response_body, last_error, last_attempt_at, next_retry_at, created_at
-FROM webhook_deliveries
-WHERE ($1::uuid IS NULL OR webhook_id = $1::uuid)
-  AND ($2::text IS NULL OR status = $2::text)
-ORDER BY created_at DESC, id
-LIMIT $4 OFFSET $3
+SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.status, d.attempt_count, d.response_status, d.response_body, d.last_error, d.next_retry_at, d.last_attempt_at, d.created_at, d.updated_at, d.response_status AS response_code, count(*) OVER ()::app.list_total AS total
+FROM webhook_deliveries d
+WHERE d.organization_id = $1
+  AND ($2::uuid IS NULL OR d.webhook_id = $2::uuid)
+  AND ($3::text IS NULL OR d.status = $3::text)
+ORDER BY d.created_at DESC, d.id
+LIMIT $5 OFFSET $4
 `
 
 type DeliveryListParams struct {
+	OrgID     uuid.UUID  `json:"org_id"`
 	WebhookID *uuid.UUID `json:"webhook_id"`
 	Status    *string    `json:"status"`
 	RowOffset int32      `json:"row_offset"`
@@ -313,24 +271,29 @@ type DeliveryListParams struct {
 }
 
 type DeliveryListRow struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
 	ID             uuid.UUID  `json:"id"`
 	WebhookID      uuid.UUID  `json:"webhook_id"`
 	EventID        uuid.UUID  `json:"event_id"`
 	EventType      string     `json:"event_type"`
-	OrganizationID uuid.UUID  `json:"organization_id"`
 	Status         string     `json:"status"`
 	AttemptCount   int32      `json:"attempt_count"`
 	ResponseStatus *int32     `json:"response_status"`
 	ResponseBody   *string    `json:"response_body"`
 	LastError      *string    `json:"last_error"`
-	LastAttemptAt  *time.Time `json:"last_attempt_at"`
 	NextRetryAt    *time.Time `json:"next_retry_at"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at"`
 	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	ResponseCode   *int32     `json:"response_code"`
+	Total          int64      `json:"-"`
 }
 
-// The delivery log, newest first, optionally for one webhook and one status.
+// The delivery log, newest first, optionally for one webhook and one status; response_code repeats
+// response_status (the original API's name).
 func (q *Queries) DeliveryList(ctx context.Context, db DBTX, arg DeliveryListParams) ([]DeliveryListRow, error) {
 	rows, err := db.Query(ctx, deliveryList,
+		arg.OrgID,
 		arg.WebhookID,
 		arg.Status,
 		arg.RowOffset,
@@ -340,23 +303,26 @@ func (q *Queries) DeliveryList(ctx context.Context, db DBTX, arg DeliveryListPar
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DeliveryListRow
+	items := []DeliveryListRow{}
 	for rows.Next() {
 		var i DeliveryListRow
 		if err := rows.Scan(
+			&i.OrganizationID,
 			&i.ID,
 			&i.WebhookID,
 			&i.EventID,
 			&i.EventType,
-			&i.OrganizationID,
 			&i.Status,
 			&i.AttemptCount,
 			&i.ResponseStatus,
 			&i.ResponseBody,
 			&i.LastError,
-			&i.LastAttemptAt,
 			&i.NextRetryAt,
+			&i.LastAttemptAt,
 			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.ResponseCode,
+			&i.Total,
 		); err != nil {
 			return nil, err
 		}
@@ -453,45 +419,53 @@ func (q *Queries) DeliveryRelease(ctx context.Context, db DBTX, arg DeliveryRele
 const deliveryRetry = `-- name: DeliveryRetry :one
 UPDATE webhook_deliveries
 SET status = 'pending', next_retry_at = now()
-WHERE id = $1
-RETURNING id, webhook_id, event_id, event_type, organization_id, status, attempt_count, response_status,
-          response_body, last_error, last_attempt_at, next_retry_at, created_at
+WHERE organization_id = $1 AND id = $2
+RETURNING organization_id, id, webhook_id, event_id, event_type, status, attempt_count, response_status, response_body, last_error, next_retry_at, last_attempt_at, created_at, updated_at, response_status AS response_code
 `
 
+type DeliveryRetryParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
 type DeliveryRetryRow struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
 	ID             uuid.UUID  `json:"id"`
 	WebhookID      uuid.UUID  `json:"webhook_id"`
 	EventID        uuid.UUID  `json:"event_id"`
 	EventType      string     `json:"event_type"`
-	OrganizationID uuid.UUID  `json:"organization_id"`
 	Status         string     `json:"status"`
 	AttemptCount   int32      `json:"attempt_count"`
 	ResponseStatus *int32     `json:"response_status"`
 	ResponseBody   *string    `json:"response_body"`
 	LastError      *string    `json:"last_error"`
-	LastAttemptAt  *time.Time `json:"last_attempt_at"`
 	NextRetryAt    *time.Time `json:"next_retry_at"`
+	LastAttemptAt  *time.Time `json:"last_attempt_at"`
 	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	ResponseCode   *int32     `json:"response_code"`
 }
 
-// Queues a delivery for another attempt now; its attempt history stays.
-func (q *Queries) DeliveryRetry(ctx context.Context, db DBTX, id uuid.UUID) (DeliveryRetryRow, error) {
-	row := db.QueryRow(ctx, deliveryRetry, id)
+// Queues a delivery for another attempt now; its attempt history stays. Answers it as the log lists it.
+func (q *Queries) DeliveryRetry(ctx context.Context, db DBTX, arg DeliveryRetryParams) (DeliveryRetryRow, error) {
+	row := db.QueryRow(ctx, deliveryRetry, arg.OrgID, arg.ID)
 	var i DeliveryRetryRow
 	err := row.Scan(
+		&i.OrganizationID,
 		&i.ID,
 		&i.WebhookID,
 		&i.EventID,
 		&i.EventType,
-		&i.OrganizationID,
 		&i.Status,
 		&i.AttemptCount,
 		&i.ResponseStatus,
 		&i.ResponseBody,
 		&i.LastError,
-		&i.LastAttemptAt,
 		&i.NextRetryAt,
+		&i.LastAttemptAt,
 		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.ResponseCode,
 	)
 	return i, err
 }
@@ -533,7 +507,7 @@ func (q *Queries) DeliverySelectDue(ctx context.Context, db DBTX, arg DeliverySe
 		return nil, err
 	}
 	defer rows.Close()
-	var items []DeliverySelectDueRow
+	items := []DeliverySelectDueRow{}
 	for rows.Next() {
 		var i DeliverySelectDueRow
 		if err := rows.Scan(
@@ -568,7 +542,7 @@ type DeliveryWakeParams struct {
 }
 
 // Makes a webhook's pending deliveries that wait until at most wait_until due now (after re-activation or
-// when its circuit closes). API role or worker.
+// when its circuit closes); the API role's and the worker's.
 func (q *Queries) DeliveryWake(ctx context.Context, db DBTX, arg DeliveryWakeParams) error {
 	_, err := db.Exec(ctx, deliveryWake, arg.OrganizationID, arg.WebhookID, arg.WaitUntil)
 	return err
@@ -576,14 +550,15 @@ func (q *Queries) DeliveryWake(ctx context.Context, db DBTX, arg DeliveryWakePar
 
 const webhookCreate = `-- name: WebhookCreate :one
 INSERT INTO webhooks (organization_id, url, secret, events)
-VALUES (app.org_id(), $1, $2, $3::text[])
+VALUES ($1, $2, $3, $4::text[])
 RETURNING id, organization_id, url, is_active, events, created_at, updated_at
 `
 
 type WebhookCreateParams struct {
-	Url    string   `json:"url"`
-	Secret string   `json:"secret"`
-	Events []string `json:"events"`
+	OrgID  uuid.UUID `json:"org_id"`
+	Url    string    `json:"url"`
+	Secret string    `json:"secret"`
+	Events []string  `json:"events"`
 }
 
 type WebhookCreateRow struct {
@@ -597,7 +572,12 @@ type WebhookCreateRow struct {
 }
 
 func (q *Queries) WebhookCreate(ctx context.Context, db DBTX, arg WebhookCreateParams) (WebhookCreateRow, error) {
-	row := db.QueryRow(ctx, webhookCreate, arg.Url, arg.Secret, arg.Events)
+	row := db.QueryRow(ctx, webhookCreate,
+		arg.OrgID,
+		arg.Url,
+		arg.Secret,
+		arg.Events,
+	)
 	var i WebhookCreateRow
 	err := row.Scan(
 		&i.ID,
@@ -612,12 +592,17 @@ func (q *Queries) WebhookCreate(ctx context.Context, db DBTX, arg WebhookCreateP
 }
 
 const webhookDelete = `-- name: WebhookDelete :execrows
-DELETE FROM webhooks WHERE id = $1
+DELETE FROM webhooks WHERE organization_id = $1 AND id = $2
 `
 
+type WebhookDeleteParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
 // Deliveries and their attempts go with the webhook (foreign-key cascade).
-func (q *Queries) WebhookDelete(ctx context.Context, db DBTX, id uuid.UUID) (int64, error) {
-	result, err := db.Exec(ctx, webhookDelete, id)
+func (q *Queries) WebhookDelete(ctx context.Context, db DBTX, arg WebhookDeleteParams) (int64, error) {
+	result, err := db.Exec(ctx, webhookDelete, arg.OrgID, arg.ID)
 	if err != nil {
 		return 0, err
 	}
@@ -642,41 +627,27 @@ func (q *Queries) WebhookDisable(ctx context.Context, db DBTX, arg WebhookDisabl
 	return err
 }
 
-const webhookGet = `-- name: WebhookGet :one
-SELECT id, organization_id, url, is_active, events, created_at, updated_at
-FROM webhooks
-WHERE id = $1
+const webhookExists = `-- name: WebhookExists :one
+SELECT EXISTS (SELECT FROM webhooks WHERE organization_id = $1 AND id = $2)::bool
 `
 
-type WebhookGetRow struct {
-	ID             uuid.UUID `json:"id"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	Url            string    `json:"url"`
-	IsActive       bool      `json:"is_active"`
-	Events         []string  `json:"events"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+type WebhookExistsParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
 }
 
-func (q *Queries) WebhookGet(ctx context.Context, db DBTX, id uuid.UUID) (WebhookGetRow, error) {
-	row := db.QueryRow(ctx, webhookGet, id)
-	var i WebhookGetRow
-	err := row.Scan(
-		&i.ID,
-		&i.OrganizationID,
-		&i.Url,
-		&i.IsActive,
-		&i.Events,
-		&i.CreatedAt,
-		&i.UpdatedAt,
-	)
-	return i, err
+func (q *Queries) WebhookExists(ctx context.Context, db DBTX, arg WebhookExistsParams) (bool, error) {
+	row := db.QueryRow(ctx, webhookExists, arg.OrgID, arg.ID)
+	var column_1 bool
+	err := row.Scan(&column_1)
+	return column_1, err
 }
 
 const webhookList = `-- name: WebhookList :many
 
 SELECT id, organization_id, url, is_active, events, created_at, updated_at
 FROM webhooks
+WHERE organization_id = $1
 ORDER BY created_at DESC, id
 `
 
@@ -692,17 +663,21 @@ type WebhookListRow struct {
 
 // Webhooks, their deliveries and the delivery worker.
 //
-// Queries named Webhook*/Delivery* without "worker" in their comment run as the API role under the caller's
-// claims: row-level security limits them to the caller's organization, and the API role cannot read
-// webhooks.secret at all. The worker's queries run as fieldtrack_worker, which sees every organization.
+// Queries named Webhook*/Delivery* without "Worker:" in their comment run as the API role under the caller's
+// claims and name the caller's organization (@org_id); row-level security enforces it, and the API role
+// cannot read webhooks.secret at all. The worker's queries run as fieldtrack_worker, which sees every
+// organization: each names the organization of the rows it touches.
+//
+// A webhook's public form is the column list below (never the secret), written in each statement that
+// returns it: the API role may not read the whole row.
 // The organization's webhooks, newest first, in their public form (never the secret).
-func (q *Queries) WebhookList(ctx context.Context, db DBTX) ([]WebhookListRow, error) {
-	rows, err := db.Query(ctx, webhookList)
+func (q *Queries) WebhookList(ctx context.Context, db DBTX, orgID uuid.UUID) ([]WebhookListRow, error) {
+	rows, err := db.Query(ctx, webhookList, orgID)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	var items []WebhookListRow
+	items := []WebhookListRow{}
 	for rows.Next() {
 		var i WebhookListRow
 		if err := rows.Scan(
@@ -727,9 +702,14 @@ func (q *Queries) WebhookList(ctx context.Context, db DBTX) ([]WebhookListRow, e
 const webhookLockState = `-- name: WebhookLockState :one
 SELECT is_active, circuit_open_until
 FROM webhooks
-WHERE id = $1
+WHERE organization_id = $1 AND id = $2
 FOR NO KEY UPDATE
 `
+
+type WebhookLockStateParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
 
 type WebhookLockStateRow struct {
 	IsActive         bool       `json:"is_active"`
@@ -738,8 +718,8 @@ type WebhookLockStateRow struct {
 
 // The state an update needs to know the change it makes, locked until the transaction ends (NO KEY: the
 // listener may still record deliveries for the webhook meanwhile).
-func (q *Queries) WebhookLockState(ctx context.Context, db DBTX, id uuid.UUID) (WebhookLockStateRow, error) {
-	row := db.QueryRow(ctx, webhookLockState, id)
+func (q *Queries) WebhookLockState(ctx context.Context, db DBTX, arg WebhookLockStateParams) (WebhookLockStateRow, error) {
+	row := db.QueryRow(ctx, webhookLockState, arg.OrgID, arg.ID)
 	var i WebhookLockStateRow
 	err := row.Scan(&i.IsActive, &i.CircuitOpenUntil)
 	return i, err
@@ -840,42 +820,42 @@ func (q *Queries) WebhookRecordSuccess(ctx context.Context, db DBTX, arg Webhook
 }
 
 const webhookSetSecret = `-- name: WebhookSetSecret :execrows
-UPDATE webhooks SET secret = $1 WHERE id = $2
+UPDATE webhooks SET secret = $1 WHERE organization_id = $2 AND id = $3
 `
 
 type WebhookSetSecretParams struct {
 	Secret string    `json:"secret"`
+	OrgID  uuid.UUID `json:"org_id"`
 	ID     uuid.UUID `json:"id"`
 }
 
 // A separate statement: the API role may write the secret but not read it, so it cannot appear in an
 // expression such as coalesce(new, secret).
 func (q *Queries) WebhookSetSecret(ctx context.Context, db DBTX, arg WebhookSetSecretParams) (int64, error) {
-	result, err := db.Exec(ctx, webhookSetSecret, arg.Secret, arg.ID)
+	result, err := db.Exec(ctx, webhookSetSecret, arg.Secret, arg.OrgID, arg.ID)
 	if err != nil {
 		return 0, err
 	}
 	return result.RowsAffected(), nil
 }
 
-const webhookTestEventInsert = `-- name: WebhookTestEventInsert :one
-INSERT INTO webhook_events (organization_id, id, event_type, payload)
-SELECT app.org_id(), e.id, 'webhook.test',
-       jsonb_build_object('id', e.id, 'type', 'webhook.test', 'version', 1, 'occurred_at', now(),
-                          'organization_id', app.org_id(),
-                          'data', jsonb_build_object('webhook_id', $1::uuid, 'test', true,
-                                                     'message', 'FieldTrack test webhook delivery'))
-FROM (SELECT gen_random_uuid() AS id) e
-RETURNING id
+const webhookTestEvent = `-- name: WebhookTestEvent :one
+SELECT app.emit($1, 'webhook.test',
+                jsonb_build_object('webhook_id', $2::uuid, 'test', true,
+                                   'message', 'FieldTrack test webhook delivery'))::uuid AS event_id
 `
 
-// The synthetic webhook.test event (the only type the API role may write to the outbox), in the envelope
-// app.emit writes.
-func (q *Queries) WebhookTestEventInsert(ctx context.Context, db DBTX, webhookID uuid.UUID) (uuid.UUID, error) {
-	row := db.QueryRow(ctx, webhookTestEventInsert, webhookID)
-	var id uuid.UUID
-	err := row.Scan(&id)
-	return id, err
+type WebhookTestEventParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
+	WebhookID uuid.UUID `json:"webhook_id"`
+}
+
+// The synthetic webhook.test event for one webhook, written to the outbox like every other event.
+func (q *Queries) WebhookTestEvent(ctx context.Context, db DBTX, arg WebhookTestEventParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, webhookTestEvent, arg.OrgID, arg.WebhookID)
+	var event_id uuid.UUID
+	err := row.Scan(&event_id)
+	return event_id, err
 }
 
 const webhookUpdate = `-- name: WebhookUpdate :one
@@ -888,7 +868,7 @@ SET url                = coalesce($1::text, url),
     disabled_reason    = CASE WHEN $3::boolean THEN NULL
                              WHEN NOT $3::boolean THEN 'disabled by an administrator'
                              ELSE disabled_reason END
-WHERE id = $5
+WHERE organization_id = $5 AND id = $6
 RETURNING id, organization_id, url, is_active, events, created_at, updated_at
 `
 
@@ -897,6 +877,7 @@ type WebhookUpdateParams struct {
 	Events       []string  `json:"events"`
 	IsActive     *bool     `json:"is_active"`
 	ResetCircuit bool      `json:"reset_circuit"`
+	OrgID        uuid.UUID `json:"org_id"`
 	ID           uuid.UUID `json:"id"`
 }
 
@@ -918,6 +899,7 @@ func (q *Queries) WebhookUpdate(ctx context.Context, db DBTX, arg WebhookUpdateP
 		arg.Events,
 		arg.IsActive,
 		arg.ResetCircuit,
+		arg.OrgID,
 		arg.ID,
 	)
 	var i WebhookUpdateRow

@@ -47,7 +47,7 @@ func TestDispatchEvents_ReplayedTransactionIsSkipped(t *testing.T) {
 	dispatch := func() int64 {
 		t.Helper()
 		var last int64
-		err := db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) (err error) {
+		err := db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) (err error) {
 			last, err = db.New().EventDispatch(ctx, tx, db.EventDispatchParams{
 				OrganizationIds: []uuid.UUID{org.ID, org.ID}, EventIds: ids})
 			return err

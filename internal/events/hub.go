@@ -6,17 +6,14 @@ import (
 	"errors"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
-
-// notifyChannel is what app.dispatch_events notifies after each hand-off.
-const notifyChannel = "fieldtrack_stream"
 
 // Event is one streamed event: its position in commit order, organization, SSE name and payload.
 type Event struct {
@@ -44,15 +41,16 @@ type Subscriber struct {
 func (s *Subscriber) Events() <-chan Event { return s.events }
 
 // Hub fans the stamped outbox stream out to the SSE subscribers of this process. It tails webhook_events
-// by stream_id (woken by NOTIFY, and at least once a second), so every process sees every event, in
-// commit order, whichever process leads the listener.
+// by stream_id (when woken after a hand-off, and at least once a second), so every process sees every
+// event, in commit order, whichever process leads the listener.
 type Hub struct {
 	pool       *pgxpool.Pool
-	url        string
+	wake       <-chan struct{}
 	q          *db.Queries
 	log        *slog.Logger
 	perOrg     int
 	bufferSize int
+	live       atomic.Bool
 
 	mu    sync.Mutex
 	pos   int64
@@ -60,9 +58,10 @@ type Hub struct {
 	subs  map[uuid.UUID]map[*Subscriber]struct{}
 }
 
-// NewHub returns a hub allowing perOrg streams per organization on this process.
-func NewHub(databaseURL string, pool *pgxpool.Pool, perOrg int, log *slog.Logger) *Hub {
-	return &Hub{pool: pool, url: databaseURL, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
+// NewHub returns a hub allowing perOrg streams per organization on this process, woken by wake (a
+// Notifier's subscription; nil: the timer alone).
+func NewHub(pool *pgxpool.Pool, wake <-chan struct{}, perOrg int, log *slog.Logger) *Hub {
+	return &Hub{pool: pool, wake: wake, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
 		bufferSize: 256, subs: map[uuid.UUID]map[*Subscriber]struct{}{}}
 }
 
@@ -123,15 +122,23 @@ func (h *Hub) Subscribers() int {
 	return n
 }
 
-// Run tails the stream until ctx ends, reconnecting after failures.
+// Live reports whether the hub is tailing the stream: it knows its position and its last read worked.
+func (h *Hub) Live() bool { return h.live.Load() }
+
+// Run tails the stream until ctx ends, retrying after failures, then closes every subscriber.
 func (h *Hub) Run(ctx context.Context) {
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
 	for ctx.Err() == nil {
-		if err := h.tail(ctx); err != nil && ctx.Err() == nil {
-			h.log.Warn("event tail stopped; retrying", "error", err.Error())
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
+		err := h.catchUp(ctx)
+		h.live.Store(err == nil)
+		if err != nil && ctx.Err() == nil {
+			h.log.Warn("event tail failed; retrying", "error", err.Error())
+		}
+		select {
+		case <-ctx.Done():
+		case <-h.wake:
+		case <-tick.C:
 		}
 	}
 	h.mu.Lock()
@@ -143,24 +150,15 @@ func (h *Hub) Run(ctx context.Context) {
 	h.mu.Unlock()
 }
 
-func (h *Hub) tail(ctx context.Context) error {
-	conn, err := pgx.Connect(ctx, h.url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN "+notifyChannel); err != nil {
-		return err
-	}
+// catchUp fans out every event after the current position. A new process starts at the head: its clients
+// replay what they missed from the table.
+func (h *Hub) catchUp(ctx context.Context) error {
 	h.mu.Lock()
-	first := !h.ready
+	ready := h.ready
 	h.mu.Unlock()
-	if first {
-		// A new process starts at the head: its clients replay what they missed from the table.
-		var head int64
-		err := h.workerTx(ctx, func(tx pgx.Tx) (err error) {
-			head, err = h.q.EventStreamHead(ctx, tx)
-			return err
+	if !ready {
+		head, err := db.Do(ctx, h.pool, db.Claims{}, workerRead, func(tx db.DBTX) (int64, error) {
+			return h.q.EventStreamHead(ctx, tx)
 		})
 		if err != nil {
 			return err
@@ -170,35 +168,12 @@ func (h *Hub) tail(ctx context.Context) error {
 		h.mu.Unlock()
 	}
 	for {
-		if err := h.fetch(ctx); err != nil {
-			return err
-		}
-		wctx, cancel := context.WithTimeout(ctx, time.Second)
-		_, err := conn.WaitForNotification(wctx)
-		cancel()
-		if err != nil && ctx.Err() != nil {
-			return nil
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			return err
-		}
-	}
-}
-
-// fetch reads the events after the current position and fans them out, until it has caught up.
-func (h *Hub) fetch(ctx context.Context) error {
-	for {
 		pos := h.Position()
-		var rows []db.EventStreamAfterRow
-		err := h.workerTx(ctx, func(tx pgx.Tx) (err error) {
-			rows, err = h.q.EventStreamAfter(ctx, tx, db.EventStreamAfterParams{After: pos, MaxEvents: 1000})
-			return err
+		rows, err := db.Do(ctx, h.pool, db.Claims{}, workerRead, func(tx db.DBTX) ([]db.EventStreamAfterRow, error) {
+			return h.q.EventStreamAfter(ctx, tx, db.EventStreamAfterParams{After: pos, MaxEvents: 1000})
 		})
 		if err != nil {
 			return err
-		}
-		if len(rows) == 0 {
-			return nil
 		}
 		h.publish(rows)
 		if len(rows) < 1000 {
@@ -206,6 +181,9 @@ func (h *Hub) fetch(ctx context.Context) error {
 		}
 	}
 }
+
+// workerRead is the fan-out's transaction: one read as the worker role, which sees every organization.
+var workerRead = db.TxOptions{Role: db.WorkerRole, ReadOnly: true, SingleStatement: true}
 
 // publish hands events to subscribers without ever blocking: a subscriber whose buffer is full is
 // dropped (its channel closed), so one slow client cannot hold up the others.
@@ -224,8 +202,4 @@ func (h *Hub) publish(rows []db.EventStreamAfterRow) {
 		}
 		h.pos = r.StreamID
 	}
-}
-
-func (h *Hub) workerTx(ctx context.Context, fn func(pgx.Tx) error) error {
-	return db.InTx(ctx, h.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true}, fn)
 }

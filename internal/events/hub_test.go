@@ -17,7 +17,7 @@ import (
 // readyHub is a hub that fans out what the test publishes; it never touches the database.
 func readyHub(t *testing.T, perOrg, buffer int) *Hub {
 	t.Helper()
-	h := NewHub("", nil, perOrg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := NewHub(nil, nil, perOrg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	h.bufferSize = buffer
 	h.ready = true
 	return h
@@ -169,7 +169,7 @@ func TestHub_SubscribeEnforcesThePerOrganizationCap(t *testing.T) {
 
 func TestHub_SubscribeBeforeReadyFails(t *testing.T) {
 	t.Parallel()
-	h := NewHub("", nil, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	h := NewHub(nil, nil, 2, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if _, _, err := h.Subscribe(uuid.New()); err == nil {
 		t.Fatal("subscribed to a hub that does not know its position yet")
 	}

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"strings"
@@ -12,31 +13,19 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
 
-// sessionItem is a session as lists show it: with the employee's code and name and its activity status.
-type sessionItem = db.SessionListForEmployeeRow
-
 func (s *Server) checkIn(w http.ResponseWriter, r *http.Request) error {
-	var sess db.AttendanceSession
-	err := s.txOne(r, func(tx pgx.Tx) (err error) {
-		sess, err = s.q.SessionCheckIn(r.Context(), tx)
-		return err
-	})
+	id := identityOf(r)
+	sess, err := one(s, r, s.q.SessionCheckIn, db.SessionCheckInParams{OrgID: id.OrgID, EmployeeID: id.EmployeeID.UUID})
 	if err != nil {
 		return err
 	}
 	return respond(w, http.StatusCreated, sess)
 }
 
+// checkOut closes the caller's open session; the answer carries its duration and distance.
 func (s *Server) checkOut(w http.ResponseWriter, r *http.Request) error {
-	var sess db.AttendanceSession
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		if sess, err = s.q.SessionCheckOut(r.Context(), tx); err != nil {
-			return err
-		}
-		// RETURNING shows the row before the check-out trigger computed the distance: read it again.
-		sess, err = s.q.SessionGet(r.Context(), tx, sess.ID)
-		return err
-	})
+	id := identityOf(r)
+	sess, err := one(s, r, s.q.SessionCheckOut, db.SessionCheckOutParams{OrgID: id.OrgID, EmployeeID: id.EmployeeID.UUID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errInvalid("Cannot check out: no active session found. Check in first.", nil)
 	}
@@ -48,16 +37,11 @@ func (s *Server) checkOut(w http.ResponseWriter, r *http.Request) error {
 
 // mySessions lists the caller's sessions; callers without an employee (admins) get an empty page.
 func (s *Server) mySessions(w http.ResponseWriter, r *http.Request) error {
-	p := pageOf(r, 20)
 	id := identityOf(r)
 	if !id.EmployeeID.Valid {
-		return respondPage(w, []sessionItem{}, p, 0)
+		return respondPage(w, []db.SessionListForEmployeeRow{}, pageOf(r, 20), 0)
 	}
-	items, total, err := s.employeeSessions(r, id.EmployeeID.UUID, sessionStatus(r), p)
-	if err != nil {
-		return err
-	}
-	return respondPage(w, items, p, total)
+	return s.employeeSessions(w, r, 20, id.EmployeeID.UUID)
 }
 
 func (s *Server) orgSessionsGone(w http.ResponseWriter, r *http.Request) error {
@@ -68,56 +52,22 @@ func (s *Server) orgSessionsGone(w http.ResponseWriter, r *http.Request) error {
 // adminSessions lists each employee's latest session (ACTIVE, then RECENT, then INACTIVE across the whole
 // result), or with employee_id that employee's full history.
 func (s *Server) adminSessions(w http.ResponseWriter, r *http.Request) error {
-	p := pageOf(r, 50)
-	status := sessionStatus(r)
-	if v := r.URL.Query().Get("employee_id"); v != "" {
-		items, total, err := s.employeeSessions(r, uuid.MustParse(v), status, p)
-		if err != nil {
-			return err
-		}
-		return respondPage(w, items, p, total)
+	if employee := queryUUID(r, "employee_id"); employee != nil {
+		return s.employeeSessions(w, r, 50, *employee)
 	}
-	var items []sessionItem
-	var total int64
-	err := s.tx(r, func(tx pgx.Tx) error {
-		rows, err := s.q.SessionListLatestPerEmployee(r.Context(), tx, db.SessionListLatestPerEmployeeParams{
-			Status: status, RowLimit: int32(p.Limit), RowOffset: p.offset(),
-		})
-		if err != nil {
-			return err
-		}
-		items = make([]sessionItem, len(rows))
-		for i, row := range rows {
-			items[i] = sessionItem(row)
-		}
-		total, err = s.q.SessionCountLatestPerEmployee(r.Context(), tx, status)
-		return err
+	org, status := identityOf(r).OrgID, sessionStatus(r)
+	return respondList(s, w, r, 50, func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.SessionListLatestRow, error) {
+		return s.q.SessionListLatest(ctx, tx, db.SessionListLatestParams{
+			OrgID: org, Status: status, RowLimit: limit, RowOffset: offset})
 	})
-	if err != nil {
-		return err
-	}
-	return respondPage(w, items, p, total)
 }
 
-func (s *Server) employeeSessions(r *http.Request, employee uuid.UUID, status string, p page) ([]sessionItem, int64, error) {
-	var items []sessionItem
-	var total int64
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		items, err = s.q.SessionListForEmployee(r.Context(), tx, db.SessionListForEmployeeParams{
-			EmployeeID: employee, Status: status, RowLimit: int32(p.Limit), RowOffset: p.offset(),
-		})
-		if err != nil {
-			return err
-		}
-		total, err = s.q.SessionCountForEmployee(r.Context(), tx, db.SessionCountForEmployeeParams{
-			EmployeeID: employee, Status: status,
-		})
-		return err
+func (s *Server) employeeSessions(w http.ResponseWriter, r *http.Request, defaultLimit int, employee uuid.UUID) error {
+	org, status := identityOf(r).OrgID, sessionStatus(r)
+	return respondList(s, w, r, defaultLimit, func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.SessionListForEmployeeRow, error) {
+		return s.q.SessionListForEmployee(ctx, tx, db.SessionListForEmployeeParams{
+			OrgID: org, EmployeeID: employee, Status: status, RowLimit: limit, RowOffset: offset})
 	})
-	if items == nil {
-		items = []sessionItem{}
-	}
-	return items, total, err
 }
 
 // sessionStatus maps the status filter (already validated) to app.activity_status values, or "all".
@@ -132,19 +82,8 @@ func sessionStatus(r *http.Request) string {
 // recalculate recomputes a session's distance and duration now. Employees can recalculate their own
 // sessions, admins any of the organization's; any other id is 404.
 func (s *Server) recalculate(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "sessionId"))
-	var sess db.AttendanceSession
-	err := s.tx(r, func(tx pgx.Tx) error {
-		if _, err := s.q.SessionRecalculate(r.Context(), tx, id); err != nil {
-			return err
-		}
-		var err error
-		sess, err = s.q.SessionGet(r.Context(), tx, id)
-		return err
-	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errNotFound("Attendance session not found")
-	}
+	sess, err := one(s, r, s.q.SessionRecalculate, db.SessionRecalculateParams{
+		OrgID: identityOf(r).OrgID, ID: uuid.MustParse(chi.URLParam(r, "sessionId"))})
 	if err != nil {
 		return err
 	}
@@ -169,15 +108,7 @@ func (s *Server) forceCheckOut(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	var sess db.AttendanceSession
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		if sess, err = s.q.SessionForceCheckOut(r.Context(), tx, body.EmployeeID); err != nil {
-			return err
-		}
-		// As in checkOut: the distance is computed by a trigger after RETURNING.
-		sess, err = s.q.SessionGet(r.Context(), tx, sess.ID)
-		return err
-	})
+	sess, err := one(s, r, s.q.SessionCheckOut, db.SessionCheckOutParams{OrgID: identityOf(r).OrgID, EmployeeID: body.EmployeeID})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errNotFound("No active session found for employee " + body.EmployeeID.String())
 	}
@@ -203,11 +134,7 @@ func (s *Server) replayDistance(w http.ResponseWriter, r *http.Request) error {
 	if body.Limit != nil {
 		limit = *body.Limit
 	}
-	var replayed int32
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		replayed, err = s.q.SessionReplayFailed(r.Context(), tx, limit)
-		return err
-	})
+	replayed, err := one(s, r, s.q.SessionReplayFailed, db.SessionReplayFailedParams{OrgID: identityOf(r).OrgID, MaxSessions: limit})
 	if err != nil {
 		return err
 	}

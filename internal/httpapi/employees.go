@@ -1,11 +1,9 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -24,13 +22,8 @@ func (s *Server) createEmployee(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	var emp db.Employee
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		emp, err = s.q.EmployeeCreate(r.Context(), tx, db.EmployeeCreateParams{
-			Name: body.Name, EmployeeCode: body.EmployeeCode, UserID: body.UserID, Phone: body.Phone,
-		})
-		return err
-	})
+	emp, err := one(s, r, s.q.EmployeeCreate, db.EmployeeCreateParams{OrgID: identityOf(r).OrgID,
+		Name: body.Name, EmployeeCode: body.EmployeeCode, UserID: body.UserID, Phone: body.Phone})
 	if err != nil {
 		return err
 	}
@@ -38,12 +31,7 @@ func (s *Server) createEmployee(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (s *Server) getEmployee(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "id")) // validated as a UUID by the OpenAPI document
-	var emp db.Employee
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		emp, err = s.q.EmployeeGet(r.Context(), tx, id)
-		return err
-	})
+	emp, err := one(s, r, s.q.EmployeeGet, db.EmployeeGetParams{OrgID: identityOf(r).OrgID, ID: pathUUID(r, "id")})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errNotFound("Employee not found")
 	}
@@ -51,12 +39,4 @@ func (s *Server) getEmployee(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	return respond(w, http.StatusOK, emp)
-}
-
-// decodeBody decodes a JSON body that already passed validation; unknown fields are ignored.
-func decodeBody(r *http.Request, dst any) error {
-	if err := json.NewDecoder(r.Body).Decode(dst); err != nil {
-		return errInvalid("Invalid JSON body", nil)
-	}
-	return nil
 }

@@ -25,14 +25,6 @@ func respond(w http.ResponseWriter, status int, data any) error {
 	return nil
 }
 
-// page is a validated page request.
-type page struct {
-	Page  int
-	Limit int
-}
-
-func (p page) offset() int32 { return int32((p.Page - 1) * p.Limit) }
-
 // respondPage writes a list with its pagination block; total is exact.
 func respondPage(w http.ResponseWriter, data any, p page, total int64) error {
 	totalPages := int64(0)
@@ -47,18 +39,6 @@ func respondPage(w http.ResponseWriter, data any, p page, total int64) error {
 		"page": int64(p.Page), "limit": int64(p.Limit), "total": total, "totalPages": totalPages,
 	}})
 	return nil
-}
-
-// pageOf reads page and limit (already range-checked against the OpenAPI document) with defaults.
-func pageOf(r *http.Request, defaultLimit int) page {
-	return page{Page: queryInt(r, "page", 1), Limit: queryInt(r, "limit", defaultLimit)}
-}
-
-func queryInt(r *http.Request, name string, def int) int {
-	if n, err := strconv.Atoi(r.URL.Query().Get(name)); err == nil {
-		return n
-	}
-	return def
 }
 
 // writeError writes the error envelope for err; 5xx are logged with the cause.

@@ -9,8 +9,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 )
@@ -27,7 +25,7 @@ const (
 // ?last_event_id=) first receives exactly the events it missed, or a `reset` event when they are older
 // than the retention and it must refetch.
 func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
-	if s.hub == nil {
+	if s.bg.Hub == nil {
 		return errUnavailable("The event stream is not running")
 	}
 	flusher, ok := w.(http.Flusher)
@@ -39,7 +37,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	id := identityOf(r)
-	sub, pos, err := s.hub.Subscribe(id.OrgID)
+	sub, pos, err := s.bg.Hub.Subscribe(id.OrgID)
 	if errors.Is(err, events.ErrTooManyStreams) {
 		return &Error{Status: http.StatusTooManyRequests, Code: "TOO_MANY_STREAMS", RetryAfter: 5,
 			Message: fmt.Sprintf("SSE connection limit reached (max %d per organization).", s.cfg.SSEMaxStreamsPerOrg)}
@@ -47,7 +45,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return errUnavailable("The event stream is starting, please retry")
 	}
-	defer s.hub.Unsubscribe(sub)
+	defer s.bg.Hub.Unsubscribe(sub)
 
 	// What to replay is decided before the first byte, so a database error is still a proper answer.
 	var missed []db.EventReplayRow
@@ -128,7 +126,8 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 // replay reads the organization's events in (after, upto]. reset reports that some of them may have
 // been deleted by retention, or that there are more than maxReplay.
 func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventReplayRow, reset bool, err error) {
-	err = s.tx(r, func(tx pgx.Tx) error {
+	org := identityOf(r).OrgID
+	err = s.tx(r, func(tx db.DBTX) error {
 		pruned, err := s.q.StreamPrunedThrough(r.Context(), tx)
 		if err != nil {
 			return err
@@ -138,7 +137,8 @@ func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventRepl
 			return nil
 		}
 		for {
-			page, err := s.q.EventReplay(r.Context(), tx, db.EventReplayParams{After: after, Upto: upto, MaxEvents: 1000})
+			page, err := s.q.EventReplay(r.Context(), tx, db.EventReplayParams{
+				OrgID: org, After: after, Upto: upto, MaxEvents: 1000})
 			if err != nil {
 				return err
 			}

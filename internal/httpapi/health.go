@@ -9,14 +9,15 @@ import (
 	"strings"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 )
 
+// root names the service and the build it runs.
 func (s *Server) root(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{
-		"service": "FieldTrack 2.0", "status": "online", "version": "1.0.0", "docs": "/openapi.json",
+		"service": "FieldTrack 2.0", "status": "online", "version": telemetry.Version(), "docs": "/openapi.json",
 	})
 	return nil
 }
@@ -31,9 +32,8 @@ func (s *Server) health(w http.ResponseWriter, _ *http.Request) error {
 
 // ready is the readiness probe: 200 when a transaction as the API role works, 503 otherwise.
 func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
-	err := s.tx(r, func(tx pgx.Tx) error {
-		_, err := s.q.Ping(r.Context(), tx)
-		return err
+	_, err := db.Do(r.Context(), s.pool, db.Claims{}, s.txOptions(r, true), func(tx db.DBTX) (int32, error) {
+		return s.q.Ping(r.Context(), tx)
 	})
 	status, database, code := "ready", "ok", http.StatusOK
 	if err != nil {

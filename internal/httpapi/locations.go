@@ -6,7 +6,6 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
@@ -33,8 +32,9 @@ type batchBody struct {
 }
 
 // recordParams turns fixes into the column arrays app.record_locations takes.
-func recordParams(session uuid.UUID, pts []point) db.LocationRecordParams {
+func recordParams(org, session uuid.UUID, pts []point) db.LocationRecordParams {
 	p := db.LocationRecordParams{
+		OrgID:           org,
 		SessionID:       session,
 		Latitudes:       make([]float64, len(pts)),
 		Longitudes:      make([]float64, len(pts)),
@@ -59,13 +59,9 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	var row db.LocationRecordOneRow
-	err := s.txOne(r, func(tx pgx.Tx) (err error) {
-		row, err = s.q.LocationRecordOne(r.Context(), tx, db.LocationRecordOneParams{
-			SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude, Accuracy: body.Accuracy,
-			RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
-		})
-		return err
+	row, err := one(s, r, s.q.LocationRecordOne, db.LocationRecordOneParams{
+		OrgID: identityOf(r).OrgID, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
+		Accuracy: body.Accuracy, RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
 	})
 	if err != nil {
 		return err
@@ -73,6 +69,7 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	status := http.StatusOK
 	if row.Inserted {
 		status = http.StatusCreated
+		s.metrics.LocationsStored.Inc()
 	}
 	return respond(w, status, db.GpsLocation{
 		OrganizationID: row.OrganizationID, SessionID: row.SessionID, RecordedAt: row.RecordedAt, ID: row.ID,
@@ -87,14 +84,11 @@ func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeBody(r, &body); err != nil {
 		return err
 	}
-	var inserted int32
-	err := s.txOne(r, func(tx pgx.Tx) (err error) {
-		inserted, err = s.q.LocationRecord(r.Context(), tx, recordParams(body.SessionID, body.Points))
-		return err
-	})
+	inserted, err := one(s, r, s.q.LocationRecord, recordParams(identityOf(r).OrgID, body.SessionID, body.Points))
 	if err != nil {
 		return err
 	}
+	s.metrics.LocationsStored.Add(float64(inserted))
 	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "inserted": inserted})
 	return nil
 }
@@ -114,22 +108,25 @@ func (s *Server) myRoute(w http.ResponseWriter, r *http.Request) error {
 
 // sessionLocations lists a session's fixes for an admin.
 func (s *Server) sessionLocations(w http.ResponseWriter, r *http.Request) error {
-	return s.route(w, r, uuid.MustParse(chi.URLParam(r, "id")))
+	return s.route(w, r, pathUUID(r, "id"))
 }
 
 // route answers a session's fixes in recorded_at order, optionally simplified to ?simplify=<metres> for
 // drawing. A session the caller cannot see is 404.
 func (s *Server) route(w http.ResponseWriter, r *http.Request, session uuid.UUID) error {
+	org := identityOf(r).OrgID
+	tolerance, _ := strconv.ParseFloat(r.URL.Query().Get("simplify"), 64)
 	var pts []db.GpsLocation
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		if _, err = s.q.SessionGet(r.Context(), tx, session); err != nil {
+	err := s.tx(r, func(tx db.DBTX) (err error) {
+		if _, err = s.q.SessionGet(r.Context(), tx, db.SessionGetParams{OrgID: org, ID: session}); err != nil {
 			return err
 		}
-		if tol, perr := strconv.ParseFloat(r.URL.Query().Get("simplify"), 64); perr == nil && tol > 0 {
-			pts, err = s.q.LocationListSimplified(r.Context(), tx, db.LocationListSimplifiedParams{SessionID: session, Tolerance: tol})
+		if tolerance > 0 {
+			pts, err = s.q.LocationListSimplified(r.Context(), tx, db.LocationListSimplifiedParams{
+				OrgID: org, SessionID: session, Tolerance: tolerance})
 			return err
 		}
-		pts, err = s.q.LocationListForSession(r.Context(), tx, session)
+		pts, err = s.q.LocationListForSession(r.Context(), tx, db.LocationListForSessionParams{OrgID: org, SessionID: session})
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -138,24 +135,14 @@ func (s *Server) route(w http.ResponseWriter, r *http.Request, session uuid.UUID
 	if err != nil {
 		return err
 	}
-	if pts == nil {
-		pts = []db.GpsLocation{}
-	}
 	return respond(w, http.StatusOK, pts)
 }
 
 // monitoringMap answers the last fix of every employee whose latest session is ACTIVE or RECENT.
 func (s *Server) monitoringMap(w http.ResponseWriter, r *http.Request) error {
-	var markers []db.MapMarkersRow
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		markers, err = s.q.MapMarkers(r.Context(), tx)
-		return err
-	})
+	markers, err := one(s, r, s.q.MapMarkers, identityOf(r).OrgID)
 	if err != nil {
 		return err
-	}
-	if markers == nil {
-		markers = []db.MapMarkersRow{}
 	}
 	return respond(w, http.StatusOK, markers)
 }

@@ -1,37 +1,46 @@
 package httpapi
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
 
+// The operations endpoints show the organization's asynchronous work as the original dashboard reads it,
+// with the figures each kind of work really has: distance computations (pending, processing, done,
+// failed), the event hand-off (waiting for the listener, handed off: it has no other states, so no other
+// figures) and webhook deliveries (waiting, active, delayed, completed, dead-lettered).
+
 // pipeline is the organization's view of the asynchronous work, read in one transaction.
 type pipeline struct {
-	distance db.OpsDistanceCountsRow
-	webhook  db.OpsWebhookCountsRow
-	recent   db.OpsWebhookRecentStatsRow
-	backlog  int64
-	slot     db.ReplicationSlotStatusRow
+	distance  db.OpsDistanceCountsRow
+	webhook   db.OpsWebhookCountsRow
+	recent    db.OpsWebhookRecentStatsRow
+	backlog   int64
+	handedOff int64
+	slot      db.ReplicationSlotStatusRow
 }
 
 func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
-	err = s.tx(r, func(tx pgx.Tx) (err error) {
+	org := identityOf(r).OrgID
+	err = s.tx(r, func(tx db.DBTX) (err error) {
 		ctx := r.Context()
-		if p.distance, err = s.q.OpsDistanceCounts(ctx, tx); err != nil {
+		if p.distance, err = s.q.OpsDistanceCounts(ctx, tx, org); err != nil {
 			return err
 		}
-		if p.webhook, err = s.q.OpsWebhookCounts(ctx, tx); err != nil {
+		if p.webhook, err = s.q.OpsWebhookCounts(ctx, tx, org); err != nil {
 			return err
 		}
-		if p.recent, err = s.q.OpsWebhookRecentStats(ctx, tx); err != nil {
+		if p.recent, err = s.q.OpsWebhookRecentStats(ctx, tx, org); err != nil {
 			return err
 		}
-		if p.backlog, err = s.q.OutboxBacklog(ctx, tx); err != nil {
+		if p.backlog, err = s.q.OutboxBacklog(ctx, tx, &org); err != nil {
+			return err
+		}
+		if p.handedOff, err = s.q.OutboxHandedOff(ctx, tx, org); err != nil {
 			return err
 		}
 		p.slot, err = s.q.ReplicationSlotStatus(ctx, tx)
@@ -45,8 +54,8 @@ func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
 func (s *Server) listenerStatus(p pipeline) map[string]any {
 	out := map[string]any{"slot": p.slot.SlotName, "slotActive": p.slot.Active, "slotLagBytes": p.slot.LagBytes,
 		"outboxBacklog": p.backlog, "thisProcessLeads": false}
-	if s.listener != nil {
-		st := s.listener.Status()
+	if l := s.bg.Listener; l != nil {
+		st := l.Status()
 		out["thisProcessLeads"] = st.Leader
 		out["ackedLsn"] = st.AckedLSN
 		out["handedOff"] = st.Handoffs
@@ -54,9 +63,9 @@ func (s *Server) listenerStatus(p pipeline) map[string]any {
 			out["lastError"], out["lastErrorAt"] = st.LastError, st.LastErrorAt
 		}
 	}
-	if s.hub != nil {
-		out["streamPosition"] = s.hub.Position()
-		out["sseStreams"] = s.hub.Subscribers()
+	if h := s.bg.Hub; h != nil {
+		out["streamPosition"] = h.Position()
+		out["sseStreams"] = h.Subscribers()
 	}
 	return out
 }
@@ -71,41 +80,41 @@ func (s *Server) queues(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "queues": map[string]any{
 		"distance": map[string]int64{"waiting": p.distance.Waiting, "active": p.distance.Active,
 			"completed": p.distance.Completed, "failed": p.distance.Failed},
-		"analytics": map[string]any{"waiting": p.backlog, "active": 0, "completed": 0, "failed": 0,
-			"dlq": map[string]int64{"waiting": 0, "failed": 0}},
-		"webhook": map[string]any{"waiting": p.webhook.Waiting, "active": p.webhook.Active,
-			"completed": p.webhook.Completed, "failed": p.webhook.Failed,
-			"dlq": map[string]int64{"waiting": 0, "failed": p.webhook.Failed}},
+		"analytics": map[string]int64{"waiting": p.backlog, "completed": p.handedOff},
+		"webhook": map[string]int64{"waiting": p.webhook.Waiting, "active": p.webhook.Active,
+			"delayed": p.webhook.Delayed, "completed": p.webhook.Completed, "failed": p.webhook.Failed,
+			"dlq": p.webhook.Failed},
 		"events": s.listenerStatus(p),
 	}})
 	return nil
 }
 
-// queueStatus is the internal probe's compact form of queues.
+// queueStatus is the internal probe's compact form of queues: depth is what waits to run now.
 func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.readPipeline(r)
 	if err != nil {
 		return err
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "queues": map[string]any{
-		"distance":  map[string]int64{"depth": p.distance.Waiting, "active": p.distance.Active, "delayed": 0},
-		"analytics": map[string]int64{"depth": p.backlog, "active": 0, "delayed": 0},
-		"webhook":   map[string]int64{"depth": p.webhook.Waiting, "active": p.webhook.Active, "delayed": 0},
+		"distance":  map[string]int64{"depth": p.distance.Waiting, "active": p.distance.Active},
+		"analytics": map[string]int64{"depth": p.backlog},
+		"webhook":   map[string]int64{"depth": p.webhook.Waiting, "active": p.webhook.Active, "delayed": p.webhook.Delayed},
 	}})
 	return nil
 }
 
-// systemHealth answers the dashboard's health card: background workers of this process, backlogs and the
-// webhook success rate over the organization's latest 500 deliveries, plus the listener's state.
+// systemHealth answers the dashboard's health card: the background parts this process runs and how many
+// of them are live right now, backlogs, the webhook success rate over the organization's latest 500
+// deliveries, and the listener's state.
 func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.readPipeline(r)
 	if err != nil {
 		return err
 	}
 	expected, active := 0, 0
-	for _, running := range []bool{s.hub != nil, s.listener != nil, s.cfg.WebhookWorkerEnabled} {
+	for _, part := range s.bg.parts() {
 		expected++
-		if running {
+		if part.Live() {
 			active++
 		}
 	}
@@ -118,7 +127,7 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
 		"workers":   map[string]any{"active": active, "expected": expected, "healthy": active == expected && p.slot.Active},
 		"queues": map[string]any{
-			"webhook":   map[string]int64{"backlog": p.webhook.Waiting + p.webhook.Active, "dlq": p.webhook.Failed},
+			"webhook":   map[string]int64{"backlog": p.webhook.Waiting + p.webhook.Active + p.webhook.Delayed, "dlq": p.webhook.Failed},
 			"analytics": map[string]int64{"backlog": p.backlog},
 			"distance":  map[string]int64{"backlog": p.distance.Waiting + p.distance.Active},
 		},
@@ -129,29 +138,34 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+// part is a background part of the process that can say whether it is working.
+type part interface{ Live() bool }
+
+// parts lists the background parts this process runs.
+func (b Background) parts() []part {
+	var out []part
+	if b.Notifier != nil {
+		out = append(out, b.Notifier)
+	}
+	if b.Hub != nil {
+		out = append(out, b.Hub)
+	}
+	if b.Listener != nil {
+		out = append(out, b.Listener)
+	}
+	if b.Webhooks != nil {
+		out = append(out, b.Webhooks)
+	}
+	return out
+}
+
 // retryIntents lists the organization's failed or retrying asynchronous work (deliveries, distance).
 func (s *Server) retryIntents(w http.ResponseWriter, r *http.Request) error {
-	pg := pageOf(r, 50)
-	status := r.URL.Query().Get("status")
+	org, status := identityOf(r).OrgID, r.URL.Query().Get("status")
 	if status == "" {
 		status = "pending"
 	}
-	var items []db.RetryIntentListRow
-	var total int64
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		items, err = s.q.RetryIntentList(r.Context(), tx, db.RetryIntentListParams{
-			Status: status, RowLimit: int32(pg.Limit), RowOffset: pg.offset()})
-		if err != nil {
-			return err
-		}
-		total, err = s.q.RetryIntentCount(r.Context(), tx, status)
-		return err
+	return respondList(s, w, r, 50, func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.RetryIntentListRow, error) {
+		return s.q.RetryIntentList(ctx, tx, db.RetryIntentListParams{OrgID: org, Status: status, RowLimit: limit, RowOffset: offset})
 	})
-	if err != nil {
-		return err
-	}
-	if items == nil {
-		items = []db.RetryIntentListRow{}
-	}
-	return respondPage(w, items, pg, total)
 }

@@ -8,7 +8,6 @@ import (
 	"net/http"
 
 	"github.com/go-chi/chi/v5"
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
@@ -16,6 +15,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/telemetry"
+	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
 
 // Server holds what handlers share. It is built once by New.
@@ -28,14 +28,22 @@ type Server struct {
 	spec       *spec
 	configHash string
 	metrics    *telemetry.Metrics
-	limiter    *rateLimiter     // nil when RATE_LIMIT_DISABLED
-	hub        *events.Hub      // nil: no event stream in this process
-	listener   *events.Listener // nil: this process does not consume the outbox
+	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
+	bg         Background
 }
 
-// WithEvents attaches the event hub (for /admin/events) and the listener (for the operations endpoints).
-func (s *Server) WithEvents(hub *events.Hub, listener *events.Listener) *Server {
-	s.hub, s.listener = hub, listener
+// Background is what runs beside the HTTP server in this process; a nil part does not run here. The event
+// stream needs the Hub; the operations endpoints report on every part.
+type Background struct {
+	Notifier *events.Notifier
+	Hub      *events.Hub
+	Listener *events.Listener
+	Webhooks *webhook.Worker
+}
+
+// WithBackground tells the server what runs beside it.
+func (s *Server) WithBackground(bg Background) *Server {
+	s.bg = bg
 	return s
 }
 
@@ -108,30 +116,4 @@ func guard(id auth.Identity, who access) error {
 		return errForbidden("This action requires EMPLOYEE role")
 	}
 	return nil
-}
-
-// tx runs fn in a transaction under the caller's claims; GET and HEAD run READ ONLY.
-func (s *Server) tx(r *http.Request, fn func(pgx.Tx) error) error {
-	return s.inTx(r, false, fn)
-}
-
-// txOne is tx for a fn that runs exactly one statement: BEGIN, the claims, the statement and COMMIT
-// travel together, one round trip (the hot write paths: GPS ingest, check-in).
-func (s *Server) txOne(r *http.Request, fn func(pgx.Tx) error) error {
-	return s.inTx(r, true, fn)
-}
-
-func (s *Server) inTx(r *http.Request, single bool, fn func(pgx.Tx) error) error {
-	id := identityOf(r)
-	claims := db.Claims{OrgID: id.OrgID, Role: string(id.Role), EmployeeID: id.EmployeeID, JWT: id.Claims}
-	if id.AuthType == auth.AuthTypeJWT {
-		claims.UserID.UUID, claims.UserID.Valid = id.UserID, true
-	}
-	opts := db.TxOptions{
-		ReadOnly:         r.Method == http.MethodGet || r.Method == http.MethodHead,
-		StatementTimeout: s.cfg.StatementTimeout,
-		AcquireTimeout:   s.cfg.DBAcquireTimeout,
-		SingleStatement:  single,
-	}
-	return db.InTx(r.Context(), s.pool, claims, opts, fn)
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"encoding/base64"
 	"errors"
 	"net/http"
@@ -8,26 +9,11 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
-
-// webhookJSON is a webhook's public form. The secret is not in it, nor readable by the API role at all.
-type webhookJSON = db.WebhookListRow
-
-// deliveryJSON is a delivery as the log shows it; response_code repeats response_status (the original's).
-type deliveryJSON struct {
-	db.DeliveryListRow
-	ResponseCode *int32 `json:"response_code"`
-}
-
-func deliveryOf(row db.DeliveryListRow) deliveryJSON {
-	return deliveryJSON{DeliveryListRow: row, ResponseCode: row.ResponseStatus}
-}
 
 // webhookBody is the body of create and update; validation (types, lengths, the event enum) already ran.
 type webhookBody struct {
@@ -65,17 +51,11 @@ func (s *Server) check(b *webhookBody) error {
 	return nil
 }
 
+// listWebhooks answers the organization's webhooks in their public form (never the secret).
 func (s *Server) listWebhooks(w http.ResponseWriter, r *http.Request) error {
-	var hooks []webhookJSON
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		hooks, err = s.q.WebhookList(r.Context(), tx)
-		return err
-	})
+	hooks, err := one(s, r, s.q.WebhookList, identityOf(r).OrgID)
 	if err != nil {
 		return err
-	}
-	if hooks == nil {
-		hooks = []webhookJSON{}
 	}
 	return respond(w, http.StatusOK, hooks)
 }
@@ -88,16 +68,12 @@ func (s *Server) createWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err := s.check(&body); err != nil {
 		return err
 	}
-	var hook db.WebhookCreateRow
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		hook, err = s.q.WebhookCreate(r.Context(), tx, db.WebhookCreateParams{
-			Url: *body.URL, Secret: *body.Secret, Events: body.Events})
-		return err
-	})
+	hook, err := one(s, r, s.q.WebhookCreate, db.WebhookCreateParams{
+		OrgID: identityOf(r).OrgID, Url: *body.URL, Secret: *body.Secret, Events: body.Events})
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusCreated, webhookJSON(hook))
+	return respond(w, http.StatusCreated, hook)
 }
 
 // farFuture stands for "whenever it was due": the bound that wakes every waiting delivery.
@@ -106,7 +82,7 @@ var farFuture = time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)
 // updateWebhook changes a webhook. Re-activating it or giving it a new URL forgets its failures (closes
 // the circuit), and the deliveries that were waiting for that become due now.
 func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "id")) // validated as a UUID by the OpenAPI document
+	org, id := identityOf(r).OrgID, pathUUID(r, "id")
 	var body webhookBody
 	if err := decodeBody(r, &body); err != nil {
 		return err
@@ -119,18 +95,20 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 	}
 	reactivate := body.IsActive != nil && *body.IsActive
 	var hook db.WebhookUpdateRow
-	err := s.tx(r, func(tx pgx.Tx) error {
-		old, err := s.q.WebhookLockState(r.Context(), tx, id)
+	err := s.tx(r, func(tx db.DBTX) error {
+		ctx := r.Context()
+		old, err := s.q.WebhookLockState(ctx, tx, db.WebhookLockStateParams{OrgID: org, ID: id})
 		if err != nil {
 			return err
 		}
 		if body.Secret != nil {
-			if _, err := s.q.WebhookSetSecret(r.Context(), tx, db.WebhookSetSecretParams{Secret: *body.Secret, ID: id}); err != nil {
+			if _, err := s.q.WebhookSetSecret(ctx, tx, db.WebhookSetSecretParams{Secret: *body.Secret, OrgID: org, ID: id}); err != nil {
 				return err
 			}
 		}
-		hook, err = s.q.WebhookUpdate(r.Context(), tx, db.WebhookUpdateParams{
-			Url: body.URL, Events: body.Events, IsActive: body.IsActive, ResetCircuit: reactivate || body.URL != nil, ID: id,
+		hook, err = s.q.WebhookUpdate(ctx, tx, db.WebhookUpdateParams{
+			Url: body.URL, Events: body.Events, IsActive: body.IsActive, ResetCircuit: reactivate || body.URL != nil,
+			OrgID: org, ID: id,
 		})
 		if err != nil {
 			return err
@@ -144,8 +122,7 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 		if wake == nil {
 			return nil
 		}
-		return s.q.DeliveryWake(r.Context(), tx, db.DeliveryWakeParams{
-			OrganizationID: hook.OrganizationID, WebhookID: id, WaitUntil: wake})
+		return s.q.DeliveryWake(ctx, tx, db.DeliveryWakeParams{OrganizationID: org, WebhookID: id, WaitUntil: wake})
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
 		return errNotFound("Webhook not found")
@@ -153,16 +130,11 @@ func (s *Server) updateWebhook(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusOK, webhookJSON(hook))
+	return respond(w, http.StatusOK, hook)
 }
 
 func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "id"))
-	var n int64
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		n, err = s.q.WebhookDelete(r.Context(), tx, id)
-		return err
-	})
+	n, err := one(s, r, s.q.WebhookDelete, db.WebhookDeleteParams{OrgID: identityOf(r).OrgID, ID: pathUUID(r, "id")})
 	if err != nil {
 		return err
 	}
@@ -176,23 +148,25 @@ func (s *Server) deleteWebhook(w http.ResponseWriter, r *http.Request) error {
 // testWebhook queues a webhook.test event for one webhook, whatever its state and subscriptions: the event
 // and its pending delivery commit together, and a worker sends it within a poll interval.
 func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "id"))
+	org, id := identityOf(r).OrgID, pathUUID(r, "id")
 	var d db.DeliveryInsertRow
-	err := s.tx(r, func(tx pgx.Tx) error {
-		if _, err := s.q.WebhookGet(r.Context(), tx, id); err != nil {
-			return err
-		}
-		event, err := s.q.WebhookTestEventInsert(r.Context(), tx, id)
+	err := s.tx(r, func(tx db.DBTX) error {
+		ctx := r.Context()
+		exists, err := s.q.WebhookExists(ctx, tx, db.WebhookExistsParams{OrgID: org, ID: id})
 		if err != nil {
 			return err
 		}
-		d, err = s.q.DeliveryInsert(r.Context(), tx, db.DeliveryInsertParams{
-			WebhookID: id, EventID: event, EventType: "webhook.test"})
+		if !exists {
+			return errNotFound("Webhook not found")
+		}
+		event, err := s.q.WebhookTestEvent(ctx, tx, db.WebhookTestEventParams{OrgID: org, WebhookID: id})
+		if err != nil {
+			return err
+		}
+		d, err = s.q.DeliveryInsert(ctx, tx, db.DeliveryInsertParams{
+			OrgID: org, WebhookID: id, EventID: event, EventType: "webhook.test"})
 		return err
 	})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return errNotFound("Webhook not found")
-	}
 	if err != nil {
 		return err
 	}
@@ -201,27 +175,11 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 
 // listDeliveries is the delivery log, newest first.
 func (s *Server) listDeliveries(w http.ResponseWriter, r *http.Request) error {
-	p := pageOf(r, 20)
-	params := db.DeliveryListParams{WebhookID: queryUUID(r, "webhook_id"), Status: queryString(r, "status"),
-		RowLimit: int32(p.Limit), RowOffset: p.offset()}
-	var items []deliveryJSON
-	var total int64
-	err := s.tx(r, func(tx pgx.Tx) error {
-		rows, err := s.q.DeliveryList(r.Context(), tx, params)
-		if err != nil {
-			return err
-		}
-		items = make([]deliveryJSON, len(rows))
-		for i, row := range rows {
-			items[i] = deliveryOf(row)
-		}
-		total, err = s.q.DeliveryCount(r.Context(), tx, db.DeliveryCountParams{WebhookID: params.WebhookID, Status: params.Status})
-		return err
+	org, hook, status := identityOf(r).OrgID, queryUUID(r, "webhook_id"), queryString(r, "status")
+	return respondList(s, w, r, 20, func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.DeliveryListRow, error) {
+		return s.q.DeliveryList(ctx, tx, db.DeliveryListParams{
+			OrgID: org, WebhookID: hook, Status: status, RowLimit: limit, RowOffset: offset})
 	})
-	if err != nil {
-		return err
-	}
-	return respondPage(w, items, p, total)
 }
 
 // retryDelivery queues a dead-lettered delivery for another attempt now.
@@ -230,7 +188,7 @@ func (s *Server) retryDelivery(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	return respond(w, http.StatusOK, deliveryOf(d))
+	return respond(w, http.StatusOK, d)
 }
 
 // retryDeadLetter is retryDelivery with the DLQ's shorter answer.
@@ -245,11 +203,11 @@ func (s *Server) retryDeadLetter(w http.ResponseWriter, r *http.Request) error {
 
 // retry makes a failed delivery pending and due now; its attempt history stays. A delivery that succeeded
 // or is still pending is not retried (a pending one may be in flight: retrying it could send it twice).
-func (s *Server) retry(r *http.Request) (db.DeliveryListRow, error) {
-	id := uuid.MustParse(chi.URLParam(r, "id"))
+func (s *Server) retry(r *http.Request) (db.DeliveryRetryRow, error) {
+	org, id := identityOf(r).OrgID, pathUUID(r, "id")
 	var d db.DeliveryRetryRow
-	err := s.tx(r, func(tx pgx.Tx) error {
-		cur, err := s.q.DeliveryGetForUpdate(r.Context(), tx, id)
+	err := s.tx(r, func(tx db.DBTX) error {
+		cur, err := s.q.DeliveryGetForUpdate(r.Context(), tx, db.DeliveryGetForUpdateParams{OrgID: org, ID: id})
 		if err != nil {
 			return err
 		}
@@ -259,59 +217,29 @@ func (s *Server) retry(r *http.Request) (db.DeliveryListRow, error) {
 		case "pending":
 			return errInvalid("Delivery is already pending — retry not needed", nil)
 		}
-		d, err = s.q.DeliveryRetry(r.Context(), tx, id)
+		d, err = s.q.DeliveryRetry(r.Context(), tx, db.DeliveryRetryParams{OrgID: org, ID: id})
 		return err
 	})
 	if errors.Is(err, pgx.ErrNoRows) {
-		return db.DeliveryListRow{}, errNotFound("Delivery not found")
+		return d, errNotFound("Delivery not found")
 	}
-	return db.DeliveryListRow(d), err
+	return d, err
 }
 
-// deadLetterJSON is a dead-lettered delivery with its event's envelope (null once retention removed it).
-type deadLetterJSON = db.DeliveryDeadLetterListRow
-
-// listDeadLetters is the DLQ: failed deliveries, most recently failed first, with limit/offset paging.
+// listDeadLetters is the DLQ: failed deliveries, most recently failed first, with limit/offset paging and
+// the original's meta block instead of pagination.
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
+	org, hook, eventType := identityOf(r).OrgID, queryUUID(r, "webhook_id"), queryString(r, "event_type")
 	limit, offset := queryInt(r, "limit", 50), queryInt(r, "offset", 0)
-	webhookID, eventType := queryUUID(r, "webhook_id"), queryString(r, "event_type")
-	var items []deadLetterJSON
-	var total int64
-	err := s.tx(r, func(tx pgx.Tx) (err error) {
-		items, err = s.q.DeliveryDeadLetterList(r.Context(), tx, db.DeliveryDeadLetterListParams{
-			WebhookID: webhookID, EventType: eventType, RowLimit: int32(limit), RowOffset: int32(offset)})
-		if err != nil {
-			return err
-		}
-		total, err = s.q.DeliveryDeadLetterCount(r.Context(), tx, db.DeliveryDeadLetterCountParams{
-			WebhookID: webhookID, EventType: eventType})
-		return err
-	})
+	items, total, err := fetchPage(s, r, int32(limit), int32(offset),
+		func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.DeliveryDeadLetterListRow, error) {
+			return s.q.DeliveryDeadLetterList(ctx, tx, db.DeliveryDeadLetterListParams{
+				OrgID: org, WebhookID: hook, EventType: eventType, RowLimit: limit, RowOffset: offset})
+		})
 	if err != nil {
 		return err
 	}
-	if items == nil {
-		items = []deadLetterJSON{}
-	}
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success": true, "data": items, "meta": map[string]any{"limit": limit, "offset": offset, "count": total}})
-	return nil
-}
-
-// queryUUID reads an optional UUID parameter (already validated); nil when absent.
-func queryUUID(r *http.Request, name string) *uuid.UUID {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return nil
-	}
-	id := uuid.MustParse(v)
-	return &id
-}
-
-// queryString reads an optional string parameter; nil when absent or empty.
-func queryString(r *http.Request, name string) *string {
-	if v := r.URL.Query().Get(name); v != "" {
-		return &v
-	}
 	return nil
 }

@@ -2,19 +2,35 @@
 package migration
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net/url"
+	"strings"
 
 	"github.com/golang-migrate/migrate/v4"
 	_ "github.com/golang-migrate/migrate/v4/database/pgx/v5" // registers pgx5://
 	"github.com/golang-migrate/migrate/v4/source/iofs"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
 
 	schema "github.com/fieldtrack/fieldtrack/sql"
 )
 
 // Migrator runs migrations against one database.
-type Migrator struct{ m *migrate.Migrate }
+type Migrator struct {
+	m   *migrate.Migrate
+	url string
+}
+
+// ErrEarlierLayout means the database was migrated by the schema files as they were before they were
+// rewritten into one file per noun. Those were never released: the database must be recreated.
+var ErrEarlierLayout = errors.New("this database was migrated by the earlier, unreleased schema files; " +
+	"recreate it (the local cluster: make db-reset, then make run)")
+
+// layoutMark is what the first migration writes on schema app (see 000001_roles_and_app.up.sql).
+const layoutMark = "schema layout 2"
 
 // Open connects to databaseURL (postgres:// or postgresql://) with the embedded migrations.
 func Open(databaseURL string) (*Migrator, error) {
@@ -31,11 +47,34 @@ func Open(databaseURL string) (*Migrator, error) {
 	if err != nil {
 		return nil, fmt.Errorf("migrate: %w", err)
 	}
-	return &Migrator{m: m}, nil
+	return &Migrator{m: m, url: databaseURL}, nil
 }
 
-// Up applies every pending migration; nothing to do is not an error.
-func (m *Migrator) Up() error { return ignoreNoChange(m.m.Up()) }
+// Up applies every pending migration; nothing to do is not an error. It refuses a database of the earlier
+// layout with ErrEarlierLayout instead of failing on objects that already exist.
+func (m *Migrator) Up() error {
+	if err := m.checkLayout(); err != nil {
+		return err
+	}
+	return ignoreNoChange(m.m.Up())
+}
+
+func (m *Migrator) checkLayout() error {
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, m.url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(ctx)
+	layouts, err := db.New().SchemaLayout(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("schema layout: %w", err)
+	}
+	if len(layouts) > 0 && !strings.Contains(layouts[0], layoutMark) {
+		return ErrEarlierLayout
+	}
+	return nil
+}
 
 // Down reverts the last n migrations (all of them when n <= 0).
 func (m *Migrator) Down(n int) error {

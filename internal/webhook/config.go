@@ -41,8 +41,11 @@ type Config struct {
 	OrganizationID uuid.UUID
 }
 
-// FromConfig is the worker configuration of a server. The lease is the attempt timeout plus 45 s: long
-// enough for the attempt and its bookkeeping, short enough that a crashed worker's claims come back soon.
+// leaseMargin is how much longer than an attempt's timeout a claim lasts: long enough for the attempt and
+// its bookkeeping, short enough that a crashed worker's claims come back soon.
+const leaseMargin = 45 * time.Second
+
+// FromConfig is the worker configuration of a server.
 func FromConfig(c config.Config) Config {
 	return Config{
 		Concurrency:         c.WebhookConcurrency,
@@ -51,7 +54,7 @@ func FromConfig(c config.Config) Config {
 		BackoffBase:         c.WebhookBackoffBase,
 		BackoffMax:          c.WebhookBackoffMax,
 		PollInterval:        c.WebhookPollInterval,
-		Lease:               c.WebhookTimeout + 45*time.Second,
+		Lease:               c.WebhookTimeout + leaseMargin,
 		CircuitThreshold:    c.WebhookCircuitThreshold,
 		CircuitOpen:         c.WebhookCircuitOpen,
 		AllowPrivateTargets: c.WebhookAllowPrivateTargets,
@@ -59,27 +62,29 @@ func FromConfig(c config.Config) Config {
 	}
 }
 
-// withDefaults fills zero fields with the server defaults, so a test only states what it cares about.
+// withDefaults fills zero fields with the server's defaults (those of config.Default), so a test only
+// states what it cares about.
 func (c Config) withDefaults() Config {
-	def := func(v *time.Duration, d time.Duration) {
+	d := FromConfig(config.Default())
+	pick := func(v *time.Duration, def time.Duration) {
 		if *v <= 0 {
-			*v = d
+			*v = def
 		}
 	}
 	if c.Concurrency <= 0 {
-		c.Concurrency = 32
+		c.Concurrency = d.Concurrency
 	}
 	if c.MaxAttempts <= 0 {
-		c.MaxAttempts = 16
+		c.MaxAttempts = d.MaxAttempts
 	}
 	if c.CircuitThreshold <= 0 {
-		c.CircuitThreshold = 5
+		c.CircuitThreshold = d.CircuitThreshold
 	}
-	def(&c.Timeout, 15*time.Second)
-	def(&c.BackoffBase, 30*time.Second)
-	def(&c.BackoffMax, 12*time.Hour)
-	def(&c.PollInterval, 250*time.Millisecond)
-	def(&c.Lease, c.Timeout+45*time.Second)
-	def(&c.CircuitOpen, 10*time.Minute)
+	pick(&c.Timeout, d.Timeout)
+	pick(&c.BackoffBase, d.BackoffBase)
+	pick(&c.BackoffMax, d.BackoffMax)
+	pick(&c.PollInterval, d.PollInterval)
+	pick(&c.Lease, c.Timeout+leaseMargin)
+	pick(&c.CircuitOpen, d.CircuitOpen)
 	return c
 }

@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -33,13 +34,26 @@ type Worker struct {
 	q      *db.Queries
 	client *http.Client
 	log    *slog.Logger
+	wake   <-chan struct{}
+	live   atomic.Bool
 }
 
-// NewWorker returns a worker that reaches Postgres through pool as role fieldtrack_worker.
+// NewWorker returns a worker that reaches Postgres through pool as role fieldtrack_worker. Zero fields of
+// cfg take the server's defaults.
 func NewWorker(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Worker {
 	cfg = cfg.withDefaults()
 	return &Worker{cfg: cfg, pool: pool, q: db.New(), client: newClient(cfg), log: log.With("component", "webhooks")}
 }
+
+// WakeOn makes the worker look for due deliveries at once when wake receives (a Notifier's subscription:
+// the listener has just recorded deliveries), instead of at its next poll. It returns w.
+func (w *Worker) WakeOn(wake <-chan struct{}) *Worker {
+	w.wake = wake
+	return w
+}
+
+// Live reports whether Run is delivering: its loop runs and its last claim reached Postgres.
+func (w *Worker) Live() bool { return w.live.Load() }
 
 // claim is a delivery this worker holds for one attempt.
 type claim struct {
@@ -48,15 +62,13 @@ type claim struct {
 }
 
 // Run delivers until ctx ends: it claims as many due deliveries as it has free senders, polls every
-// PollInterval while there is nothing to do, and on return has waited for its senders (an attempt
-// interrupted by the end of ctx gives its claim back).
+// PollInterval while there is nothing to do (or until woken, see WakeOn), and on return has waited for its
+// senders (an attempt interrupted by the end of ctx gives its claim back).
 func (w *Worker) Run(ctx context.Context) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
 	var senders sync.WaitGroup
 	defer senders.Wait()
-	wake := make(chan struct{}, 1)
-	senders.Add(1)
-	go func() { defer senders.Done(); w.listen(ctx, wake) }()
+	defer w.live.Store(false)
 	failures := 0
 	for {
 		// Wait for one free sender, then take every other free one.
@@ -87,6 +99,7 @@ func (w *Worker) Run(ctx context.Context) {
 				w.deliver(ctx, c)
 			}()
 		}
+		w.live.Store(err == nil)
 		wait := time.Duration(0)
 		switch {
 		case ctx.Err() != nil:
@@ -105,48 +118,12 @@ func (w *Worker) Run(ctx context.Context) {
 			t := time.NewTimer(wait)
 			select {
 			case <-t.C:
-			case <-wake: // the listener recorded deliveries
+			case <-w.wake: // the listener recorded deliveries
 				t.Stop()
 			case <-ctx.Done():
 				t.Stop()
 				return
 			}
-		}
-	}
-}
-
-// listen wakes the worker when the listener hands events off (it NOTIFYs after recording deliveries), so a
-// new delivery goes out at once instead of at the next poll. The poll stays as the fallback: a lost
-// connection here only costs latency.
-func (w *Worker) listen(ctx context.Context, wake chan<- struct{}) {
-	for ctx.Err() == nil {
-		if err := w.listenOnce(ctx, wake); err != nil && ctx.Err() == nil {
-			w.log.Warn("listening for new deliveries", "error", err.Error())
-			select {
-			case <-ctx.Done():
-			case <-time.After(time.Second):
-			}
-		}
-	}
-}
-
-func (w *Worker) listenOnce(ctx context.Context, wake chan<- struct{}) error {
-	pc, err := w.pool.Acquire(ctx)
-	if err != nil {
-		return err
-	}
-	conn := pc.Hijack() // a LISTENing connection must not go back to the pool
-	defer conn.Close(context.WithoutCancel(ctx))
-	if _, err := conn.Exec(ctx, "LISTEN fieldtrack_stream"); err != nil {
-		return err
-	}
-	for {
-		if _, err := conn.WaitForNotification(ctx); err != nil {
-			return err
-		}
-		select {
-		case wake <- struct{}{}:
-		default:
 		}
 	}
 }
@@ -174,7 +151,7 @@ type webhookKey struct{ org, id uuid.UUID }
 // open circuit are parked until they can be sent; of a half-open circuit only one (the probe) is claimed.
 // webhook.test deliveries go whatever the state. scanned is how many due rows were looked at.
 func (w *Worker) claim(ctx context.Context, max int) (claims []claim, scanned int, err error) {
-	err = w.tx(ctx, func(tx pgx.Tx) error {
+	err = w.tx(ctx, func(tx db.DBTX) error {
 		var org *uuid.UUID
 		if w.cfg.OrganizationID != uuid.Nil {
 			org = &w.cfg.OrganizationID
@@ -248,7 +225,7 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	defer cancel()
 	log := w.log.With("delivery_id", c.ID, "webhook_id", c.WebhookID, "event_id", c.EventID, "attempt", c.AttemptCount)
 	if o.verdict == aborted {
-		err := w.tx(rctx, func(tx pgx.Tx) error {
+		err := w.tx(rctx, func(tx db.DBTX) error {
 			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{
 				OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
 		})
@@ -286,7 +263,7 @@ func (w *Worker) record(ctx context.Context, c claim, o outcome) (status string,
 	default:
 		retryIn = w.cfg.retryDelay(int(c.AttemptCount), o.retryAfter, jitter)
 	}
-	err = w.tx(ctx, func(tx pgx.Tx) error {
+	err = w.tx(ctx, func(tx db.DBTX) error {
 		// The webhook row first: an admin's update locks it before the webhook's deliveries too, so the
 		// two cannot deadlock.
 		if err := w.updateWebhook(ctx, tx, c, o); err != nil {
@@ -315,7 +292,7 @@ func (w *Worker) record(ctx context.Context, c claim, o outcome) (status string,
 
 // updateWebhook applies an attempt to its webhook: a success closes the circuit (waking the deliveries
 // parked behind it), a 410 disables the webhook, any other failure counts towards opening the circuit.
-func (w *Worker) updateWebhook(ctx context.Context, tx pgx.Tx, c claim, o outcome) error {
+func (w *Worker) updateWebhook(ctx context.Context, tx db.DBTX, c claim, o outcome) error {
 	switch o.verdict {
 	case delivered:
 		parkedUntil, err := w.q.WebhookRecordSuccess(ctx, tx, db.WebhookRecordSuccessParams{
@@ -346,7 +323,7 @@ func (w *Worker) updateWebhook(ctx context.Context, tx pgx.Tx, c claim, o outcom
 }
 
 // tx runs fn as the worker role, which sees the webhook tables of every organization and nothing else.
-func (w *Worker) tx(ctx context.Context, fn func(pgx.Tx) error) error {
+func (w *Worker) tx(ctx context.Context, fn func(db.DBTX) error) error {
 	// Asynchronous commit: a claim or a record lost in a crash only means the delivery is sent again
 	// when its lease ends (at-least-once), and waiting for the WAL flush would cap throughput.
 	return db.InTx(ctx, w.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, StatementTimeout: txTimeout,

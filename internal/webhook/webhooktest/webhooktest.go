@@ -152,9 +152,8 @@ func Dispatch(t testing.TB, owner *pgxpool.Pool, org uuid.UUID) int {
 	for i := range orgs {
 		orgs[i] = org
 	}
-	err = db.InTx(ctx, owner, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx pgx.Tx) error {
-		_, err := db.New().EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: orgs, EventIds: ids})
-		return err
+	_, err = db.Do(ctx, owner, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) (int64, error) {
+		return db.New().EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: orgs, EventIds: ids})
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -1,25 +1,13 @@
--- 000003 events: the outbox (webhook_events), webhooks and their deliveries, the publication the
--- logical-replication listener reads, and retention.
+-- 000003 the outbox (webhook_events) and webhooks: how every change's events reach SSE clients and
+-- integrators. Every later noun emits its events through app.emit, defined here.
 --
--- Why: a change and its event commit together (triggers write the outbox in the same transaction), and the
--- listener carries committed events on in commit order, so nothing is lost on a crash and nothing is sent
--- for a change that rolled back. The listener stamps each event with stream_id, its position in commit
--- order: SSE ids and replay use it, because identity values are not commit order.
+-- Why: a change and its event commit together (triggers call app.emit in the same transaction), and the
+-- logical-replication listener carries committed events on in commit order, so nothing is lost on a crash
+-- and nothing is sent for a change that rolled back. The listener's hand-off (app.dispatch_events) stamps
+-- each event with stream_id, its position in commit order (SSE ids and replay use it, because identity
+-- values are not commit order), and records one delivery per subscribed webhook; the delivery worker
+-- sends them.
 -- Locks: creates objects only. The publication covers webhook_events inserts and nothing else.
-
-DO $$
-BEGIN
-    -- Background work (listener hand-off, delivery worker) runs as this role: it sees the webhook tables
-    -- of every organization and nothing else.
-    IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldtrack_worker') THEN
-        CREATE ROLE fieldtrack_worker NOLOGIN NOBYPASSRLS;
-    END IF;
-    EXECUTE format('GRANT fieldtrack_worker TO %I', current_user);
-END
-$$;
-
-GRANT fieldtrack_worker TO fieldtrack_authenticator;
-GRANT USAGE ON SCHEMA app TO fieldtrack_worker;
 
 -- webhooks ------------------------------------------------------------------------------------------------
 
@@ -75,6 +63,28 @@ CREATE TABLE app.stream_state (
 );
 INSERT INTO app.stream_state DEFAULT VALUES;
 
+-- A commit reaches the WAL, and so the listener, a moment before the committing session leaves the
+-- proc array and its rows become visible to other sessions. So that the hand-off can wait for that
+-- moment without polling, every transaction that writes the outbox holds an advisory lock named after its
+-- transaction id until it ends; Postgres releases a transaction's locks only after its commit is
+-- visible. The key is the 32-bit transaction id (what the replication stream reports) under a prefix of
+-- ours ("fTxt"), apart from any other advisory lock.
+CREATE FUNCTION app.outbox_lock_key(p_xid bigint) RETURNS bigint
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
+    AS $$ SELECT 7373650929523884032 + (p_xid % 4294967296) $$;
+
+CREATE FUNCTION app.webhook_events_hold_xact() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    PERFORM pg_advisory_xact_lock(app.outbox_lock_key(txid_current()));
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER webhook_events_hold_xact BEFORE INSERT ON webhook_events
+    FOR EACH STATEMENT EXECUTE FUNCTION app.webhook_events_hold_xact();
+
 -- deliveries ----------------------------------------------------------------------------------------------
 
 CREATE TABLE webhook_deliveries (
@@ -125,8 +135,8 @@ CREATE TABLE webhook_delivery_attempts (
 
 -- emitting events -----------------------------------------------------------------------------------------
 
--- app.emit appends one event to the outbox. SECURITY DEFINER: the triggers that call it run as the
--- caller, who may not write the outbox directly.
+-- app.emit appends one event to the outbox and returns its id. SECURITY DEFINER: the triggers that call it
+-- run as the caller, who may not write the outbox directly.
 CREATE FUNCTION app.emit(p_org uuid, p_type text, p_data jsonb, p_stream_event text DEFAULT NULL,
                          p_stream_payload jsonb DEFAULT NULL) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
@@ -150,117 +160,63 @@ $$;
 REVOKE ALL ON FUNCTION app.emit(uuid, text, jsonb, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.emit(uuid, text, jsonb, text, jsonb) TO fieldtrack_api;
 
-CREATE FUNCTION app.attendance_sessions_events() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    s    jsonb;
-    data jsonb;
-BEGIN
-    -- Read the row again: on check-out the distance trigger has updated it since.
-    SELECT to_jsonb(a) INTO s FROM attendance_sessions a WHERE a.organization_id = NEW.organization_id AND a.id = NEW.id;
-    IF TG_OP = 'INSERT' THEN
-        data := jsonb_build_object('employee_id', NEW.employee_id, 'session_id', NEW.id, 'checkin_at', NEW.checkin_at);
-        PERFORM app.emit(NEW.organization_id, 'session.checkin', data, 'session.checkin',
-                         jsonb_build_object('sessionId', NEW.id, 'employeeId', NEW.employee_id, 'session', s));
-        PERFORM app.emit(NEW.organization_id, 'employee.checked_in', data);
-    ELSE
-        data := jsonb_build_object('employee_id', NEW.employee_id, 'session_id', NEW.id,
-                                   'checkin_at', NEW.checkin_at, 'checkout_at', NEW.checkout_at);
-        PERFORM app.emit(NEW.organization_id, 'session.checkout', data, 'session.checkout',
-                         jsonb_build_object('sessionId', NEW.id, 'employeeId', NEW.employee_id, 'session', s));
-        PERFORM app.emit(NEW.organization_id, 'employee.checked_out', data);
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER attendance_sessions_events_checkin AFTER INSERT ON attendance_sessions
-    FOR EACH ROW EXECUTE FUNCTION app.attendance_sessions_events();
--- Named to sort after attendance_sessions_after_checkout, so the event carries the computed distance.
-CREATE TRIGGER attendance_sessions_events_checkout AFTER UPDATE OF checkout_at ON attendance_sessions
-    FOR EACH ROW WHEN (OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL)
-    EXECUTE FUNCTION app.attendance_sessions_events();
-
-CREATE FUNCTION app.employees_events() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    PERFORM app.emit(NEW.organization_id, 'employee.created',
-                     jsonb_build_object('employee_id', NEW.id, 'employee_code', NEW.employee_code,
-                                        'name', NEW.name, 'created_at', NEW.created_at));
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER employees_events AFTER INSERT ON employees
-    FOR EACH ROW EXECUTE FUNCTION app.employees_events();
-
-CREATE FUNCTION app.expenses_events() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-BEGIN
-    IF TG_OP = 'INSERT' THEN
-        PERFORM app.emit(NEW.organization_id, 'expense.created',
-                         jsonb_build_object('expense_id', NEW.id, 'employee_id', NEW.employee_id, 'amount', NEW.amount,
-                                            'description', NEW.description, 'submitted_at', NEW.submitted_at),
-                         'expense.created',
-                         jsonb_build_object('expenseId', NEW.id, 'employeeId', NEW.employee_id, 'amount', NEW.amount));
-    ELSIF NEW.status IN ('APPROVED', 'REJECTED') THEN
-        PERFORM app.emit(NEW.organization_id, 'expense.' || lower(NEW.status),
-                         jsonb_build_object('expense_id', NEW.id, 'employee_id', NEW.employee_id, 'amount', NEW.amount,
-                                            'description', NEW.description,
-                                            CASE WHEN NEW.status = 'APPROVED' THEN 'approved_by' ELSE 'rejected_by' END,
-                                            NEW.reviewed_by, 'reviewed_at', NEW.reviewed_at)
-                         || CASE WHEN NEW.status = 'REJECTED'
-                                 THEN jsonb_build_object('rejection_comment', NEW.rejection_comment)
-                                 ELSE '{}'::jsonb END,
-                         'expense.status',
-                         jsonb_build_object('expenseId', NEW.id, 'employeeId', NEW.employee_id, 'status', NEW.status));
-    END IF;
-    RETURN NULL;
-END
-$$;
-
-CREATE TRIGGER expenses_events_created AFTER INSERT ON expenses
-    FOR EACH ROW EXECUTE FUNCTION app.expenses_events();
-CREATE TRIGGER expenses_events_reviewed AFTER UPDATE OF status ON expenses
-    FOR EACH ROW WHEN (OLD.status = 'PENDING' AND NEW.status <> 'PENDING')
-    EXECUTE FUNCTION app.expenses_events();
-
 -- the listener's hand-off ---------------------------------------------------------------------------------
 
--- app.dispatch_events stamps the events of committed transactions (in the order given) with their stream
--- positions and records one delivery per subscribed active webhook, then notifies every server process.
+-- The channel every server process listens on to learn that events were handed off. Server processes
+-- LISTEN through app.listen_stream(), so the name is spelled only here.
+CREATE FUNCTION app.stream_channel() RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$ SELECT 'fieldtrack_stream' $$;
+
+CREATE FUNCTION app.listen_stream() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    EXECUTE format('LISTEN %I', app.stream_channel());
+END
+$$;
+
+-- app.dispatch_events hands off the events of committed transactions, in the order given: it stamps each
+-- with its stream position and records one delivery per subscribed active webhook, then notifies every
+-- server process. p_xids are the events' transaction ids (NULL for events known to be visible already).
 -- Idempotent: an event already stamped (WAL replayed after a crash before the acknowledgement) is skipped,
 -- and deliveries are unique per (event, webhook).
--- A commit is flushed to the WAL, and can reach the listener, a moment before it becomes visible to other
--- sessions: first it waits until every given event is visible (each statement takes a new snapshot), so
--- none is skipped for being early. Only rows still invisible after 10 s (deleted with their organization)
--- are given up, with a warning. Returns the last stream position assigned (0 when none).
-CREATE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[]) RETURNS bigint
+-- An event whose transaction is not visible yet (see app.outbox_lock_key) is waited for on its
+-- transaction's lock, which costs nothing while waiting. An event still invisible after that was deleted
+-- meanwhile (with its organization), or written with the outbox's triggers disabled: those get a few
+-- more looks over a third of a second, then are skipped with a warning. Returns the last stream position
+-- assigned (0 when none).
+CREATE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
     ev      record;
+    x       bigint;
     sid     bigint;
     etype   text;
     last    bigint := 0;
-    visible integer;
-    waited  integer := 0;
+    missing integer;
+    pause   double precision := 0.001;
 BEGIN
+    IF p_xids IS NOT NULL THEN
+        -- Each statement takes a new snapshot, so a transaction waited for here is visible below.
+        FOR x IN SELECT DISTINCT u.x FROM unnest(p_orgs, p_ids, p_xids) AS u(o, i, x)
+                  WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i) LOOP
+            PERFORM pg_advisory_xact_lock_shared(app.outbox_lock_key(x));
+        END LOOP;
+    END IF;
     LOOP
-        SELECT count(*) INTO visible
+        SELECT count(*) INTO missing
           FROM unnest(p_orgs, p_ids) AS u(o, i)
-          JOIN webhook_events e ON e.organization_id = u.o AND e.id = u.i;
-        EXIT WHEN visible >= cardinality(p_ids);
-        waited := waited + 1;
-        IF waited > 10000 THEN
-            RAISE WARNING '% outbox events never became visible; skipped', cardinality(p_ids) - visible;
+         WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i);
+        EXIT WHEN missing = 0;
+        IF pause > 0.5 THEN
+            RAISE WARNING '% outbox events never became visible (deleted meanwhile?); skipped', missing;
             EXIT;
         END IF;
-        PERFORM pg_sleep(0.001);
+        PERFORM pg_sleep(pause);
+        pause := pause * 4;
     END LOOP;
     FOR ev IN SELECT u.o, u.i FROM unnest(p_orgs, p_ids) WITH ORDINALITY AS u(o, i, n) ORDER BY u.n LOOP
         UPDATE webhook_events
@@ -276,16 +232,11 @@ BEGIN
         last := sid;
     END LOOP;
     IF last > 0 THEN
-        PERFORM pg_notify('fieldtrack_stream', last::text);
+        PERFORM pg_notify(app.stream_channel(), last::text);
     END IF;
     RETURN last;
 END
 $$;
-
--- How many events the listener has not stamped yet (the backlog; rows visible to the caller).
-CREATE FUNCTION app.outbox_backlog() RETURNS bigint
-    LANGUAGE sql STABLE
-    AS $$ SELECT count(*) FROM webhook_events WHERE stream_id IS NULL $$;
 
 -- The listener's slot. Slot names are cluster-wide, so the name carries the database's: several FieldTrack
 -- databases (say, tests) can share a cluster, each with its own slot.
@@ -305,6 +256,29 @@ CREATE FUNCTION app.slot_lag_bytes() RETURNS bigint
 CREATE FUNCTION app.slot_active() RETURNS boolean
     LANGUAGE sql STABLE
     AS $$ SELECT coalesce((SELECT active FROM pg_replication_slots WHERE slot_name = app.outbox_slot()), false) $$;
+
+-- The slot's WAL status (lost once max_slot_wal_keep_size invalidated it) and confirmed position, for the
+-- listener; NULL while the slot does not exist.
+CREATE FUNCTION app.slot_wal_status() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$ SELECT wal_status FROM pg_replication_slots WHERE slot_name = app.outbox_slot() $$;
+
+CREATE FUNCTION app.slot_confirmed_lsn() RETURNS text
+    LANGUAGE sql STABLE
+    AS $$ SELECT confirmed_flush_lsn::text FROM pg_replication_slots WHERE slot_name = app.outbox_slot() $$;
+
+-- Creates the slot unless it exists (needs the REPLICATION attribute); reports whether it created it.
+CREATE FUNCTION app.create_outbox_slot() RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF EXISTS (SELECT FROM pg_replication_slots WHERE slot_name = app.outbox_slot()) THEN
+        RETURN false;
+    END IF;
+    PERFORM pg_create_logical_replication_slot(app.outbox_slot(), 'pgoutput');
+    RETURN true;
+END
+$$;
 
 CREATE PUBLICATION fieldtrack_events FOR TABLE webhook_events WITH (publish = 'insert');
 
@@ -350,15 +324,19 @@ $$;
 
 -- privileges and row-level security -----------------------------------------------------------------------
 
+-- The login role of a server listens for hand-offs and names the slot (app.listen_stream, app.outbox_slot)
+-- on connections of its own; the functions it can reach there touch no table.
+GRANT USAGE ON SCHEMA app TO fieldtrack_authenticator;
+
 -- The API role: admins manage webhooks (never reading secrets), read events (SSE replay) and deliveries,
--- queue retries and test deliveries.
+-- queue retries and test deliveries (the test event itself is written by app.emit).
 GRANT SELECT (organization_id, id, url, events, is_active, failure_streak, circuit_open_until, disabled_reason,
               created_at, updated_at),
       INSERT (organization_id, url, secret, events, is_active),
       UPDATE (url, secret, events, is_active, failure_streak, circuit_open_until, disabled_reason),
       DELETE
     ON webhooks TO fieldtrack_api;
-GRANT SELECT, INSERT (organization_id, id, event_type, payload) ON webhook_events TO fieldtrack_api;
+GRANT SELECT ON webhook_events TO fieldtrack_api;
 GRANT SELECT, INSERT (organization_id, webhook_id, event_id, event_type),
       UPDATE (status, next_retry_at, last_error) ON webhook_deliveries TO fieldtrack_api;
 GRANT SELECT ON webhook_delivery_attempts TO fieldtrack_api;
@@ -384,9 +362,6 @@ CREATE POLICY webhooks_admin ON webhooks FOR ALL TO fieldtrack_api
     WITH CHECK (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN');
 CREATE POLICY webhook_events_admin_select ON webhook_events FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN');
-CREATE POLICY webhook_events_admin_insert ON webhook_events FOR INSERT TO fieldtrack_api
-    WITH CHECK (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN'
-        AND event_type = 'webhook.test');
 CREATE POLICY webhook_deliveries_admin ON webhook_deliveries FOR ALL TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN')
     WITH CHECK (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN');

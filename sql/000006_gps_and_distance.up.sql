@@ -1,10 +1,31 @@
--- 000002 GPS ingest and distance: per-organization tracking settings, session summaries, the ingest function
--- and the one distance function used by check-out, late points, recalculation and reconciliation.
+-- 000006 GPS and distance: the fixes phones upload, and the one distance function every path uses.
 --
 -- Why in Postgres: every writer (API, SQL console, a future service) gets the same distance, computed in the
 -- transaction that changed its inputs, so a late or repeated upload can never leave a stale total behind.
--- Locks: creates objects only; the trigger on gps_locations is statement-level, so ingest pays one trigger
--- call per batch, not per point.
+-- * A fix is identified by (session, recorded_at): the table's primary key, and its only index, so a fix
+--   uploaded twice is stored once and ingest stays cheap.
+-- * app.record_location(s) is the ingest path: the caller's own session, checked once per call.
+-- * app.measure_session computes a session's distance and duration (app.session_distance does the
+--   cleaning); the check-out's trigger (attendance file), late fixes, recalculation and replays all use it.
+-- * Late fixes (offline buffers uploaded after the check-out) recalculate their session in the same
+--   statement: a statement-level trigger, so ingest pays one trigger call per batch, not per fix.
+-- Locks: creates objects only.
+
+CREATE TABLE gps_locations (
+    organization_id uuid             NOT NULL,
+    session_id      uuid             NOT NULL,
+    recorded_at     timestamptz      NOT NULL,
+    id              uuid             NOT NULL DEFAULT gen_random_uuid(),
+    employee_id     uuid             NOT NULL,
+    latitude        double precision NOT NULL CHECK (latitude BETWEEN -90 AND 90),
+    longitude       double precision NOT NULL CHECK (longitude BETWEEN -180 AND 180),
+    accuracy        double precision CHECK (accuracy >= 0),
+    sequence_number integer          CHECK (sequence_number >= 0),
+    created_at      timestamptz      NOT NULL DEFAULT now(),
+    PRIMARY KEY (organization_id, session_id, recorded_at),
+    CONSTRAINT gps_locations_session_fkey FOREIGN KEY (organization_id, employee_id, session_id)
+        REFERENCES attendance_sessions (organization_id, employee_id, id) ON DELETE CASCADE
+);
 
 -- Thresholds of the GPS cleaning, per organization. Organizations without a row use the defaults below.
 CREATE TABLE tracking_settings (
@@ -38,6 +59,8 @@ CREATE FUNCTION app.tracking_settings_for(p_org uuid) RETURNS tracking_settings
     $$;
 
 -- One row per session whose distance was computed: the result, how many fixes were used, and the last error.
+-- The foreign key is checked at commit: a session stored already closed is measured by its own BEFORE
+-- INSERT trigger, before the session row exists.
 CREATE TABLE session_summaries (
     organization_id        uuid             NOT NULL,
     session_id             uuid             NOT NULL,
@@ -52,7 +75,7 @@ CREATE TABLE session_summaries (
     updated_at             timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (organization_id, session_id),
     CONSTRAINT session_summaries_session_fkey FOREIGN KEY (organization_id, session_id)
-        REFERENCES attendance_sessions (organization_id, id) ON DELETE CASCADE
+        REFERENCES attendance_sessions (organization_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
 );
 
 CREATE TRIGGER session_summaries_updated_at BEFORE UPDATE ON session_summaries
@@ -219,45 +242,38 @@ BEGIN
 END
 $$;
 
--- app.recalculate_session: recompute a session's distance (and, once closed, its capped duration), store
--- them on the session and in session_summaries, and mark it done. A failure does not propagate: the
--- session is marked 'failed' with the error kept in session_summaries, to be replayed. Runs as the owner
--- because employees may not write these columns; callers reach it only for sessions they can see.
-CREATE FUNCTION app.recalculate_session(p_org uuid, p_session uuid) RETURNS attendance_sessions
+
+-- app.measure_session: s with its distance (km, three decimals), its duration once closed (check-out minus
+-- check-in, capped at the organization's max_session_hours) and status done, the figures kept in
+-- session_summaries. A computation that fails leaves the distance as it was and the duration uncapped,
+-- marks s failed and keeps the error in session_summaries, to be replayed: it never fails the write that
+-- asked for it. It writes no session: callers store what it returns (the BEFORE trigger of check-out,
+-- app.recalculate_session). Runs as the owner because employees may not write session_summaries.
+CREATE FUNCTION app.measure_session(s attendance_sessions) RETURNS attendance_sessions
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
-    s        attendance_sessions;
-    r        record;
     cfg      tracking_settings;
+    r        record;
+    km       double precision;
     duration integer;
 BEGIN
-    -- NO KEY UPDATE: serializes recalculations of the session without waiting for the KEY SHARE locks of
-    -- concurrent GPS inserts (two late batches would otherwise deadlock).
-    SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR NO KEY UPDATE;
-    -- This function bypasses row-level security, so for the API role it re-applies the session policy:
-    -- claims required, the caller's organization, and an employee only for its own sessions.
-    IF NOT FOUND OR (current_setting('role', true) = 'fieldtrack_api' AND (
-            app.org_id() IS DISTINCT FROM p_org
-            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id()))) THEN
-        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
+    IF s.checkout_at IS NOT NULL THEN
+        s.total_duration_seconds := round(extract(epoch FROM s.checkout_at - s.checkin_at))::integer;
     END IF;
     BEGIN
-        cfg := app.tracking_settings_for(p_org);
-        r := app.session_distance(p_org, p_session);
-        duration := CASE WHEN s.checkout_at IS NULL THEN NULL ELSE
-            least(round(extract(epoch FROM s.checkout_at - s.checkin_at)), cfg.max_session_hours * 3600)::integer END;
-        UPDATE attendance_sessions
-           SET total_distance_km = round((r.distance_m / 1000)::numeric, 3)::double precision,
-               total_duration_seconds = coalesce(duration, total_duration_seconds),
-               distance_recalculation_status = 'done'
-         WHERE organization_id = p_org AND id = p_session
-        RETURNING * INTO s;
+        cfg := app.tracking_settings_for(s.organization_id);
+        r := app.session_distance(s.organization_id, s.id);
+        km := round((r.distance_m / 1000)::numeric, 3)::double precision;
+        IF s.checkout_at IS NOT NULL THEN
+            duration := least(round(extract(epoch FROM s.checkout_at - s.checkin_at)),
+                              cfg.max_session_hours * 3600)::integer;
+        END IF;
         INSERT INTO session_summaries AS ss (organization_id, session_id, total_distance_km, total_duration_seconds,
                                              avg_speed_kmh, points_total, points_used, last_error, computed_at)
-        VALUES (p_org, p_session, s.total_distance_km, coalesce(duration, 0),
-                CASE WHEN coalesce(duration, 0) > 0 THEN s.total_distance_km / (duration / 3600.0) ELSE 0 END,
+        VALUES (s.organization_id, s.id, km, coalesce(duration, 0),
+                CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END,
                 r.points_total, r.points_used, NULL, now())
         ON CONFLICT (organization_id, session_id) DO UPDATE
            SET total_distance_km = excluded.total_distance_km,
@@ -267,12 +283,13 @@ BEGIN
                points_used = excluded.points_used,
                last_error = NULL,
                computed_at = excluded.computed_at;
+        s.total_distance_km := km;
+        s.total_duration_seconds := coalesce(duration, s.total_duration_seconds);
+        s.distance_recalculation_status := 'done';
     EXCEPTION WHEN OTHERS THEN
-        UPDATE attendance_sessions SET distance_recalculation_status = 'failed'
-         WHERE organization_id = p_org AND id = p_session
-        RETURNING * INTO s;
+        s.distance_recalculation_status := 'failed';
         INSERT INTO session_summaries AS ss (organization_id, session_id, last_error, computed_at)
-        VALUES (p_org, p_session, SQLERRM, now())
+        VALUES (s.organization_id, s.id, SQLERRM, now())
         ON CONFLICT (organization_id, session_id) DO UPDATE SET last_error = excluded.last_error,
                                                                 computed_at = excluded.computed_at;
     END;
@@ -280,25 +297,59 @@ BEGIN
 END
 $$;
 
--- Check-out computes the distance in the same transaction, so the session comes back complete.
-CREATE FUNCTION app.attendance_sessions_after_checkout() RETURNS trigger
-    LANGUAGE plpgsql
+-- app.recalculate_session: measure a session again now and store the result; returns the session. Runs as
+-- the owner (employees may not write these columns), so for the API role it applies the session policy
+-- itself: another organization's session, or another employee's for an employee, is not found (PT404).
+CREATE FUNCTION app.recalculate_session(p_org uuid, p_session uuid) RETURNS attendance_sessions
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
     AS $$
+DECLARE
+    s attendance_sessions;
 BEGIN
-    PERFORM app.recalculate_session(NEW.organization_id, NEW.id);
-    RETURN NULL;
+    -- NO KEY UPDATE: serializes recalculations of the session without waiting for the KEY SHARE locks of
+    -- concurrent GPS inserts (two late batches would otherwise deadlock).
+    SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR NO KEY UPDATE;
+    IF NOT FOUND OR (current_setting('role', true) = 'fieldtrack_api' AND (
+            app.org_id() IS DISTINCT FROM p_org
+            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id()))) THEN
+        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
+    END IF;
+    s := app.measure_session(s);
+    UPDATE attendance_sessions
+       SET total_distance_km = s.total_distance_km,
+           total_duration_seconds = s.total_duration_seconds,
+           distance_recalculation_status = s.distance_recalculation_status
+     WHERE organization_id = p_org AND id = p_session
+    RETURNING * INTO s;
+    RETURN s;
+END
+$$;
+REVOKE ALL ON FUNCTION app.recalculate_session(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.recalculate_session(uuid, uuid) TO fieldtrack_api;
+
+-- app.replay_failed_distances: recalculate up to p_limit of an organization's sessions whose last
+-- computation failed, longest-failed first; returns how many ran. Runs as the caller, so it replays only
+-- sessions the caller can see.
+CREATE FUNCTION app.replay_failed_distances(p_org uuid, p_limit integer) RETURNS integer
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, app
+    AS $$
+DECLARE
+    s record;
+    n integer := 0;
+BEGIN
+    FOR s IN SELECT id FROM attendance_sessions
+              WHERE organization_id = p_org AND distance_recalculation_status = 'failed'
+              ORDER BY updated_at LIMIT p_limit LOOP
+        PERFORM app.recalculate_session(p_org, s.id);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
 END
 $$;
 
-CREATE TRIGGER attendance_sessions_after_checkout AFTER UPDATE OF checkout_at ON attendance_sessions
-    FOR EACH ROW WHEN (OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL)
-    EXECUTE FUNCTION app.attendance_sessions_after_checkout();
--- A session stored already closed (an import, the demo data) gets its distance and duration the same way.
-CREATE TRIGGER attendance_sessions_after_closed_insert AFTER INSERT ON attendance_sessions
-    FOR EACH ROW WHEN (NEW.checkout_at IS NOT NULL)
-    EXECUTE FUNCTION app.attendance_sessions_after_checkout();
-
--- Points that arrive after the check-out (offline buffers) recalculate their session in the same statement.
+-- Fixes that arrive after the check-out (offline buffers) recalculate their session in the same statement.
 CREATE FUNCTION app.gps_locations_after_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -306,7 +357,7 @@ DECLARE
     s record;
 BEGIN
     -- Distinct sessions first, then one primary-key probe each: a join would be planned once for a
-    -- one-row insert and then scan the organization's sessions for every point of a batch.
+    -- one-row insert and then scan the organization's sessions for every fix of a batch.
     FOR s IN SELECT DISTINCT n.organization_id, n.session_id FROM new_points n LOOP
         IF EXISTS (SELECT FROM attendance_sessions a
                     WHERE a.organization_id = s.organization_id AND a.id = s.session_id
@@ -326,15 +377,15 @@ CREATE TRIGGER gps_locations_after_insert AFTER INSERT ON gps_locations
 -- recorded between p_first and p_last may be added to, or the original API's 400 explaining why not.
 -- It and app.record_location run as the caller, on the ingest hot path: no pinned search_path, whose
 -- save and restore on every call would cost more than it protects for a function without privileges.
-CREATE FUNCTION app.locations_session(p_session uuid, p_first timestamptz, p_last timestamptz, p_plural boolean)
-    RETURNS attendance_sessions
+CREATE FUNCTION app.locations_session(p_org uuid, p_session uuid, p_first timestamptz, p_last timestamptz,
+                                      p_plural boolean) RETURNS attendance_sessions
     LANGUAGE plpgsql STABLE
     AS $$
 DECLARE
     s attendance_sessions;
 BEGIN
     SELECT * INTO s FROM attendance_sessions
-     WHERE organization_id = app.org_id() AND id = p_session AND employee_id = app.employee_id();
+     WHERE organization_id = p_org AND id = p_session AND employee_id = app.employee_id();
     IF NOT FOUND THEN
         RAISE EXCEPTION 'Cannot record %: invalid or closed attendance session.',
             CASE WHEN p_plural THEN 'locations' ELSE 'location' END
@@ -363,7 +414,8 @@ $$;
 -- app.record_locations: the batch ingest path. Checks the session once for the whole batch, then inserts
 -- all or nothing; a fix already stored (same session and recorded_at) is skipped. Returns how many rows
 -- were new.
-CREATE FUNCTION app.record_locations(p_session uuid,
+CREATE FUNCTION app.record_locations(p_org uuid,
+                                     p_session uuid,
                                      p_latitude double precision[],
                                      p_longitude double precision[],
                                      p_accuracy double precision[],
@@ -376,7 +428,7 @@ DECLARE
     s        attendance_sessions;
     inserted integer;
 BEGIN
-    s := app.locations_session(p_session, (SELECT min(t) FROM unnest(p_recorded_at) AS t),
+    s := app.locations_session(p_org, p_session, (SELECT min(t) FROM unnest(p_recorded_at) AS t),
                                (SELECT max(t) FROM unnest(p_recorded_at) AS t), cardinality(p_recorded_at) > 1);
     INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
                                latitude, longitude, accuracy, sequence_number)
@@ -390,16 +442,16 @@ $$;
 
 -- app.record_location: the single-fix path, answering the stored row whether it is new or was already
 -- there (a row this transaction inserted has created_at = now()), in one round trip.
-CREATE FUNCTION app.record_location(p_session uuid, p_latitude double precision, p_longitude double precision,
-                                    p_accuracy double precision, p_recorded_at timestamptz, p_sequence integer)
-    RETURNS gps_locations
+CREATE FUNCTION app.record_location(p_org uuid, p_session uuid, p_latitude double precision,
+                                    p_longitude double precision, p_accuracy double precision,
+                                    p_recorded_at timestamptz, p_sequence integer) RETURNS gps_locations
     LANGUAGE plpgsql
     AS $$
 DECLARE
     s      attendance_sessions;
     stored gps_locations;
 BEGIN
-    s := app.locations_session(p_session, p_recorded_at, p_recorded_at, false);
+    s := app.locations_session(p_org, p_session, p_recorded_at, p_recorded_at, false);
     INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
                                latitude, longitude, accuracy, sequence_number)
     VALUES (s.organization_id, s.id, p_recorded_at, s.employee_id, p_latitude, p_longitude, p_accuracy, p_sequence)
@@ -413,45 +465,55 @@ BEGIN
 END
 $$;
 
--- app.simplified_route_times: which fixes of a session to draw at a tolerance of p_tolerance_m metres
--- (Douglas-Peucker on the fixes in Web Mercator, tolerance scaled by latitude). Returns the recorded_at of the
--- kept fixes; endpoints are always kept. Runs as the caller, so it sees only what the caller may see.
-CREATE FUNCTION app.simplified_route_times(p_session uuid, p_tolerance_m double precision) RETURNS timestamptz[]
+-- app.simplified_route: the fixes of a session to draw at a tolerance of p_tolerance_m metres, in
+-- recorded_at order (Douglas-Peucker on the fixes in Web Mercator, tolerance scaled by latitude; the
+-- endpoints are always kept). Runs as the caller, so it sees only what the caller may see.
+CREATE FUNCTION app.simplified_route(p_org uuid, p_session uuid, p_tolerance_m double precision)
+    RETURNS SETOF gps_locations
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, public, app
     AS $$
         WITH pts AS (
-            SELECT recorded_at, latitude, row_number() OVER (ORDER BY recorded_at) AS ord,
-                   ST_Transform(ST_SetSRID(ST_MakePoint(longitude, latitude), 4326), 3857) AS p
-              FROM gps_locations
-             WHERE session_id = p_session
+            SELECT g, row_number() OVER (ORDER BY g.recorded_at) AS ord,
+                   ST_Transform(ST_SetSRID(ST_MakePoint(g.longitude, g.latitude), 4326), 3857) AS p
+              FROM gps_locations g
+             WHERE g.organization_id = p_org AND g.session_id = p_session
         ), line AS (
             SELECT ST_Simplify(ST_MakeLine(ST_MakePointM(ST_X(p), ST_Y(p), ord) ORDER BY ord),
-                               p_tolerance_m / greatest(cos(radians(avg(latitude))), 0.01)) AS g
+                               p_tolerance_m / greatest(cos(radians(avg((g).latitude))), 0.01)) AS geom
               FROM pts
             HAVING count(*) > 1
         ), kept AS (
-            SELECT ST_M(d.geom)::bigint AS ord FROM line, ST_DumpPoints(line.g) AS d
+            SELECT ST_M(d.geom)::bigint AS ord FROM line, ST_DumpPoints(line.geom) AS d
         )
-        SELECT coalesce(array_agg(pts.recorded_at ORDER BY pts.ord), '{}')
+        SELECT (pts.g).*
           FROM pts
          WHERE pts.ord IN (SELECT ord FROM kept) OR NOT EXISTS (SELECT FROM line)
+         ORDER BY pts.ord
     $$;
 
 -- Privileges and row-level security ------------------------------------------------------------------------
 
+GRANT SELECT, INSERT ON gps_locations TO fieldtrack_api;
 GRANT SELECT ON tracking_settings, session_summaries TO fieldtrack_api;
 GRANT INSERT (organization_id, max_accuracy_m, max_speed_mps, jitter_floor_m, stay_radius_m, stay_min_seconds,
               max_session_hours),
       UPDATE (max_accuracy_m, max_speed_mps, jitter_floor_m, stay_radius_m, stay_min_seconds, max_session_hours)
     ON tracking_settings TO fieldtrack_api;
-REVOKE ALL ON FUNCTION app.recalculate_session(uuid, uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.recalculate_session(uuid, uuid) TO fieldtrack_api;
 
+ALTER TABLE gps_locations ENABLE ROW LEVEL SECURITY;
+ALTER TABLE gps_locations FORCE ROW LEVEL SECURITY;
 ALTER TABLE tracking_settings ENABLE ROW LEVEL SECURITY;
 ALTER TABLE tracking_settings FORCE ROW LEVEL SECURITY;
 ALTER TABLE session_summaries ENABLE ROW LEVEL SECURITY;
 ALTER TABLE session_summaries FORCE ROW LEVEL SECURITY;
+
+-- GPS fixes: written by their employee only, read by that employee and the organization's admins.
+CREATE POLICY gps_locations_select ON gps_locations FOR SELECT TO fieldtrack_api
+    USING (organization_id = (SELECT app.org_id())
+        AND ((SELECT app.role()) = 'ADMIN' OR employee_id = (SELECT app.employee_id())));
+CREATE POLICY gps_locations_insert ON gps_locations FOR INSERT TO fieldtrack_api
+    WITH CHECK (organization_id = (SELECT app.org_id()) AND employee_id = (SELECT app.employee_id()));
 
 CREATE POLICY tracking_settings_select ON tracking_settings FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id()));

@@ -1,0 +1,145 @@
+package events
+
+import (
+	"context"
+	"fmt"
+	"net/url"
+	"time"
+
+	"github.com/jackc/pglogrepl"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgproto3"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+)
+
+const (
+	// Publication covers inserts into webhook_events only. The permanent slot the leader consumes is
+	// named by app.outbox_slot() (fieldtrack_events_<database>: slot names are cluster-wide).
+	Publication = "fieldtrack_events"
+	// standbyInterval bounds the time between status updates to the server, also when idle.
+	standbyInterval = 10 * time.Second
+	// Committed transactions received back to back are handed off together, in one transaction: the
+	// batch is handed off when no further message arrives within handOffIdle, when it is handOffMaxAge
+	// old, or when it holds handOffMaxEvents events.
+	handOffIdle      = 2 * time.Millisecond
+	handOffMaxAge    = 50 * time.Millisecond
+	handOffMaxEvents = 1000
+)
+
+// stream consumes the slot on a replication connection until an error or ctx ends. lockConn is the
+// connection holding the leader lock: leadership lasts as long as it does.
+func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
+	u, err := url.Parse(l.url)
+	if err != nil {
+		return err
+	}
+	qv := u.Query()
+	qv.Set("replication", "database")
+	u.RawQuery = qv.Encode()
+	conn, err := pgconn.Connect(ctx, u.String())
+	if err != nil {
+		return fmt.Errorf("replication connection: %w", err)
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+
+	slot, err := l.ensureSlot(ctx, conn, lockConn)
+	if err != nil {
+		return err
+	}
+	// Start position 0: the server resumes from the slot's confirmed_flush_lsn.
+	err = pglogrepl.StartReplication(ctx, conn, slot, 0, pglogrepl.StartReplicationOptions{
+		PluginArgs: []string{"proto_version '1'", "publication_names '" + Publication + "'"},
+	})
+	if err != nil {
+		return fmt.Errorf("start replication: %w", err)
+	}
+
+	// Acknowledge nothing below what the slot already confirmed (a previous leader may have got further).
+	st, err := l.q.SlotState(ctx, lockConn)
+	if err != nil {
+		return fmt.Errorf("slot position: %w", err)
+	}
+	confirmed, err := pglogrepl.ParseLSN(st.ConfirmedLsn)
+	if err != nil {
+		return fmt.Errorf("slot position: %w", err)
+	}
+	l.acked.Store(uint64(confirmed))
+	s := &session{l: l, conn: conn, relations: map[uint32]*pglogrepl.RelationMessage{}, received: confirmed}
+	nextStatus := time.Now().Add(standbyInterval)
+	nextLockCheck := time.Now().Add(5 * time.Second)
+	for {
+		if time.Now().After(nextStatus) {
+			if err := s.sendStatus(ctx); err != nil {
+				return err
+			}
+			nextStatus = time.Now().Add(standbyInterval)
+		}
+		if time.Now().After(nextLockCheck) {
+			if err := lockConn.Ping(ctx); err != nil {
+				return fmt.Errorf("leader lock connection lost: %w", err)
+			}
+			nextLockCheck = time.Now().Add(5 * time.Second)
+		}
+		deadline := nextStatus
+		if s.batched > 0 {
+			deadline = minTime(deadline, minTime(time.Now().Add(handOffIdle), s.batchSince.Add(handOffMaxAge)))
+		}
+		rctx, cancel := context.WithDeadline(ctx, deadline)
+		raw, err := conn.ReceiveMessage(rctx)
+		cancel()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			if pgconn.Timeout(err) {
+				if err := s.flush(ctx); err != nil {
+					return err
+				}
+				continue
+			}
+			return fmt.Errorf("receive: %w", err)
+		}
+		switch m := raw.(type) {
+		case *pgproto3.ErrorResponse:
+			return fmt.Errorf("replication error: %s (%s)", m.Message, m.Code)
+		case *pgproto3.CopyData:
+			replyNow, err := s.handle(ctx, m.Data)
+			if err != nil {
+				return err
+			}
+			if replyNow {
+				nextStatus = time.Time{}
+			}
+		}
+	}
+}
+
+// handOff makes the batch's events durable downstream: stream positions and deliveries, in one
+// transaction.
+func (s *session) handOff(ctx context.Context) error {
+	_, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) (int64, error) {
+		return s.l.q.EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: s.orgs, EventIds: s.ids, Xids: s.xids})
+	})
+	if err != nil {
+		return fmt.Errorf("hand-off: %w", err)
+	}
+	s.l.handoffs.Add(int64(len(s.ids)))
+	return nil
+}
+
+func (s *session) sendStatus(ctx context.Context) error {
+	pos := pglogrepl.LSN(s.l.acked.Load())
+	if err := pglogrepl.SendStandbyStatusUpdate(ctx, s.conn, pglogrepl.StandbyStatusUpdate{WALWritePosition: pos}); err != nil {
+		return fmt.Errorf("standby status: %w", err)
+	}
+	return nil
+}
+
+func minTime(a, b time.Time) time.Time {
+	if a.Before(b) {
+		return a
+	}
+	return b
+}

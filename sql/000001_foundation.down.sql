@@ -1,7 +1,0 @@
--- 000001 foundation, reversed. The roles are cluster-wide and may serve other databases of the cluster, so
--- they stay; everything this database owns goes.
-DROP TABLE IF EXISTS expenses, gps_locations, attendance_sessions, employees, users, organizations CASCADE;
-DROP SCHEMA IF EXISTS app CASCADE;
-DROP EXTENSION IF EXISTS pg_cron;
-DROP EXTENSION IF EXISTS postgis;
-DROP EXTENSION IF EXISTS pgcrypto;

@@ -1,0 +1,2 @@
+-- 000002 organizations, reversed.
+DROP TABLE IF EXISTS organizations;
