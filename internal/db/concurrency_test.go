@@ -64,12 +64,12 @@ func TestCheckOut_WaitsForInFlightFixesOfTheSession(t *testing.T) {
 		})
 	}()
 	checkout := <-pid
-	waitFor(t, "the check-out to wait for the insert", func() bool {
+	testfactory.Eventually(t, 20*time.Second, "the check-out to wait for the insert", func() (bool, error) {
 		var blocked bool
 		if err := owner.QueryRow(t.Context(), "SELECT cardinality(pg_blocking_pids($1)) > 0", checkout).Scan(&blocked); err != nil {
 			t.Fatal(err)
 		}
-		return blocked
+		return blocked, nil
 	})
 	if err := ins.Commit(t.Context()); err != nil {
 		t.Fatal(err)
@@ -118,18 +118,6 @@ func TestLateFixes_ConcurrentUploadsOfOneSessionDoNotDeadlock(t *testing.T) {
 	}
 	if km := distanceKm(t, session); km < 2 || km > 2.5 {
 		t.Fatalf("distance %.3f km, want both uploads' ~2.2 km", km)
-	}
-}
-
-// waitFor polls cond until it holds, failing the test after 20 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
 

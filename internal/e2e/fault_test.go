@@ -159,7 +159,7 @@ func TestListener_KillNineLosesAndDuplicatesNothing(t *testing.T) {
 	// An observer that never leads follows the organization's stream across the crashes.
 	observer := startServer(t, map[string]string{"EVENTS_LISTENER_ENABLED": "false"})
 	watcher := follow(t, adminStream(observer.base), testfactory.AdminToken(t, org))
-	eventually(t, 20*time.Second, "the observer's stream to connect", func() (bool, error) {
+	testfactory.Eventually(t, 20*time.Second, "the observer's stream to connect", func() (bool, error) {
 		return watcher.connections() > 0, nil
 	})
 	second := startProcess(t, "B", nil) // a standby while A leads
@@ -194,7 +194,7 @@ func TestListener_KillNineLosesAndDuplicatesNothing(t *testing.T) {
 		_, led := killed.logs.first(leadingLine)
 		t.Logf("SIGKILL %s (led: %v) at %s: %d of %d events written so far handed off", killed.name, led,
 			at.Sub(began).Round(time.Millisecond), stamped, total)
-		eventually(t, 60*time.Second, "the hand-off to resume after "+killed.name+" died", stampedAtLeast(stamped+1))
+		testfactory.Eventually(t, 60*time.Second, "the hand-off to resume after "+killed.name+" died", stampedAtLeast(stamped+1))
 		resumed := time.Since(at)
 		if took, ok := next.logs.first(leadingLine); ok && took.After(at) {
 			t.Logf("%s took over %s after the kill; hand-offs resumed within %s", next.name,
@@ -205,9 +205,9 @@ func TestListener_KillNineLosesAndDuplicatesNothing(t *testing.T) {
 		}
 	}
 
-	eventually(t, 60*time.Second, "a third of the events to be handed off", stampedAtLeast(events/3))
+	testfactory.Eventually(t, 60*time.Second, "a third of the events to be handed off", stampedAtLeast(events/3))
 	report(first, first.kill(t), second)
-	eventually(t, 60*time.Second, "two thirds of the events to be handed off", stampedAtLeast(2*events/3))
+	testfactory.Eventually(t, 60*time.Second, "two thirds of the events to be handed off", stampedAtLeast(2*events/3))
 	killedAt := second.kill(t)
 	third := startProcess(t, "C", nil)
 	report(second, killedAt, third)
@@ -237,7 +237,7 @@ func TestListener_KillNineLosesAndDuplicatesNothing(t *testing.T) {
 // waitForSlot waits until the listener's replication slot exists.
 func waitForSlot(t *testing.T, p *pgxpool.Pool) {
 	t.Helper()
-	eventually(t, 30*time.Second, "the outbox replication slot", func() (bool, error) {
+	testfactory.Eventually(t, 30*time.Second, "the outbox replication slot", func() (bool, error) {
 		var n int
 		err := p.QueryRow(context.Background(),
 			`SELECT count(*) FROM pg_replication_slots WHERE slot_name = app.outbox_slot()`).Scan(&n)
@@ -320,7 +320,7 @@ func TestListener_RecoversFromPostgresRestart(t *testing.T) {
 	emp := testfactory.NewEmployeeIn(t, p, org, "Restart")
 	tok := testfactory.EmployeeToken(t, emp)
 	watcher := follow(t, adminStream(srv.base), testfactory.AdminToken(t, org))
-	eventually(t, 20*time.Second, "the stream to connect", func() (bool, error) { return watcher.connections() > 0, nil })
+	testfactory.Eventually(t, 20*time.Second, "the stream to connect", func() (bool, error) { return watcher.connections() > 0, nil })
 
 	want := cycles(t, srv.base, tok, 10)
 	watcher.wait(t, 5, 30*time.Second) // events flow before the restart
@@ -335,7 +335,7 @@ func TestListener_RecoversFromPostgresRestart(t *testing.T) {
 	up := time.Now()
 	t.Logf("Postgres started in %s", up.Sub(starting).Round(time.Millisecond))
 
-	eventually(t, 30*time.Second, "the server to reach the database again", func() (bool, error) {
+	testfactory.Eventually(t, 30*time.Second, "the server to reach the database again", func() (bool, error) {
 		status, _, err := call(http.MethodGet, srv.base+"/ready", "")
 		return status == http.StatusOK, err
 	})

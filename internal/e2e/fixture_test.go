@@ -12,6 +12,8 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
 // sent is an event the test caused and expects on the stream: its name and its session.
@@ -131,7 +133,7 @@ func handedOff(ctx context.Context, p *pgxpool.Pool, org uuid.UUID) (stamped, to
 // waitHandedOff waits until the organization has want events, all with a stream position.
 func waitHandedOff(t testing.TB, p *pgxpool.Pool, org uuid.UUID, want int, timeout time.Duration) {
 	t.Helper()
-	eventually(t, timeout, fmt.Sprintf("%d handed-off events", want), func() (bool, error) {
+	testfactory.Eventually(t, timeout, fmt.Sprintf("%d handed-off events", want), func() (bool, error) {
 		stamped, total, err := handedOff(context.Background(), p, org)
 		if err != nil {
 			return false, err

@@ -22,28 +22,6 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
-// eventually polls cond until it holds, failing the test with what and cond's last error after timeout.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() (bool, error)) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	tick := time.NewTicker(20 * time.Millisecond)
-	defer tick.Stop()
-	var lastErr error
-	for {
-		ok, err := cond()
-		if ok {
-			return
-		}
-		if err != nil {
-			lastErr = err
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s (last error: %v)", timeout, what, lastErr)
-		}
-		<-tick.C
-	}
-}
-
 // logLines collects a server's log output (JSON lines) with the time each line arrived, so tests can
 // tell when a process started leading and show the tail of the log when they fail.
 type logLines struct {
@@ -147,7 +125,7 @@ func startServer(t *testing.T, env map[string]string) *server {
 			s.logs.dump(t, s.base, 30)
 		}
 	})
-	eventually(t, 20*time.Second, "the in-process server to answer /health", func() (bool, error) {
+	testfactory.Eventually(t, 20*time.Second, "the in-process server to answer /health", func() (bool, error) {
 		select {
 		case <-stopped:
 			t.Fatalf("server stopped during start-up: %v", runErr)
@@ -214,7 +192,7 @@ func startProcess(t *testing.T, name string, env map[string]string) *process {
 			p.logs.dump(t, name, 40)
 		}
 	})
-	eventually(t, 30*time.Second, name+" to answer /health", func() (bool, error) {
+	testfactory.Eventually(t, 30*time.Second, name+" to answer /health", func() (bool, error) {
 		select {
 		case <-p.exited:
 			p.logs.dump(t, name, 40)

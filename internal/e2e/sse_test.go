@@ -271,7 +271,7 @@ func TestSSE_StreamsPerOrganizationAreCapped(t *testing.T) {
 
 	// A client that goes away frees its place.
 	first.close()
-	eventually(t, 10*time.Second, "a freed place to be usable", func() (bool, error) {
+	testfactory.Eventually(t, 10*time.Second, "a freed place to be usable", func() (bool, error) {
 		s, err := connect(context.Background(), adminStream(srv.base), admin)
 		if err != nil {
 			return false, err
@@ -323,7 +323,7 @@ func TestSSE_IdleStreamGetsHeartbeats(t *testing.T) {
 	s := openStream(t, adminStream(srv.base), header(testfactory.AdminToken(t, testfactory.NewOrg(t))))
 	s.connected(t)
 	opened := time.Now()
-	eventually(t, 25*time.Second, "a heartbeat on an idle stream", func() (bool, error) {
+	testfactory.Eventually(t, 25*time.Second, "a heartbeat on an idle stream", func() (bool, error) {
 		return s.comments.Load() > 0, nil
 	})
 	t.Logf("first heartbeat after %s", time.Since(opened).Round(100*time.Millisecond))

@@ -15,6 +15,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
 // frame is one dispatched Server-Sent Event: the fields of one block (comments and retry-only blocks
@@ -107,7 +109,7 @@ func (e *httpStatus) Error() string { return fmt.Sprintf("HTTP %d: %s", e.Code, 
 func openStream(t testing.TB, url string, h http.Header) *stream {
 	t.Helper()
 	var s *stream
-	eventually(t, 20*time.Second, "the event stream "+url+" to open", func() (bool, error) {
+	testfactory.Eventually(t, 20*time.Second, "the event stream "+url+" to open", func() (bool, error) {
 		var err error
 		s, err = connect(context.Background(), url, h)
 		var st *httpStatus
@@ -381,7 +383,7 @@ func (f *follower) connections() int {
 func (f *follower) wait(t testing.TB, n int, timeout time.Duration) []frame {
 	t.Helper()
 	var out []frame
-	eventually(t, timeout, fmt.Sprintf("%d event frames on %s", n, f.url), func() (bool, error) {
+	testfactory.Eventually(t, timeout, fmt.Sprintf("%d event frames on %s", n, f.url), func() (bool, error) {
 		f.mu.Lock()
 		defer f.mu.Unlock()
 		if len(f.problems) > 0 {

@@ -3,6 +3,7 @@ package events
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -146,5 +147,65 @@ func TestOutbox_EventCommitsWithItsChange(t *testing.T) {
 	}
 	if n := count(insert(true)); n != 1 {
 		t.Fatalf("a committed employee has %d events, want 1", n)
+	}
+}
+
+// TestDispatchEvents_WaitsForTheProducersTransaction: an event the listener received while its
+// transaction is not visible yet is waited for on that transaction's lock (sleeping in the lock manager,
+// not polling), and handed off once the transaction ends.
+func TestDispatchEvents_WaitsForTheProducersTransaction(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	producer, err := p.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = producer.Rollback(ctx) }()
+	if _, err := producer.Exec(ctx, `INSERT INTO employees (organization_id, name) VALUES ($1, 'Pending')`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	var event uuid.UUID
+	var xid int64
+	if err := producer.QueryRow(ctx, `SELECT id, txid_current() FROM webhook_events
+		WHERE organization_id = $1 AND event_type = 'employee.created'`, org.ID).Scan(&event, &xid); err != nil {
+		t.Fatal(err)
+	}
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := db.Do(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) (int64, error) {
+			return db.New().EventDispatch(ctx, tx, db.EventDispatchParams{
+				OrganizationIds: []uuid.UUID{org.ID}, EventIds: []uuid.UUID{event}, Xids: []int64{xid}})
+		})
+		done <- err
+	}()
+	testfactory.Eventually(t, 20*time.Second, "the hand-off to wait on the producer's lock", func() (bool, error) {
+		var waiting bool
+		err := p.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' AND query LIKE '%dispatch_events%')`).Scan(&waiting)
+		return waiting, err
+	})
+	select {
+	case err := <-done:
+		t.Fatalf("the hand-off returned before the producer committed: %v", err)
+	default:
+	}
+	if err := producer.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the hand-off did not finish after the producer committed")
+	}
+	var stamped bool
+	if err := p.QueryRow(ctx, `SELECT stream_id IS NOT NULL FROM webhook_events WHERE organization_id = $1 AND id = $2`,
+		org.ID, event).Scan(&stamped); err != nil || !stamped {
+		t.Fatalf("event handed off: stamped %v, err %v", stamped, err)
 	}
 }

@@ -48,12 +48,12 @@ func TestListener_HandsOffEventsWrittenBeforeTheSlotExisted(t *testing.T) {
 	}()
 	t.Cleanup(func() { cancel(); <-done })
 
-	waitFor(t, "the event written before the slot to be handed off", func() bool {
-		return count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NOT NULL`) == 1
+	testfactory.Eventually(t, 30*time.Second, "the event written before the slot to be handed off", func() (bool, error) {
+		return count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NOT NULL`) == 1, nil
 	})
 	testfactory.NewEmployeeIn(t, pool, org, "After")
-	waitFor(t, "the event written after the slot to be handed off", func() bool {
-		return count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NOT NULL`) == 2
+	testfactory.Eventually(t, 30*time.Second, "the event written after the slot to be handed off", func() (bool, error) {
+		return count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NOT NULL`) == 2, nil
 	})
 	if n := count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NULL`); n != 0 {
 		t.Fatalf("%d events left without a stream position", n)
@@ -67,16 +67,4 @@ func count(t *testing.T, p *pgxpool.Pool, sql string) int {
 		t.Fatal(err)
 	}
 	return n
-}
-
-// waitFor polls cond until it holds, failing the test after 30 s.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
 }

@@ -230,6 +230,9 @@ func TestDistance_StraightTenKmDriveWithFiveMetreNoiseIsWithinThreePercent(t *te
 	if !within(km, 10, 0.03) {
 		t.Fatalf("distance %.3f km, want 10 km within 3%%", km)
 	}
+	if got := fmt.Sprintf("%.2f", km); got != "9.99" { // the README's figure
+		t.Fatalf("distance %s km, the README states 9.99 km", got)
+	}
 }
 
 func TestDistance_PhoneStillForFourHoursAddsUnder300m(t *testing.T) {
@@ -258,6 +261,9 @@ func TestDistance_PhoneStillForFourHoursAddsUnder300m(t *testing.T) {
 			if km >= 0.3 {
 				t.Fatalf("a still phone travelled %.3f km, want < 0.3", km)
 			}
+			if km != 0 { // the README's figure: 0.000 km
+				t.Fatalf("a still phone travelled %.3f km, the README states 0.000 km", km)
+			}
 		})
 	}
 }
@@ -283,6 +289,9 @@ func TestDistance_SingleFiftyKmSpikeAddsUnder100m(t *testing.T) {
 	}
 	if math.Abs(spikedKm-cleanKm) >= 0.1 {
 		t.Fatalf("a 50 km spike changed the distance from %.3f to %.3f km, want < 0.1 km difference", cleanKm, spikedKm)
+	}
+	if spikedKm != cleanKm { // the README's figure: +0.000 km
+		t.Fatalf("a 50 km spike changed the distance from %.3f to %.3f km, the README states +0.000 km", cleanKm, spikedKm)
 	}
 }
 

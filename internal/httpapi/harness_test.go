@@ -145,8 +145,9 @@ func (h *harness) call(method, path, token string, body any, headers ...string) 
 	return out
 }
 
-// checkAgainstSpec validates a response of a documented status against the OpenAPI document, so the
-// document and the server cannot drift apart.
+// checkAgainstSpec validates every answer of a route against the OpenAPI document: a status the document
+// does not list for the operation fails the test, and so does a body that does not match its schema, so
+// the document and the server cannot drift apart. Unknown routes (404 from the router) have no operation.
 func (h *harness) checkAgainstSpec(req *http.Request, res response) {
 	h.t.Helper()
 	rctx := chi.NewRouteContext()
@@ -155,6 +156,8 @@ func (h *harness) checkAgainstSpec(req *http.Request, res response) {
 	}
 	route := h.server.spec.operation(req.Method, rctx.RoutePattern())
 	if route.Operation.Responses.Status(res.Status) == nil {
+		h.t.Errorf("%s %s -> %d: openapi.yaml lists no %d answer for %s %s\nbody: %s",
+			req.Method, req.URL.Path, res.Status, res.Status, req.Method, rctx.RoutePattern(), res.Raw)
 		return
 	}
 	params := map[string]string{}

@@ -81,7 +81,7 @@ func TestWebhooks_CheckInIsDeliveredSignedToEverySubscriber(t *testing.T) {
 	sessionID := checkIn.data()["id"]
 	webhooktest.Dispatch(t, testfactory.Pool(t), org.ID) // what the logical-replication listener does
 	startWorker(t, org, 3)
-	webhooktest.Eventually(t, 20*time.Second, "three deliveries", func() bool { return both.Count() == 2 && legacy.Count() == 1 })
+	testfactory.Eventually(t, 20*time.Second, "three deliveries", func() (bool, error) { return both.Count() == 2 && legacy.Count() == 1, nil })
 
 	check := func(r webhooktest.Request, secret string) string {
 		t.Helper()
@@ -112,8 +112,8 @@ func TestWebhooks_CheckInIsDeliveredSignedToEverySubscriber(t *testing.T) {
 	if r := legacy.Requests()[0]; r.Path != "/b" || check(r, plainSecret) != "session.checkin" {
 		t.Errorf("legacy subscriber got %s %s", r.Path, r.Body)
 	}
-	webhooktest.Eventually(t, 20*time.Second, "three successes in the log", func() bool {
-		return h.call("GET", "/admin/webhook-deliveries?status=success", admin, nil).total() == 3
+	testfactory.Eventually(t, 20*time.Second, "three successes in the log", func() (bool, error) {
+		return h.call("GET", "/admin/webhook-deliveries?status=success", admin, nil).total() == 3, nil
 	})
 	for _, d := range h.call("GET", "/admin/webhook-deliveries", admin, nil).list() {
 		if d["response_code"] != 200.0 || d["response_status"] != 200.0 || d["attempt_count"] != 1.0 {
@@ -329,8 +329,8 @@ func TestWebhookDLQ_DeadLetterIsListedAndRetriedOnceFixed(t *testing.T) {
 	queued := h.call("POST", "/admin/webhooks/"+hook+"/test", tok, nil).data()
 	delivery := queued["delivery_id"].(string)
 	startWorker(t, org, 2)
-	webhooktest.Eventually(t, 20*time.Second, "the delivery to be dead-lettered", func() bool {
-		return h.delivery(tok, delivery)["status"] == "failed"
+	testfactory.Eventually(t, 20*time.Second, "the delivery to be dead-lettered", func() (bool, error) {
+		return h.delivery(tok, delivery)["status"] == "failed", nil
 	})
 
 	dlq := h.call("GET", "/admin/webhook-dlq", tok, nil)
@@ -362,8 +362,8 @@ func TestWebhookDLQ_DeadLetterIsListedAndRetriedOnceFixed(t *testing.T) {
 	if r := retried.data(); r["id"] != delivery || r["status"] != "pending" || r["attempt_count"] != 2.0 || r["next_retry_at"] == nil {
 		t.Fatalf("retried %s", retried.Raw)
 	}
-	webhooktest.Eventually(t, 20*time.Second, "the retried delivery to succeed", func() bool {
-		return h.delivery(tok, delivery)["status"] == "success"
+	testfactory.Eventually(t, 20*time.Second, "the retried delivery to succeed", func() (bool, error) {
+		return h.delivery(tok, delivery)["status"] == "success", nil
 	})
 	if got := h.delivery(tok, delivery); got["attempt_count"] != 3.0 || got["response_code"] != 200.0 {
 		t.Fatalf("after the retry %v", got)
@@ -539,12 +539,12 @@ func TestWebhooks_NewURLClosesAnOpenCircuit(t *testing.T) {
 		t.Fatalf("DeliverDue = %d, %v", n, err)
 	}
 	// The circuit is open for an hour; the failed delivery's retry is parked behind it.
-	webhooktest.Eventually(t, 20*time.Second, "the retry to be parked", func() bool {
+	testfactory.Eventually(t, 20*time.Second, "the retry to be parked", func() (bool, error) {
 		if _, err := w.DeliverDue(context.Background()); err != nil {
 			t.Fatal(err)
 		}
 		next, _ := time.Parse(time.RFC3339Nano, h.delivery(tok, first)["next_retry_at"].(string))
-		return next.After(time.Now().Add(30 * time.Minute))
+		return next.After(time.Now().Add(30 * time.Minute)), nil
 	})
 	expect(t, h.call("PATCH", "/admin/webhooks/"+hook, tok, map[string]any{"url": fixed.URL}), http.StatusOK)
 	if n, err := w.DeliverDue(context.Background()); err != nil || n != 1 {

@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"net/url"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -26,8 +27,16 @@ func ScratchDatabase(t testing.TB) string {
 	}
 	t.Cleanup(func() {
 		ctx := context.Background()
+		// A listener the test stopped has closed its replication connection, but the walsender behind it
+		// may still be exiting: while its slot is active the database cannot be dropped.
+		Eventually(t, 30*time.Second, "the replication slots of "+name+" to be released", func() (bool, error) {
+			var active int
+			err := owner.QueryRow(ctx, `SELECT count(*) FROM pg_replication_slots WHERE database = $1 AND active`,
+				name).Scan(&active)
+			return active == 0, err
+		})
 		if _, err := owner.Exec(ctx, `SELECT pg_drop_replication_slot(slot_name) FROM pg_replication_slots
-			WHERE database = $1 AND NOT active`, name); err != nil {
+			WHERE database = $1`, name); err != nil {
 			t.Errorf("drop the slots of %s: %v", name, err)
 		}
 		if _, err := owner.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {

@@ -156,11 +156,11 @@ func (f *fixture) exec(sql string, args ...any) {
 // until runs batches of the worker until cond holds.
 func (f *fixture) until(w *Worker, what string, cond func() bool) {
 	f.t.Helper()
-	webhooktest.Eventually(f.t, wait, what, func() bool {
+	testfactory.Eventually(f.t, wait, what, func() (bool, error) {
 		if _, err := w.DeliverDue(context.Background()); err != nil {
 			f.t.Fatal(err)
 		}
-		return cond()
+		return cond(), nil
 	})
 }
 
@@ -505,11 +505,11 @@ func TestRun_DeliversPromptlyAndGivesBackInterruptedClaimsOnStop(t *testing.T) {
 	t.Cleanup(func() { cancel(); <-done })
 
 	_, delivery := f.event(f.hook)
-	webhooktest.Eventually(t, wait, "Run to deliver", func() bool { return f.delivery(delivery).Status == "success" })
+	testfactory.Eventually(t, wait, "Run to deliver", func() (bool, error) { return f.delivery(delivery).Status == "success", nil })
 
 	f.rc.Answer(func(int) webhooktest.Answer { return webhooktest.Answer{Block: true} })
 	_, blocked := f.event(f.hook)
-	webhooktest.Eventually(t, wait, "the second attempt to start", func() bool { return f.rc.Count() == 2 })
+	testfactory.Eventually(t, wait, "the second attempt to start", func() (bool, error) { return f.rc.Count() == 2, nil })
 	cancel()
 	select {
 	case <-done:

@@ -113,22 +113,6 @@ func (rc *Receiver) Count() int {
 	return len(rc.requests)
 }
 
-// Eventually calls cond until it holds, failing the test after timeout. It is how tests wait for
-// asynchronous work: by its effect, never by sleeping a fixed time.
-func Eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for wait := time.Millisecond; ; wait = min(wait*2, 50*time.Millisecond) {
-		if cond() {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(wait)
-	}
-}
-
 // Dispatch hands the organization's events that nobody handed off yet to app.dispatch_events as the
 // worker role, as the logical-replication listener does (a listener running elsewhere may have done it
 // already: the hand-off is idempotent). It returns how many events it handed off. owner is a pool that
