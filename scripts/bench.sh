@@ -79,8 +79,6 @@ mkdir -p bin
 go build -o bin/fieldtrack ./cmd/fieldtrack
 go build -o bin/ftbench ./cmd/ftbench
 
-tmp=""
-datadir=""
 server_pid=""
 # The server has exited (a zombie until we wait for it, or already reaped).
 server_gone() {
@@ -89,9 +87,8 @@ server_gone() {
 	esac
 	return 1
 }
-cleanup() {
-	local status=$?
-	trap '' INT TERM
+# Stops the server before throwaway.sh stops the cluster (and shows its log's tail after a failure).
+before_exit() { # STATUS
 	if [ -n "$server_pid" ] && server_gone; then
 		local server_status=0
 		wait "$server_pid" 2>/dev/null || server_status=$?
@@ -108,31 +105,17 @@ cleanup() {
 		fi
 		wait "$server_pid" 2>/dev/null || true
 	fi
-	if [ "$status" -ne 0 ] && [ -n "$tmp" ] && [ -s "$tmp/server.log" ]; then
+	if [ "$1" -ne 0 ] && [ -n "$tmp" ] && [ -s "$tmp/server.log" ]; then
 		say "last lines of the server log:"
 		tail -n 20 "$tmp/server.log" >&2 || true
 	fi
-	if [ -n "$datadir" ]; then
-		"$PG" stop "$datadir" || say "warning: could not stop the benchmark cluster in $datadir"
-	fi
-	if [ -n "$tmp" ]; then
-		rm -rf -- "$tmp" || say "warning: could not remove $tmp"
-	fi
-	exit "$status"
 }
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/throwaway.sh
+. scripts/throwaway.sh
+throwaway_cluster fieldtrack-bench
 
-tmp="$("$PG" tempdir fieldtrack-bench)"
-datadir="$tmp/pg"
-
-pg_port="$("$PG" free-port)"
-"$PG" start "$datadir" "$pg_port"
-
-DATABASE_URL="$("$PG" url "$pg_port")"
 JWT_SECRET="$(head -c 32 /dev/urandom | base64)"
-export DATABASE_URL JWT_SECRET
+export JWT_SECRET
 
 say "migrating $DATABASE_URL"
 bin/fieldtrack migrate up >&2

@@ -32,6 +32,11 @@ PROG="pg.sh"
 say() { echo "$PROG: $*" >&2; }
 die() { echo "$PROG: error: $*" >&2; exit 1; }
 bad_args() { die "usage: scripts/pg.sh $*"; }
+# one_datadir CMD ARGS...: the absolute path of CMD's one DATADIR argument (or a usage error).
+one_datadir() {
+	[ $# -eq 2 ] || bad_args "$1 DATADIR"
+	abs_path "$2"
+}
 
 is_root() { [ "$(id -u)" -eq 0 ]; }
 
@@ -271,9 +276,8 @@ cmd_start() { # DATADIR PORT [fast]
 }
 
 cmd_stop() { # DATADIR
-	[ $# -eq 1 ] || bad_args "stop DATADIR"
 	local datadir
-	datadir="$(abs_path "$1")"
+	datadir="$(one_datadir stop "$@")"
 	if [ ! -f "$datadir/PG_VERSION" ]; then
 		say "no cluster in $datadir (nothing to stop)"
 		return 0
@@ -288,9 +292,8 @@ cmd_stop() { # DATADIR
 }
 
 cmd_remove() { # DATADIR
-	[ $# -eq 1 ] || bad_args "remove DATADIR"
 	local datadir
-	datadir="$(abs_path "$1")"
+	datadir="$(one_datadir remove "$@")"
 	[ "$datadir" != / ] && [ "$datadir" != "$ROOT" ] || die "refusing to remove $datadir"
 	if [ -e "$datadir" ] && [ ! -f "$datadir/PG_VERSION" ] && [ -n "$(ls -A "$datadir" 2>/dev/null)" ]; then
 		die "$datadir is not a PostgreSQL data directory; not removing it"
@@ -306,9 +309,8 @@ cmd_remove() { # DATADIR
 }
 
 cmd_status() { # DATADIR
-	[ $# -eq 1 ] || bad_args "status DATADIR"
 	local datadir
-	datadir="$(abs_path "$1")"
+	datadir="$(one_datadir status "$@")"
 	if is_running "$datadir"; then
 		echo "running on port $(running_port "$datadir")"
 	else

@@ -25,32 +25,12 @@ command -v go >/dev/null 2>&1 || die "go not found on PATH"
 
 "$PG" ensure-packages
 
-tmp=""
-datadir=""
-cleanup() {
-	local status=$?
-	trap '' INT TERM
-	if [ -n "$datadir" ]; then
-		"$PG" stop "$datadir" || say "warning: could not stop the test cluster in $datadir"
-	fi
-	if [ -n "$tmp" ]; then
-		rm -rf -- "$tmp" || say "warning: could not remove $tmp"
-	fi
-	exit "$status"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
+# shellcheck source=scripts/throwaway.sh
+. scripts/throwaway.sh
+throwaway_cluster fieldtrack-test fast
 
-tmp="$("$PG" tempdir fieldtrack-test)"
-datadir="$tmp/pg"
-
-port="$("$PG" free-port)"
-"$PG" start "$datadir" "$port" fast
-
-DATABASE_URL="$("$PG" url "$port")"
 JWT_SECRET="test-secret-not-for-production"
-export DATABASE_URL JWT_SECRET
+export JWT_SECRET
 
 say "migrating $DATABASE_URL"
 go run ./cmd/fieldtrack migrate up

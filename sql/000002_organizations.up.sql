@@ -17,8 +17,7 @@ CREATE TRIGGER organizations_updated_at BEFORE UPDATE ON organizations
 
 GRANT SELECT ON organizations TO fieldtrack_api;
 
-ALTER TABLE organizations ENABLE ROW LEVEL SECURITY;
-ALTER TABLE organizations FORCE ROW LEVEL SECURITY;
+ALTER TABLE organizations ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY organizations_select ON organizations FOR SELECT TO fieldtrack_api
     USING (id = (SELECT app.org_id()));

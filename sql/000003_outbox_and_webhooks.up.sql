@@ -348,14 +348,10 @@ GRANT SELECT, UPDATE (stream_id, dispatched_at) ON webhook_events TO fieldtrack_
 GRANT SELECT, INSERT, UPDATE ON webhook_deliveries, webhook_delivery_attempts TO fieldtrack_worker;
 GRANT USAGE ON SEQUENCE app.stream_seq TO fieldtrack_worker;
 
-ALTER TABLE webhooks ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhooks FORCE ROW LEVEL SECURITY;
-ALTER TABLE webhook_events ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook_events FORCE ROW LEVEL SECURITY;
-ALTER TABLE webhook_deliveries ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook_deliveries FORCE ROW LEVEL SECURITY;
-ALTER TABLE webhook_delivery_attempts ENABLE ROW LEVEL SECURITY;
-ALTER TABLE webhook_delivery_attempts FORCE ROW LEVEL SECURITY;
+ALTER TABLE webhooks ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE webhook_events ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE webhook_deliveries ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE webhook_delivery_attempts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY webhooks_admin ON webhooks FOR ALL TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id()) AND (SELECT app.role()) = 'ADMIN')

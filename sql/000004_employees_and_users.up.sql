@@ -80,6 +80,7 @@ $$;
 CREATE TRIGGER employees_before_write BEFORE INSERT OR UPDATE ON employees
     FOR EACH ROW EXECUTE FUNCTION app.employees_before_write();
 
+-- A new employee is announced to integrators (not on the admin stream).
 CREATE FUNCTION app.employees_events() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -100,10 +101,8 @@ GRANT SELECT ON users TO fieldtrack_api;
 GRANT SELECT, INSERT (organization_id, name, employee_code, user_id, phone, is_active),
     UPDATE (name, employee_code, user_id, phone, is_active, last_activity_at) ON employees TO fieldtrack_api;
 
-ALTER TABLE users ENABLE ROW LEVEL SECURITY;
-ALTER TABLE users FORCE ROW LEVEL SECURITY;
-ALTER TABLE employees ENABLE ROW LEVEL SECURITY;
-ALTER TABLE employees FORCE ROW LEVEL SECURITY;
+ALTER TABLE users ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE employees ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY users_select ON users FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id())

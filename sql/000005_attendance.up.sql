@@ -86,6 +86,7 @@ $$;
 CREATE TRIGGER attendance_sessions_before_write BEFORE INSERT OR UPDATE ON attendance_sessions
     FOR EACH ROW EXECUTE FUNCTION app.attendance_sessions_before_write();
 
+-- Check-ins and check-outs, for webhooks and (session.*, with the session as written) the admin stream.
 CREATE FUNCTION app.attendance_sessions_events() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -140,8 +141,7 @@ SELECT e.organization_id, e.id AS employee_id, l.id AS session_id
 GRANT SELECT, INSERT (organization_id, employee_id), UPDATE (checkout_at) ON attendance_sessions TO fieldtrack_api;
 GRANT SELECT ON app.sessions, app.latest_sessions TO fieldtrack_api;
 
-ALTER TABLE attendance_sessions ENABLE ROW LEVEL SECURITY;
-ALTER TABLE attendance_sessions FORCE ROW LEVEL SECURITY;
+ALTER TABLE attendance_sessions ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 -- An employee opens and closes its own sessions; an admin reads all and may close any (force check-out).
 CREATE POLICY attendance_sessions_select ON attendance_sessions FOR SELECT TO fieldtrack_api

@@ -501,12 +501,9 @@ GRANT INSERT (organization_id, max_accuracy_m, max_speed_mps, jitter_floor_m, st
       UPDATE (max_accuracy_m, max_speed_mps, jitter_floor_m, stay_radius_m, stay_min_seconds, max_session_hours)
     ON tracking_settings TO fieldtrack_api;
 
-ALTER TABLE gps_locations ENABLE ROW LEVEL SECURITY;
-ALTER TABLE gps_locations FORCE ROW LEVEL SECURITY;
-ALTER TABLE tracking_settings ENABLE ROW LEVEL SECURITY;
-ALTER TABLE tracking_settings FORCE ROW LEVEL SECURITY;
-ALTER TABLE session_summaries ENABLE ROW LEVEL SECURITY;
-ALTER TABLE session_summaries FORCE ROW LEVEL SECURITY;
+ALTER TABLE gps_locations ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE tracking_settings ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE session_summaries ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 -- GPS fixes: written by their employee only, read by that employee and the organization's admins.
 CREATE POLICY gps_locations_select ON gps_locations FOR SELECT TO fieldtrack_api

@@ -96,8 +96,7 @@ CREATE TRIGGER expenses_reviewed AFTER UPDATE OF status ON expenses
 GRANT SELECT, INSERT (organization_id, employee_id, amount, description, receipt_url, idempotency_key),
     UPDATE (status, reviewed_at, reviewed_by, rejection_comment) ON expenses TO fieldtrack_api;
 
-ALTER TABLE expenses ENABLE ROW LEVEL SECURITY;
-ALTER TABLE expenses FORCE ROW LEVEL SECURITY;
+ALTER TABLE expenses ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 
 CREATE POLICY expenses_select ON expenses FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id())

@@ -56,11 +56,8 @@ func apiSingle(hc *http.Client, base string, f *fleet, workers int) phase {
 	url := base + "/locations"
 	return phase{id: "B1", path: "`POST /locations`, 1 fix/request", api: true, batch: 1,
 		newWorker: func(w int) work {
-			own, i := f.owned(w, workers), 0
 			var buf []byte
-			return func(ctx context.Context) (int, bool, error) {
-				m := own[i%len(own)]
-				i++
+			return f.roundRobin(w, workers, func(ctx context.Context, m *member) (int, bool, error) {
 				fx, err := m.nextFix(time.Now())
 				if err != nil {
 					return 0, false, err
@@ -80,7 +77,7 @@ func apiSingle(hc *http.Client, base string, f *fleet, workers int) phase {
 					return 0, true, nil
 				}
 				return 0, false, httpError(status, body)
-			}
+			})
 		}}
 }
 
@@ -89,11 +86,8 @@ func apiBatch(hc *http.Client, base string, f *fleet, workers int) phase {
 	url := base + "/locations/batch"
 	return phase{id: "B2", path: "`POST /locations/batch`, 100 fixes/request", api: true, batch: BatchSize,
 		newWorker: func(w int) work {
-			own, i := f.owned(w, workers), 0
 			var buf []byte
-			return func(ctx context.Context) (int, bool, error) {
-				m := own[i%len(own)]
-				i++
+			return f.roundRobin(w, workers, func(ctx context.Context, m *member) (int, bool, error) {
 				buf = append(buf[:0], `{"session_id":"`...)
 				buf = append(buf, m.sessionID.String()...)
 				buf = append(buf, `","points":[`...)
@@ -125,7 +119,7 @@ func apiBatch(hc *http.Client, base string, f *fleet, workers int) phase {
 					return 0, false, fmt.Errorf("HTTP %d without an inserted count: %s", status, body)
 				}
 				return *answer.Inserted, *answer.Inserted < BatchSize, nil
-			}
+			})
 		}}
 }
 

@@ -4,14 +4,9 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"strconv"
 	"time"
 
 	"github.com/google/uuid"
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
-
-	"github.com/fieldtrack/fieldtrack/internal/auth"
 )
 
 // member is one benchmark employee: its open session, its token, and how many fixes it has handed out.
@@ -73,57 +68,13 @@ func (f *fleet) owned(w, workers int) []*member {
 	return out
 }
 
-// tokenTTL outlives any run Config.Validate allows.
-const tokenTTL = 6 * time.Hour
-
-// newFleet creates one organization with n employees, each with a user and a session checked in an
-// hour ago, in one transaction through the owner pool, and mints an EMPLOYEE token for each.
-func newFleet(ctx context.Context, pool *pgxpool.Pool, n int, secret []byte) (*fleet, error) {
-	f := &fleet{orgID: uuid.New()}
-	checkin := time.Now().Add(-time.Hour).Truncate(time.Second)
-	users := make([]uuid.UUID, n)
-	employees := make([]uuid.UUID, n)
-	sessions := make([]uuid.UUID, n)
-	for i := range n {
-		users[i], employees[i], sessions[i] = uuid.New(), uuid.New(), uuid.New()
-		tok, err := auth.Mint(secret, auth.MintOptions{
-			Subject: users[i].String(), Role: auth.RoleEmployee, OrgID: f.orgID,
-			EmployeeID: uuid.NullUUID{UUID: employees[i], Valid: true},
-			Audience:   auth.DefaultAudience, TTL: tokenTTL,
-		})
-		if err != nil {
-			return nil, fmt.Errorf("mint token: %w", err)
-		}
-		f.members = append(f.members, &member{employeeID: employees[i], sessionID: sessions[i],
-			token: tok, checkinAt: checkin, index: i})
+// roundRobin is the work of worker w of a phase: each call handles the next of the members the worker
+// owns, in turn, with do.
+func (f *fleet) roundRobin(w, workers int, do func(ctx context.Context, m *member) (int, bool, error)) work {
+	own, i := f.owned(w, workers), 0
+	return func(ctx context.Context) (int, bool, error) {
+		m := own[i%len(own)]
+		i++
+		return do(ctx, m)
 	}
-	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-		steps := []struct {
-			sql  string
-			args []any
-		}{
-			{`INSERT INTO organizations (id, name) VALUES ($1, $2)`,
-				[]any{f.orgID, "Benchmark " + strconv.FormatInt(time.Now().Unix(), 10)}},
-			{`INSERT INTO users (organization_id, id, email, role)
-			  SELECT $1, u, 'bench-' || u || '@example.test', 'EMPLOYEE' FROM unnest($2::uuid[]) AS u`,
-				[]any{f.orgID, users}},
-			{`INSERT INTO employees (organization_id, id, user_id, name, employee_code)
-			  SELECT $1, e, u, 'Bench employee ' || i, 'BENCH' || lpad(i::text, 6, '0')
-			  FROM unnest($2::uuid[], $3::uuid[]) WITH ORDINALITY AS x(e, u, i)`,
-				[]any{f.orgID, employees, users}},
-			{`INSERT INTO attendance_sessions (organization_id, id, employee_id, checkin_at)
-			  SELECT $1, s, e, $4 FROM unnest($2::uuid[], $3::uuid[]) AS x(s, e)`,
-				[]any{f.orgID, sessions, employees, checkin}},
-		}
-		for _, s := range steps {
-			if _, err := tx.Exec(ctx, s.sql, s.args...); err != nil {
-				return fmt.Errorf("fixtures: %w", err)
-			}
-		}
-		return nil
-	})
-	if err != nil {
-		return nil, err
-	}
-	return f, nil
 }

@@ -27,10 +27,7 @@ ON CONFLICT DO NOTHING`
 func rawSingle(pool *pgxpool.Pool, f *fleet, workers int) phase {
 	return phase{id: "A1", path: "SQL `INSERT … VALUES`, 1 row/tx", batch: 1,
 		newWorker: func(w int) work {
-			own, i := f.owned(w, workers), 0
-			return func(ctx context.Context) (int, bool, error) {
-				m := own[i%len(own)]
-				i++
+			return f.roundRobin(w, workers, func(ctx context.Context, m *member) (int, bool, error) {
 				fx, err := m.nextFix(time.Now())
 				if err != nil {
 					return 0, false, err
@@ -41,7 +38,7 @@ func rawSingle(pool *pgxpool.Pool, f *fleet, workers int) phase {
 					return 0, false, err
 				}
 				return int(tag.RowsAffected()), tag.RowsAffected() == 0, nil
-			}
+			})
 		}}
 }
 
@@ -72,11 +69,8 @@ func (c *columns) fill(m *member, n int) error {
 func rawBatch(pool *pgxpool.Pool, f *fleet, workers int) phase {
 	return phase{id: "A2", path: "SQL `INSERT … SELECT unnest`, 100 rows/tx", batch: BatchSize,
 		newWorker: func(w int) work {
-			own, i := f.owned(w, workers), 0
 			var c columns
-			return func(ctx context.Context) (int, bool, error) {
-				m := own[i%len(own)]
-				i++
+			return f.roundRobin(w, workers, func(ctx context.Context, m *member) (int, bool, error) {
 				if err := c.fill(m, BatchSize); err != nil {
 					return 0, false, err
 				}
@@ -86,6 +80,6 @@ func rawBatch(pool *pgxpool.Pool, f *fleet, workers int) phase {
 					return 0, false, err
 				}
 				return int(tag.RowsAffected()), tag.RowsAffected() < BatchSize, nil
-			}
+			})
 		}}
 }
