@@ -2,10 +2,12 @@ package migration_test
 
 import (
 	"context"
+	"errors"
 	"io/fs"
 	"regexp"
 	"slices"
 	"strconv"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -275,5 +277,36 @@ func TestMigration_OpenRefusesNonPostgresURLs(t *testing.T) {
 			_ = m.Close()
 			t.Errorf("Open(%q) = nil error, want an error", u)
 		}
+	}
+}
+
+// A database migrated by the unreleased files before the schema was rewritten by noun has schema app
+// without the layout's mark: Up refuses it with one clear error instead of failing on existing objects.
+func TestMigration_UpRefusesADatabaseOfTheEarlierLayout(t *testing.T) {
+	t.Parallel()
+	dbURL := scratchDatabase(t)
+	p := openPool(t, dbURL)
+	for _, sql := range []string{
+		`CREATE SCHEMA app`,
+		`CREATE TABLE schema_migrations (version bigint NOT NULL PRIMARY KEY, dirty boolean NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (3, false)`,
+	} {
+		if _, err := p.Exec(context.Background(), sql); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := migration.Open(dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = m.Close() })
+	if err := m.Up(); !errors.Is(err, migration.ErrEarlierLayout) {
+		t.Fatalf("Up on the earlier layout = %v, want ErrEarlierLayout", err)
+	}
+	if !strings.Contains(migration.ErrEarlierLayout.Error(), "make db-reset") {
+		t.Fatalf("the error does not say what to do: %v", migration.ErrEarlierLayout)
+	}
+	if tables := publicTables(t, p); !slices.Equal(tables, []string{"schema_migrations"}) {
+		t.Fatalf("the refused Up created %v", tables)
 	}
 }
