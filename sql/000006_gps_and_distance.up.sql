@@ -248,7 +248,8 @@ $$;
 -- session_summaries. A computation that fails leaves the distance as it was and the duration uncapped,
 -- marks s failed and keeps the error in session_summaries, to be replayed: it never fails the write that
 -- asked for it. It writes no session: callers store what it returns (the BEFORE trigger of check-out,
--- app.recalculate_session). Runs as the owner because employees may not write session_summaries.
+-- app.recalculate_session). Runs as the owner because employees may not write session_summaries, so for the
+-- API role it applies the session policy itself (the caller's organization; an employee only its own).
 CREATE FUNCTION app.measure_session(s attendance_sessions) RETURNS attendance_sessions
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app
@@ -259,6 +260,11 @@ DECLARE
     km       double precision;
     duration integer;
 BEGIN
+    IF current_setting('role', true) = 'fieldtrack_api' AND (
+            s.organization_id IS DISTINCT FROM app.org_id()
+            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id())) THEN
+        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
+    END IF;
     IF s.checkout_at IS NOT NULL THEN
         s.total_duration_seconds := round(extract(epoch FROM s.checkout_at - s.checkin_at))::integer;
     END IF;
@@ -296,6 +302,8 @@ BEGIN
     RETURN s;
 END
 $$;
+REVOKE ALL ON FUNCTION app.measure_session(attendance_sessions) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.measure_session(attendance_sessions) TO fieldtrack_api;
 
 -- app.recalculate_session: measure a session again now and store the result; returns the session. Runs as
 -- the owner (employees may not write these columns), so for the API role it applies the session policy

@@ -1281,3 +1281,37 @@ func TestInTx_CancelledRequestIsNotReportedAsUnavailable(t *testing.T) {
 		t.Fatalf("a cancelled request was reported as database unavailable: %v", err)
 	}
 }
+
+// The functions that run as the owner (to write what the API role may not) apply the tenant rule
+// themselves when the API role calls them, even with arguments forged in SQL.
+func TestDefinerFunctions_RefuseAnotherOrganizationsRows(t *testing.T) {
+	t.Parallel()
+	a, b := newTenant(t), newTenant(t)
+	summary := func() (at time.Time) {
+		t.Helper()
+		if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT computed_at FROM session_summaries
+			WHERE organization_id = $1 AND session_id = $2`, b.org.ID, b.closed1).Scan(&at); err != nil {
+			t.Fatal(err)
+		}
+		return at
+	}
+	before := summary()
+	c := testfactory.EmployeeClaims(a.e1)
+	for name, sql := range map[string]string{
+		"measure another organization's session": fmt.Sprintf(`SELECT app.measure_session(ROW('%s', '%s', '%s',
+			now() - interval '1 hour', now(), 'pending', NULL, NULL, now(), now())::attendance_sessions)`,
+			b.org.ID, b.closed1, b.e1.ID),
+		"recalculate another organization's session": fmt.Sprintf(`SELECT app.recalculate_session('%s', '%s')`,
+			b.org.ID, b.closed1),
+		"emit an event for another organization": fmt.Sprintf(`SELECT app.emit('%s', 'employee.created', '{}')`, b.org.ID),
+	} {
+		_, err := execAs(t, c, sql)
+		var pg *pgconn.PgError
+		if !errors.As(err, &pg) || (pg.Code != "PT404" && pg.Code != "42501") {
+			t.Errorf("%s: err %v, want PT404 or 42501", name, err)
+		}
+	}
+	if after := summary(); !after.Equal(before) {
+		t.Fatalf("the other organization's session summary was rewritten at %v (was %v)", after, before)
+	}
+}

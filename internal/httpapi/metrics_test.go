@@ -1,9 +1,11 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -32,5 +34,25 @@ func TestMetrics_LabelByRoutePatternAndRequireTheScrapeToken(t *testing.T) {
 	}
 	if strings.Contains(body, id) {
 		t.Fatal("a raw path reached the metric labels")
+	}
+}
+
+// gps_locations_inserted_total counts the fixes stored, single or batched, and not the duplicates.
+func TestMetrics_CountStoredFixesNotDuplicates(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	now := time.Now().Truncate(time.Millisecond)
+	tr := newTracked(t, testfactory.NewOrg(t), "Counted", now.Add(-time.Hour))
+	g := newTrack(9, 48.1, 11.5, now.Add(-30*time.Minute)).drive(4, 5*time.Second, 10, 0, gaussian(3), 5)
+	expect(t, h.call("POST", "/locations", tr.tok, singleBody(tr.session, g.fixes[0])), http.StatusCreated)
+	expect(t, h.call("POST", "/locations", tr.tok, singleBody(tr.session, g.fixes[0])), http.StatusOK)
+	if n := sendBatch(t, h, tr, g.fixes); n != len(g.fixes)-1 {
+		t.Fatalf("batch stored %d new fixes, want %d", n, len(g.fixes)-1)
+	}
+	r := h.call("GET", "/metrics", "", nil)
+	expect(t, r, http.StatusOK)
+	want := fmt.Sprintf("gps_locations_inserted_total %d\n", len(g.fixes))
+	if !strings.Contains(string(r.Raw), want) {
+		t.Fatalf("want %q in the metrics", want)
 	}
 }
