@@ -81,3 +81,8 @@ SELECT app.outbox_slot()::text AS slot_name, coalesce(app.slot_wal_status(), '')
 -- name: SlotCreate :one
 -- Creates the outbox slot unless it exists; answers whether it did.
 SELECT app.create_outbox_slot()::bool AS created;
+
+-- name: ConnectionAsWorker :exec
+-- Makes a connection of its own (the notifier's, the leader lock's: never a pooled one) act as the worker
+-- role for the rest of its life, so the server's login role itself needs nothing but to switch.
+SELECT set_config('role', 'fieldtrack_worker', false);

@@ -57,9 +57,7 @@ DELETE FROM webhooks WHERE organization_id = @org_id AND id = @id;
 
 -- name: WebhookTestEvent :one
 -- The synthetic webhook.test event for one webhook, written to the outbox like every other event.
-SELECT app.emit(@org_id, 'webhook.test',
-                jsonb_build_object('webhook_id', @webhook_id::uuid, 'test', true,
-                                   'message', 'FieldTrack test webhook delivery'))::uuid AS event_id;
+SELECT app.emit_webhook_test(@org_id, @webhook_id)::uuid AS event_id;
 
 -- name: DeliveryInsert :one
 -- A pending delivery due now.

@@ -68,7 +68,9 @@ INSERT INTO app.stream_state DEFAULT VALUES;
 -- moment without polling, every transaction that writes the outbox holds an advisory lock named after its
 -- transaction id until it ends; Postgres releases a transaction's locks only after its commit is
 -- visible. The key is the 32-bit transaction id (what the replication stream reports) under a prefix of
--- ours ("fTxt"), apart from any other advisory lock.
+-- ours ("fTxt"), apart from any other advisory lock. Advisory locks are open to every login, and these
+-- keys are predictable: the writer only tries the lock (a key someone else holds does not stop it), and
+-- the hand-off waits with a timeout (see app.dispatch_events).
 CREATE FUNCTION app.outbox_lock_key(p_xid bigint) RETURNS bigint
     LANGUAGE sql IMMUTABLE PARALLEL SAFE STRICT
     AS $$ SELECT 7373650929523884032 + (p_xid % 4294967296) $$;
@@ -77,7 +79,7 @@ CREATE FUNCTION app.webhook_events_hold_xact() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    PERFORM pg_advisory_xact_lock(app.outbox_lock_key(txid_current()));
+    PERFORM pg_try_advisory_xact_lock(app.outbox_lock_key(txid_current()));
     RETURN NULL;
 END
 $$;
@@ -135,20 +137,16 @@ CREATE TABLE webhook_delivery_attempts (
 
 -- emitting events -----------------------------------------------------------------------------------------
 
--- app.emit appends one event to the outbox and returns its id. SECURITY DEFINER: the triggers that call it
--- run as the caller, who may not write the outbox directly.
-CREATE FUNCTION app.emit(p_org uuid, p_type text, p_data jsonb, p_stream_event text DEFAULT NULL,
-                         p_stream_payload jsonb DEFAULT NULL) RETURNS uuid
+-- app.append_event appends one event to the outbox and returns its id. Only the two functions below, which
+-- decide who may emit what, call it.
+CREATE FUNCTION app.append_event(p_org uuid, p_type text, p_data jsonb, p_stream_event text,
+                                 p_stream_payload jsonb) RETURNS uuid
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
     event_id uuid := gen_random_uuid();
 BEGIN
-    -- Callable by the API role (its triggers run as it): only for the caller's own organization.
-    IF current_setting('role', true) = 'fieldtrack_api' AND p_org IS DISTINCT FROM app.org_id() THEN
-        RAISE EXCEPTION 'cannot emit events for another organization' USING ERRCODE = '42501';
-    END IF;
     INSERT INTO webhook_events (organization_id, id, event_type, payload, stream_event, stream_payload)
     VALUES (p_org, event_id, p_type,
             jsonb_build_object('id', event_id, 'type', p_type, 'version', 1, 'occurred_at', now(),
@@ -157,8 +155,45 @@ BEGIN
     RETURN event_id;
 END
 $$;
+REVOKE ALL ON FUNCTION app.append_event(uuid, text, jsonb, text, jsonb) FROM PUBLIC;
+
+-- app.emit is how the nouns' triggers emit their events. The triggers run as the caller, who may not write
+-- the outbox: for the API role it is callable from a trigger only (never to forge an event in SQL), for the
+-- caller's own organization.
+CREATE FUNCTION app.emit(p_org uuid, p_type text, p_data jsonb, p_stream_event text DEFAULT NULL,
+                         p_stream_payload jsonb DEFAULT NULL) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
+    AS $$
+BEGIN
+    IF current_setting('role', true) = 'fieldtrack_api'
+        AND (pg_trigger_depth() = 0 OR p_org IS DISTINCT FROM app.org_id()) THEN
+        RAISE EXCEPTION 'events are emitted by the changes that cause them' USING ERRCODE = '42501';
+    END IF;
+    RETURN app.append_event(p_org, p_type, p_data, p_stream_event, p_stream_payload);
+END
+$$;
 REVOKE ALL ON FUNCTION app.emit(uuid, text, jsonb, text, jsonb) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.emit(uuid, text, jsonb, text, jsonb) TO fieldtrack_api;
+
+-- app.emit_webhook_test writes the synthetic webhook.test event an admin asks for (POST
+-- /admin/webhooks/{id}/test) and returns its id.
+CREATE FUNCTION app.emit_webhook_test(p_org uuid, p_webhook uuid) RETURNS uuid
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
+    AS $$
+BEGIN
+    IF current_setting('role', true) = 'fieldtrack_api'
+        AND (p_org IS DISTINCT FROM app.org_id() OR app.role() IS DISTINCT FROM 'ADMIN') THEN
+        RAISE EXCEPTION 'only an admin of the organization can test its webhooks' USING ERRCODE = '42501';
+    END IF;
+    RETURN app.append_event(p_org, 'webhook.test', jsonb_build_object('webhook_id', p_webhook, 'test', true,
+                                                                      'message', 'FieldTrack test webhook delivery'),
+                            NULL, NULL);
+END
+$$;
+REVOKE ALL ON FUNCTION app.emit_webhook_test(uuid, uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.emit_webhook_test(uuid, uuid) TO fieldtrack_api;
 
 -- the listener's hand-off ---------------------------------------------------------------------------------
 
@@ -181,38 +216,52 @@ $$;
 -- server process. p_xids are the events' transaction ids (NULL for events known to be visible already).
 -- Idempotent: an event already stamped (WAL replayed after a crash before the acknowledgement) is skipped,
 -- and deliveries are unique per (event, webhook).
--- An event whose transaction is not visible yet (see app.outbox_lock_key) is waited for on its
--- transaction's lock, which costs nothing while waiting. An event still invisible after that was deleted
--- meanwhile (with its organization), or written with the outbox's triggers disabled: those get a few
--- more looks over a third of a second, then are skipped with a warning. Returns the last stream position
--- assigned (0 when none).
+-- An event whose transaction is not visible yet (see app.outbox_lock_key) is waited for on that
+-- transaction's lock, asleep, for up to 2 s a transaction. An event still invisible after its transaction
+-- ended was deleted meanwhile (with its organization): it is skipped, with a warning. One still invisible
+-- when the wait timed out (its transaction is slow to finish) fails the hand-off: the listener retries the
+-- whole batch, so nothing is skipped that may yet appear. Returns the last stream position assigned (0 when
+-- none).
 CREATE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, app
     AS $$
 DECLARE
-    ev      record;
-    x       bigint;
-    sid     bigint;
-    etype   text;
-    last    bigint := 0;
-    missing integer;
-    pause   double precision := 0.001;
+    ev        record;
+    x         bigint;
+    sid       bigint;
+    etype     text;
+    last      bigint := 0;
+    missing   integer;
+    timed_out boolean := false;
+    pause     double precision := 0.001;
+    prev      text := current_setting('lock_timeout');
 BEGIN
     IF p_xids IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', '2s', true);
         -- Each statement takes a new snapshot, so a transaction waited for here is visible below.
         FOR x IN SELECT DISTINCT u.x FROM unnest(p_orgs, p_ids, p_xids) AS u(o, i, x)
                   WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i) LOOP
-            PERFORM pg_advisory_xact_lock_shared(app.outbox_lock_key(x));
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(app.outbox_lock_key(x));
+            EXCEPTION WHEN lock_not_available THEN
+                timed_out := true;
+            END;
         END LOOP;
+        PERFORM set_config('lock_timeout', prev, true);
     END IF;
+    -- A few more looks, for writers that did not hold their lock (someone else held the key).
     LOOP
         SELECT count(*) INTO missing
           FROM unnest(p_orgs, p_ids) AS u(o, i)
          WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i);
         EXIT WHEN missing = 0;
         IF pause > 0.5 THEN
-            RAISE WARNING '% outbox events never became visible (deleted meanwhile?); skipped', missing;
+            IF timed_out THEN
+                RAISE EXCEPTION '% outbox events are not visible yet; the hand-off will be retried', missing
+                    USING ERRCODE = '55P03';
+            END IF;
+            RAISE WARNING '% outbox events never became visible (deleted meanwhile); skipped', missing;
             EXIT;
         END IF;
         PERFORM pg_sleep(pause);
@@ -323,10 +372,6 @@ END
 $$;
 
 -- privileges and row-level security -----------------------------------------------------------------------
-
--- The login role of a server listens for hand-offs and names the slot (app.listen_stream, app.outbox_slot)
--- on connections of its own; the functions it can reach there touch no table.
-GRANT USAGE ON SCHEMA app TO fieldtrack_authenticator;
 
 -- The API role: admins manage webhooks (never reading secrets), read events (SSE replay) and deliveries,
 -- queue retries and test deliveries (the test event itself is written by app.emit).

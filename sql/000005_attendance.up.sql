@@ -5,7 +5,8 @@
 -- * A session is opened by an active employee only; its employee and check-in time never change; it is
 --   closed once. The check-out computes the duration and the distance (app.measure_session, in the GPS
 --   file) into the row being written, in one BEFORE trigger that runs these steps in order, so the
---   UPDATE's RETURNING is the complete session and nothing writes the row a second time.
+--   UPDATE's RETURNING is the complete session and nothing writes the row a second time. The trigger runs
+--   as the owner, which may measure; an employee can still only write what its grants allow.
 -- * A check-in emits session.checkin and employee.checked_in; a check-out session.checkout and
 --   employee.checked_out, carrying the computed distance.
 -- * app.sessions is a session as lists show it (with the employee's code and name and the activity
@@ -41,7 +42,8 @@ CREATE INDEX attendance_sessions_org_checkin ON attendance_sessions (organizatio
 
 -- The session's life, step by step, before each write of a row.
 CREATE FUNCTION app.attendance_sessions_before_write() RETURNS trigger
-    LANGUAGE plpgsql
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
     AS $$
 BEGIN
     IF TG_OP = 'INSERT' THEN
@@ -53,9 +55,10 @@ BEGIN
             RAISE EXCEPTION 'Cannot check in: this employee is deactivated or does not exist.'
                 USING ERRCODE = 'PT403', HINT = 'FORBIDDEN';
         END IF;
-        -- 2. A session stored already closed (an import, the demo data) is measured like a check-out.
+        -- 2. A session stored already closed (an import, the demo data) is measured like a check-out; its
+        -- summary is kept once the row exists (attendance_sessions_stored_closed).
         IF NEW.checkout_at IS NOT NULL THEN
-            NEW := app.measure_session(NEW);
+            NEW := app.measure_session(NEW, false);
         END IF;
         RETURN NEW;
     END IF;
@@ -75,7 +78,7 @@ BEGIN
     -- later wait for the check-out and then count as late points. Then measure the session.
     IF OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL THEN
         PERFORM FROM attendance_sessions WHERE organization_id = OLD.organization_id AND id = OLD.id FOR UPDATE;
-        NEW := app.measure_session(NEW);
+        NEW := app.measure_session(NEW, true);
     END IF;
     -- 3. The time of the change.
     NEW.updated_at := now();
@@ -85,6 +88,21 @@ $$;
 
 CREATE TRIGGER attendance_sessions_before_write BEFORE INSERT OR UPDATE ON attendance_sessions
     FOR EACH ROW EXECUTE FUNCTION app.attendance_sessions_before_write();
+
+-- The summary of a session stored already closed, written once the row exists: an INSERT ... ON CONFLICT DO
+-- NOTHING that skips the row writes none.
+CREATE FUNCTION app.attendance_sessions_stored_closed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
+    AS $$
+BEGIN
+    PERFORM app.measure_session(NEW, true);
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER attendance_sessions_stored_closed AFTER INSERT ON attendance_sessions
+    FOR EACH ROW WHEN (NEW.checkout_at IS NOT NULL) EXECUTE FUNCTION app.attendance_sessions_stored_closed();
 
 -- Check-ins and check-outs, for webhooks and (session.*, with the session as written) the admin stream.
 CREATE FUNCTION app.attendance_sessions_events() RETURNS trigger

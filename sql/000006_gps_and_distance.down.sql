@@ -7,7 +7,7 @@ DROP FUNCTION IF EXISTS app.locations_session(uuid, uuid, timestamptz, timestamp
 DROP FUNCTION IF EXISTS app.gps_locations_after_insert();
 DROP FUNCTION IF EXISTS app.replay_failed_distances(uuid, integer);
 DROP FUNCTION IF EXISTS app.recalculate_session(uuid, uuid);
-DROP FUNCTION IF EXISTS app.measure_session(attendance_sessions);
+DROP FUNCTION IF EXISTS app.measure_session(attendance_sessions, boolean);
 DROP FUNCTION IF EXISTS app.session_distance(uuid, uuid);
 DROP FUNCTION IF EXISTS app.haversine_m(double precision, double precision, double precision, double precision);
 DROP FUNCTION IF EXISTS app.tracking_settings_for(uuid);

@@ -59,8 +59,6 @@ CREATE FUNCTION app.tracking_settings_for(p_org uuid) RETURNS tracking_settings
     $$;
 
 -- One row per session whose distance was computed: the result, how many fixes were used, and the last error.
--- The foreign key is checked at commit: a session stored already closed is measured by its own BEFORE
--- INSERT trigger, before the session row exists.
 CREATE TABLE session_summaries (
     organization_id        uuid             NOT NULL,
     session_id             uuid             NOT NULL,
@@ -75,7 +73,7 @@ CREATE TABLE session_summaries (
     updated_at             timestamptz      NOT NULL DEFAULT now(),
     PRIMARY KEY (organization_id, session_id),
     CONSTRAINT session_summaries_session_fkey FOREIGN KEY (organization_id, session_id)
-        REFERENCES attendance_sessions (organization_id, id) ON DELETE CASCADE DEFERRABLE INITIALLY DEFERRED
+        REFERENCES attendance_sessions (organization_id, id) ON DELETE CASCADE
 );
 
 CREATE TRIGGER session_summaries_updated_at BEFORE UPDATE ON session_summaries
@@ -244,13 +242,13 @@ $$;
 
 
 -- app.measure_session: s with its distance (km, three decimals), its duration once closed (check-out minus
--- check-in, capped at the organization's max_session_hours) and status done, the figures kept in
--- session_summaries. A computation that fails leaves the distance as it was and the duration uncapped,
--- marks s failed and keeps the error in session_summaries, to be replayed: it never fails the write that
--- asked for it. It writes no session: callers store what it returns (the BEFORE trigger of check-out,
--- app.recalculate_session). Runs as the owner because employees may not write session_summaries, so for the
--- API role it applies the session policy itself (the caller's organization; an employee only its own).
-CREATE FUNCTION app.measure_session(s attendance_sessions) RETURNS attendance_sessions
+-- check-in, capped at the organization's max_session_hours) and status done; with keep, the figures are
+-- kept in session_summaries. A computation that fails leaves the distance as it was, marks s failed (a
+-- check-out keeps its uncapped duration) and keeps the error in session_summaries, to be replayed: it
+-- never fails the write that asked for it. It writes no session: callers store what it returns (the
+-- session's own triggers, app.recalculate_session). Runs as the owner, which may write session_summaries;
+-- only the owner's functions and triggers may call it (no grant), since the row it is given is trusted.
+CREATE FUNCTION app.measure_session(s attendance_sessions, keep boolean) RETURNS attendance_sessions
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app
     AS $$
@@ -260,12 +258,7 @@ DECLARE
     km       double precision;
     duration integer;
 BEGIN
-    IF current_setting('role', true) = 'fieldtrack_api' AND (
-            s.organization_id IS DISTINCT FROM app.org_id()
-            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id())) THEN
-        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
-    END IF;
-    IF s.checkout_at IS NOT NULL THEN
+    IF s.checkout_at IS NOT NULL AND s.total_duration_seconds IS NULL THEN
         s.total_duration_seconds := round(extract(epoch FROM s.checkout_at - s.checkin_at))::integer;
     END IF;
     BEGIN
@@ -276,34 +269,38 @@ BEGIN
             duration := least(round(extract(epoch FROM s.checkout_at - s.checkin_at)),
                               cfg.max_session_hours * 3600)::integer;
         END IF;
-        INSERT INTO session_summaries AS ss (organization_id, session_id, total_distance_km, total_duration_seconds,
-                                             avg_speed_kmh, points_total, points_used, last_error, computed_at)
-        VALUES (s.organization_id, s.id, km, coalesce(duration, 0),
-                CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END,
-                r.points_total, r.points_used, NULL, now())
-        ON CONFLICT (organization_id, session_id) DO UPDATE
-           SET total_distance_km = excluded.total_distance_km,
-               total_duration_seconds = excluded.total_duration_seconds,
-               avg_speed_kmh = excluded.avg_speed_kmh,
-               points_total = excluded.points_total,
-               points_used = excluded.points_used,
-               last_error = NULL,
-               computed_at = excluded.computed_at;
+        IF keep THEN
+            INSERT INTO session_summaries AS ss (organization_id, session_id, total_distance_km,
+                                                 total_duration_seconds, avg_speed_kmh, points_total, points_used,
+                                                 last_error, computed_at)
+            VALUES (s.organization_id, s.id, km, coalesce(duration, 0),
+                    CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END,
+                    r.points_total, r.points_used, NULL, now())
+            ON CONFLICT (organization_id, session_id) DO UPDATE
+               SET total_distance_km = excluded.total_distance_km,
+                   total_duration_seconds = excluded.total_duration_seconds,
+                   avg_speed_kmh = excluded.avg_speed_kmh,
+                   points_total = excluded.points_total,
+                   points_used = excluded.points_used,
+                   last_error = NULL,
+                   computed_at = excluded.computed_at;
+        END IF;
         s.total_distance_km := km;
         s.total_duration_seconds := coalesce(duration, s.total_duration_seconds);
         s.distance_recalculation_status := 'done';
     EXCEPTION WHEN OTHERS THEN
         s.distance_recalculation_status := 'failed';
-        INSERT INTO session_summaries AS ss (organization_id, session_id, last_error, computed_at)
-        VALUES (s.organization_id, s.id, SQLERRM, now())
-        ON CONFLICT (organization_id, session_id) DO UPDATE SET last_error = excluded.last_error,
-                                                                computed_at = excluded.computed_at;
+        IF keep THEN
+            INSERT INTO session_summaries AS ss (organization_id, session_id, last_error, computed_at)
+            VALUES (s.organization_id, s.id, SQLERRM, now())
+            ON CONFLICT (organization_id, session_id) DO UPDATE SET last_error = excluded.last_error,
+                                                                    computed_at = excluded.computed_at;
+        END IF;
     END;
     RETURN s;
 END
 $$;
-REVOKE ALL ON FUNCTION app.measure_session(attendance_sessions) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.measure_session(attendance_sessions) TO fieldtrack_api;
+REVOKE ALL ON FUNCTION app.measure_session(attendance_sessions, boolean) FROM PUBLIC;
 
 -- app.recalculate_session: measure a session again now and store the result; returns the session. Runs as
 -- the owner (employees may not write these columns), so for the API role it applies the session policy
@@ -323,7 +320,7 @@ BEGIN
             OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id()))) THEN
         RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
     END IF;
-    s := app.measure_session(s);
+    s := app.measure_session(s, true);
     UPDATE attendance_sessions
        SET total_distance_km = s.total_distance_km,
            total_duration_seconds = s.total_duration_seconds,

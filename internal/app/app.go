@@ -65,14 +65,16 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	}
 	api.WithBackground(bgs)
 	registerPipelineMetrics(api.Metrics(), pool, bgs)
+	// On every return the background parts are stopped first, then waited for (deferred calls run last
+	// first).
+	var wg sync.WaitGroup
+	defer wg.Wait()
 	bg, stopBackground := context.WithCancel(ctx)
 	defer stopBackground()
-	var wg sync.WaitGroup
 	for _, run := range background {
 		wg.Add(1)
 		go func() { defer wg.Done(); run(bg) }()
 	}
-	defer wg.Wait()
 
 	srv := &http.Server{
 		Handler:           api.Handler(),

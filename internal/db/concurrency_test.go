@@ -171,3 +171,32 @@ func TestInTx_SingleStatementCommitsWithTheStatement(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// A session stored already closed is measured, and its summary kept once the row exists: an INSERT ... ON
+// CONFLICT DO NOTHING that skips an existing session (the demo data, seeded again) leaves its summary alone.
+func TestClosedSessionInsert_SkippedByOnConflictLeavesTheSummary(t *testing.T) {
+	t.Parallel()
+	emp := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Imported")
+	now := time.Now().Truncate(time.Second)
+	session := testfactory.ClosedSession(t, emp, now.Add(-3*time.Hour), now.Add(-time.Hour))
+	owner := testfactory.Pool(t)
+	summary := func() (duration int) {
+		t.Helper()
+		if err := owner.QueryRow(t.Context(), `SELECT total_duration_seconds FROM session_summaries
+			WHERE organization_id = $1 AND session_id = $2`, emp.OrgID, session).Scan(&duration); err != nil {
+			t.Fatal(err)
+		}
+		return duration
+	}
+	if d := summary(); d != 7200 {
+		t.Fatalf("summary of the stored session: %d s, want 7200", d)
+	}
+	tag, err := owner.Exec(t.Context(), `INSERT INTO attendance_sessions (organization_id, id, employee_id, checkin_at, checkout_at)
+		VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING`, emp.OrgID, session, emp.ID, now.Add(-30*time.Hour), now)
+	if err != nil || tag.RowsAffected() != 0 {
+		t.Fatalf("the repeated insert: %v rows, err %v; want it skipped", tag.RowsAffected(), err)
+	}
+	if d := summary(); d != 7200 {
+		t.Fatalf("the skipped insert rewrote the summary: %d s, want 7200", d)
+	}
+}

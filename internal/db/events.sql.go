@@ -13,6 +13,17 @@ import (
 	"github.com/google/uuid"
 )
 
+const connectionAsWorker = `-- name: ConnectionAsWorker :exec
+SELECT set_config('role', 'fieldtrack_worker', false)
+`
+
+// Makes a connection of its own (the notifier's, the leader lock's: never a pooled one) act as the worker
+// role for the rest of its life, so the server's login role itself needs nothing but to switch.
+func (q *Queries) ConnectionAsWorker(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, connectionAsWorker)
+	return err
+}
+
 const eventDispatch = `-- name: EventDispatch :one
 
 SELECT app.dispatch_events($1::uuid[], $2::uuid[], $3::bigint[])::bigint

@@ -1282,36 +1282,63 @@ func TestInTx_CancelledRequestIsNotReportedAsUnavailable(t *testing.T) {
 	}
 }
 
-// The functions that run as the owner (to write what the API role may not) apply the tenant rule
-// themselves when the API role calls them, even with arguments forged in SQL.
-func TestDefinerFunctions_RefuseAnotherOrganizationsRows(t *testing.T) {
+// The functions that run as the owner (to write what the API role may not) cannot be turned against other
+// rows by a caller with SQL access as the API role: the measurement takes no call at all, the others apply
+// the tenant rule themselves, and events come only from the changes that cause them.
+func TestDefinerFunctions_RefuseForgedCalls(t *testing.T) {
 	t.Parallel()
 	a, b := newTenant(t), newTenant(t)
-	summary := func() (at time.Time) {
+	summary := func(org uuid.UUID, session uuid.UUID) (at time.Time) {
 		t.Helper()
 		if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT computed_at FROM session_summaries
-			WHERE organization_id = $1 AND session_id = $2`, b.org.ID, b.closed1).Scan(&at); err != nil {
+			WHERE organization_id = $1 AND session_id = $2`, org, session).Scan(&at); err != nil {
 			t.Fatal(err)
 		}
 		return at
 	}
-	before := summary()
-	c := testfactory.EmployeeClaims(a.e1)
-	for name, sql := range map[string]string{
-		"measure another organization's session": fmt.Sprintf(`SELECT app.measure_session(ROW('%s', '%s', '%s',
-			now() - interval '1 hour', now(), 'pending', NULL, NULL, now(), now())::attendance_sessions)`,
-			b.org.ID, b.closed1, b.e1.ID),
-		"recalculate another organization's session": fmt.Sprintf(`SELECT app.recalculate_session('%s', '%s')`,
-			b.org.ID, b.closed1),
-		"emit an event for another organization": fmt.Sprintf(`SELECT app.emit('%s', 'employee.created', '{}')`, b.org.ID),
+	theirs, colleague := summary(b.org.ID, b.closed1), summary(a.org.ID, a.closed2)
+	forge := func(org, session, employee uuid.UUID) string {
+		return fmt.Sprintf(`SELECT app.measure_session(ROW('%s', '%s', '%s', now() - interval '1 hour', now(),
+			'pending', NULL, NULL, now(), now())::attendance_sessions, true)`, org, session, employee)
+	}
+	employee, admin := testfactory.EmployeeClaims(a.e1), testfactory.AdminClaims(a.org)
+	for _, c := range []struct {
+		name  string
+		as    db.Claims
+		sql   string
+		codes []string
+	}{
+		{"measure another organization's session", employee, forge(b.org.ID, b.closed1, b.e1.ID), []string{"42501"}},
+		{"measure a colleague's session under one's own id", employee, forge(a.org.ID, a.closed2, a.e1.ID), []string{"42501"}},
+		{"recalculate another organization's session", admin,
+			fmt.Sprintf(`SELECT app.recalculate_session('%s', '%s')`, b.org.ID, b.closed1), []string{"PT404"}},
+		{"recalculate a colleague's session", employee,
+			fmt.Sprintf(`SELECT app.recalculate_session('%s', '%s')`, a.org.ID, a.closed2), []string{"PT404"}},
+		{"emit an event in SQL", employee,
+			fmt.Sprintf(`SELECT app.emit('%s', 'expense.approved', '{}', 'expense.status', '{}')`, a.org.ID), []string{"42501"}},
+		{"emit an event for another organization", admin,
+			fmt.Sprintf(`SELECT app.emit('%s', 'employee.created', '{}')`, b.org.ID), []string{"42501"}},
+		{"test a webhook as an employee", employee,
+			fmt.Sprintf(`SELECT app.emit_webhook_test('%s', '%s')`, a.org.ID, uuid.New()), []string{"42501"}},
+		{"test another organization's webhook", admin,
+			fmt.Sprintf(`SELECT app.emit_webhook_test('%s', '%s')`, b.org.ID, uuid.New()), []string{"42501"}},
 	} {
-		_, err := execAs(t, c, sql)
+		_, err := execAs(t, c.as, c.sql)
 		var pg *pgconn.PgError
-		if !errors.As(err, &pg) || (pg.Code != "PT404" && pg.Code != "42501") {
-			t.Errorf("%s: err %v, want PT404 or 42501", name, err)
+		if !errors.As(err, &pg) || !slices.Contains(c.codes, pg.Code) {
+			t.Errorf("%s: err %v, want SQLSTATE %v", c.name, err, c.codes)
 		}
 	}
-	if after := summary(); !after.Equal(before) {
-		t.Fatalf("the other organization's session summary was rewritten at %v (was %v)", after, before)
+	if at := summary(b.org.ID, b.closed1); !at.Equal(theirs) {
+		t.Errorf("the other organization's session summary was rewritten at %v (was %v)", at, theirs)
+	}
+	if at := summary(a.org.ID, a.closed2); !at.Equal(colleague) {
+		t.Errorf("the colleague's session summary was rewritten at %v (was %v)", at, colleague)
+	}
+	var events int
+	if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT count(*) FROM webhook_events
+		WHERE organization_id IN ($1, $2) AND event_type IN ('expense.approved', 'webhook.test')`,
+		a.org.ID, b.org.ID).Scan(&events); err != nil || events != 0 {
+		t.Fatalf("forged events stored: %d (err %v)", events, err)
 	}
 }

@@ -43,7 +43,8 @@ type TxOptions struct {
 	// anyway (the webhook worker's claims and records), never for what is acknowledged to someone.
 	AsyncCommit bool
 	// SingleStatement sends COMMIT in the same batch as BEGIN, the settings and fn's one statement: the
-	// whole transaction is one round trip. A second statement fails.
+	// whole transaction is one round trip. The statement commits as soon as it succeeds, so fn must be
+	// that statement alone: an error fn returns after it does not roll it back. A second statement fails.
 	SingleStatement bool
 }
 

@@ -840,9 +840,7 @@ func (q *Queries) WebhookSetSecret(ctx context.Context, db DBTX, arg WebhookSetS
 }
 
 const webhookTestEvent = `-- name: WebhookTestEvent :one
-SELECT app.emit($1, 'webhook.test',
-                jsonb_build_object('webhook_id', $2::uuid, 'test', true,
-                                   'message', 'FieldTrack test webhook delivery'))::uuid AS event_id
+SELECT app.emit_webhook_test($1, $2)::uuid AS event_id
 `
 
 type WebhookTestEventParams struct {

@@ -209,3 +209,46 @@ func TestDispatchEvents_WaitsForTheProducersTransaction(t *testing.T) {
 		t.Fatalf("event handed off: stamped %v, err %v", stamped, err)
 	}
 }
+
+// TestOutbox_WritersDoNotWaitForKeysSomeoneElseHolds: the outbox's advisory keys are predictable and open
+// to every login; a session holding the next transactions' keys neither blocks writers nor the hand-off.
+func TestOutbox_WritersDoNotWaitForKeysSomeoneElseHolds(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := testfactory.Pool(t)
+	org := testfactory.NewOrg(t)
+	squatter, err := p.Acquire(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer squatter.Release()
+	if _, err := squatter.Exec(ctx, `SELECT pg_advisory_lock(app.outbox_lock_key(txid_current() + k))
+		FROM generate_series(1, 200) AS k`); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		_, _ = squatter.Exec(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock_all()`)
+	}()
+
+	writeCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	var event uuid.UUID
+	var xid int64
+	err = pgx.BeginFunc(writeCtx, p, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(writeCtx, `INSERT INTO employees (organization_id, name) VALUES ($1, 'Unblocked')`, org.ID); err != nil {
+			return err
+		}
+		return tx.QueryRow(writeCtx, `SELECT id, txid_current() FROM webhook_events
+			WHERE organization_id = $1 AND event_type = 'employee.created'`, org.ID).Scan(&event, &xid)
+	})
+	if err != nil {
+		t.Fatalf("a write that emits an event waited for a key someone else holds: %v", err)
+	}
+	_, err = db.Do(writeCtx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) (int64, error) {
+		return db.New().EventDispatch(writeCtx, tx, db.EventDispatchParams{
+			OrganizationIds: []uuid.UUID{org.ID}, EventIds: []uuid.UUID{event}, Xids: []int64{xid}})
+	})
+	if err != nil {
+		t.Fatalf("the hand-off of that event: %v", err)
+	}
+}

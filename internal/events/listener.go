@@ -114,6 +114,9 @@ func (l *Listener) lead(ctx context.Context) error {
 		return fmt.Errorf("lock connection: %w", err)
 	}
 	defer lockConn.Close(context.WithoutCancel(ctx))
+	if err := l.q.ConnectionAsWorker(ctx, lockConn); err != nil {
+		return fmt.Errorf("lock connection: %w", err)
+	}
 	for {
 		got, err := l.q.ListenerTryLead(ctx, lockConn, leaderLockKey)
 		if err != nil {

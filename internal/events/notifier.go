@@ -66,6 +66,9 @@ func (n *Notifier) listen(ctx context.Context) error {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	if err := n.q.ConnectionAsWorker(ctx, conn); err != nil {
+		return err
+	}
 	if err := n.q.StreamListen(ctx, conn); err != nil {
 		return err
 	}

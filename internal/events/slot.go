@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
@@ -59,5 +60,6 @@ func EnsureSlot(ctx context.Context, databaseURL string) error {
 	return err
 }
 
-// workerWrite is the listener's hand-off transaction: as the worker role, which sees every organization.
-var workerWrite = db.TxOptions{Role: db.WorkerRole, SingleStatement: true}
+// workerWrite is the listener's hand-off transaction: as the worker role, which sees every organization,
+// bounded so that a hand-off that cannot finish fails and is retried rather than holding the stream.
+var workerWrite = db.TxOptions{Role: db.WorkerRole, SingleStatement: true, StatementTimeout: 30 * time.Second}

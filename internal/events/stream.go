@@ -35,8 +35,11 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 	if err != nil {
 		return err
 	}
+	// A replication connection of this name must never be listed in synchronous_standby_names: a producer
+	// would wait for the listener's acknowledgement while the hand-off waits for the producer to finish.
 	qv := u.Query()
 	qv.Set("replication", "database")
+	qv.Set("application_name", "fieldtrack_listener")
 	u.RawQuery = qv.Encode()
 	conn, err := pgconn.Connect(ctx, u.String())
 	if err != nil {
