@@ -245,12 +245,11 @@ $$;
 -- check-in, capped at the organization's max_session_hours) and status done; with keep, the figures are
 -- kept in session_summaries. A computation that fails leaves the distance as it was, marks s failed (a
 -- check-out keeps its uncapped duration) and keeps the error in session_summaries, to be replayed: it
--- never fails the write that asked for it. It writes no session: callers store what it returns (the
--- session's own triggers, app.recalculate_session). Runs as the owner, which may write session_summaries;
--- only the owner's functions and triggers may call it (no grant), since the row it is given is trusted.
+-- never fails the write that asked for it. It writes no session: callers store what it returns. Its only
+-- callers are the owner's (the session's own triggers, app.recalculate_session), which run as the owner:
+-- the row it is given is trusted, so nobody else may call it (no grant).
 CREATE FUNCTION app.measure_session(s attendance_sessions, keep boolean) RETURNS attendance_sessions
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, public, app
+    LANGUAGE plpgsql
     AS $$
 DECLARE
     cfg      tracking_settings;
