@@ -18,6 +18,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
+	"github.com/fieldtrack/fieldtrack/internal/receipt"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
 
@@ -62,6 +63,10 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	if cfg.WebhookWorkerEnabled {
 		bgs.Webhooks = webhook.NewWorker(pool, webhook.FromConfig(cfg), log).WakeOn(notifier.Subscribe())
 		background = append(background, bgs.Webhooks.Run)
+	}
+	if cfg.ReceiptJanitorEnabled {
+		bgs.Janitor = receipt.NewJanitor(pool, api.Receipts(), time.Minute, log)
+		background = append(background, bgs.Janitor.Run)
 	}
 	api.WithBackground(bgs)
 	registerPipelineMetrics(api.Metrics(), pool, bgs)

@@ -44,6 +44,13 @@ type Config struct {
 	SSEMaxStreamsPerOrg int
 	ListenerEnabled     bool
 
+	// PublicURL is how clients reach this server (upload and receipt URLs are built on it); empty: from
+	// each request's Host (and X-Forwarded-Proto / X-Forwarded-Host).
+	PublicURL             string
+	ReceiptsDir           string
+	ReceiptURLTTL         time.Duration
+	ReceiptJanitorEnabled bool
+
 	WebhookWorkerEnabled    bool
 	WebhookConcurrency      int
 	WebhookTimeout          time.Duration
@@ -98,6 +105,17 @@ func Load(getenv func(string) string) (Config, error) {
 	default:
 		r.fail("LOG_LEVEL", "must be debug, info, warn or error")
 	}
+	c.PublicURL = strings.TrimRight(r.str("PUBLIC_URL", ""), "/")
+	if c.PublicURL != "" {
+		if u, err := url.Parse(c.PublicURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+			r.fail("PUBLIC_URL", "must be an http(s) URL such as https://api.example.com")
+		}
+	}
+	c.ReceiptsDir = r.str("RECEIPTS_DIR", ".local/receipts")
+	c.ReceiptURLTTL = r.millis("RECEIPT_URL_TTL_MS", 3_600_000)
+	// Under APP_ENV=test the janitor runs only when asked, as the webhook worker (test processes share one
+	// database, each with a store of its own).
+	c.ReceiptJanitorEnabled = r.bool("RECEIPT_JANITOR_ENABLED", c.AppEnv != "test")
 	if c.JWKSURL != "" {
 		if u, err := url.Parse(c.JWKSURL); err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 			r.fail("JWT_JWKS_URL", "must be an http(s) URL")

@@ -7,6 +7,7 @@ package db
 
 import (
 	"context"
+	"time"
 
 	"github.com/google/uuid"
 )
@@ -77,4 +78,499 @@ func (q *Queries) EmployeeGet(ctx context.Context, db DBTX, arg EmployeeGetParam
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const employeeList = `-- name: EmployeeList :many
+SELECT s.id, s.organization_id, s.user_id, s.name, s.employee_code, s.employee_number, s.phone, s.is_active, s.last_activity_at, s.created_at, s.updated_at, s.is_checked_in, s.last_check_in_at, s.last_check_out_at, s.last_latitude, s.last_longitude, s.last_location_at, s.activity_status, count(*) OVER ()::app.list_total AS total
+FROM app.employee_states s
+WHERE s.organization_id = $1
+  AND ($2::text IS NULL
+       OR strpos(lower(s.name), lower($2::text)) > 0
+       OR strpos(lower(s.employee_code), lower($2::text)) > 0)
+  AND ($3::boolean IS NULL OR s.is_active = $3::boolean)
+  AND ($4::text IS NULL
+       OR ($4::text = 'active' AND s.is_checked_in)
+       OR ($4::text = 'recent' AND s.activity_status = 'RECENT')
+       OR ($4::text = 'inactive' AND s.activity_status = 'INACTIVE'))
+ORDER BY CASE WHEN $4::text IN ('active', 'recent') THEN s.last_check_in_at END DESC NULLS LAST,
+         s.employee_number NULLS LAST, s.employee_code, s.id
+LIMIT $6 OFFSET $5
+`
+
+type EmployeeListParams struct {
+	OrgID     uuid.UUID `json:"org_id"`
+	Search    *string   `json:"search"`
+	IsActive  *bool     `json:"is_active"`
+	Segment   *string   `json:"segment"`
+	RowOffset int32     `json:"row_offset"`
+	RowLimit  int32     `json:"row_limit"`
+}
+
+type EmployeeListRow struct {
+	ID             uuid.UUID  `json:"id"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	UserID         *uuid.UUID `json:"user_id"`
+	Name           string     `json:"name"`
+	EmployeeCode   string     `json:"employee_code"`
+	EmployeeNumber *int32     `json:"employee_number"`
+	Phone          *string    `json:"phone"`
+	IsActive       bool       `json:"is_active"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	IsCheckedIn    bool       `json:"is_checked_in"`
+	LastCheckInAt  *time.Time `json:"last_check_in_at"`
+	LastCheckOutAt *time.Time `json:"last_check_out_at"`
+	LastLatitude   *float64   `json:"last_latitude"`
+	LastLongitude  *float64   `json:"last_longitude"`
+	LastLocationAt *time.Time `json:"last_location_at"`
+	ActivityStatus string     `json:"activity_status"`
+	Total          int64      `json:"-"`
+}
+
+// The organization's employees with their latest session's state, in employee-number order, optionally
+// those matching a search (a substring of name or code, any case), active or not, and in a segment:
+// active (checked in), recent (checked out within 24 h), inactive (the others); the active and recent
+// segments latest check-in first, as the original.
+func (q *Queries) EmployeeList(ctx context.Context, db DBTX, arg EmployeeListParams) ([]EmployeeListRow, error) {
+	rows, err := db.Query(ctx, employeeList,
+		arg.OrgID,
+		arg.Search,
+		arg.IsActive,
+		arg.Segment,
+		arg.RowOffset,
+		arg.RowLimit,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EmployeeListRow{}
+	for rows.Next() {
+		var i EmployeeListRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.OrganizationID,
+			&i.UserID,
+			&i.Name,
+			&i.EmployeeCode,
+			&i.EmployeeNumber,
+			&i.Phone,
+			&i.IsActive,
+			&i.LastActivityAt,
+			&i.CreatedAt,
+			&i.UpdatedAt,
+			&i.IsCheckedIn,
+			&i.LastCheckInAt,
+			&i.LastCheckOutAt,
+			&i.LastLatitude,
+			&i.LastLongitude,
+			&i.LastLocationAt,
+			&i.ActivityStatus,
+			&i.Total,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const employeeRecentExpenses = `-- name: EmployeeRecentExpenses :many
+SELECT id, amount, description, status, submitted_at, reviewed_at
+FROM expenses
+WHERE organization_id = $1 AND employee_id = $2
+ORDER BY submitted_at DESC, id
+LIMIT 10
+`
+
+type EmployeeRecentExpensesParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+type EmployeeRecentExpensesRow struct {
+	ID          uuid.UUID  `json:"id"`
+	Amount      float64    `json:"amount"`
+	Description string     `json:"description"`
+	Status      string     `json:"status"`
+	SubmittedAt time.Time  `json:"submitted_at"`
+	ReviewedAt  *time.Time `json:"reviewed_at"`
+}
+
+// An employee's ten latest expenses.
+func (q *Queries) EmployeeRecentExpenses(ctx context.Context, db DBTX, arg EmployeeRecentExpensesParams) ([]EmployeeRecentExpensesRow, error) {
+	rows, err := db.Query(ctx, employeeRecentExpenses, arg.OrgID, arg.EmployeeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EmployeeRecentExpensesRow{}
+	for rows.Next() {
+		var i EmployeeRecentExpensesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Amount,
+			&i.Description,
+			&i.Status,
+			&i.SubmittedAt,
+			&i.ReviewedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const employeeRecentSessions = `-- name: EmployeeRecentSessions :many
+SELECT id, checkin_at, checkout_at, total_distance_km, total_duration_seconds, distance_recalculation_status,
+       created_at
+FROM attendance_sessions
+WHERE organization_id = $1 AND employee_id = $2
+ORDER BY checkin_at DESC
+LIMIT 10
+`
+
+type EmployeeRecentSessionsParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+type EmployeeRecentSessionsRow struct {
+	ID                          uuid.UUID  `json:"id"`
+	CheckinAt                   time.Time  `json:"checkin_at"`
+	CheckoutAt                  *time.Time `json:"checkout_at"`
+	TotalDistanceKm             *float64   `json:"total_distance_km"`
+	TotalDurationSeconds        *int32     `json:"total_duration_seconds"`
+	DistanceRecalculationStatus string     `json:"distance_recalculation_status"`
+	CreatedAt                   time.Time  `json:"created_at"`
+}
+
+// An employee's ten latest sessions.
+func (q *Queries) EmployeeRecentSessions(ctx context.Context, db DBTX, arg EmployeeRecentSessionsParams) ([]EmployeeRecentSessionsRow, error) {
+	rows, err := db.Query(ctx, employeeRecentSessions, arg.OrgID, arg.EmployeeID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EmployeeRecentSessionsRow{}
+	for rows.Next() {
+		var i EmployeeRecentSessionsRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.CheckinAt,
+			&i.CheckoutAt,
+			&i.TotalDistanceKm,
+			&i.TotalDurationSeconds,
+			&i.DistanceRecalculationStatus,
+			&i.CreatedAt,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const employeeSetActive = `-- name: EmployeeSetActive :one
+UPDATE employees SET is_active = $1
+WHERE organization_id = $2 AND id = $3
+RETURNING organization_id, id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at
+`
+
+type EmployeeSetActiveParams struct {
+	IsActive bool      `json:"is_active"`
+	OrgID    uuid.UUID `json:"org_id"`
+	ID       uuid.UUID `json:"id"`
+}
+
+// Activates or deactivates an employee; deactivation also checks out its open session.
+func (q *Queries) EmployeeSetActive(ctx context.Context, db DBTX, arg EmployeeSetActiveParams) (Employee, error) {
+	row := db.QueryRow(ctx, employeeSetActive, arg.IsActive, arg.OrgID, arg.ID)
+	var i Employee
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.EmployeeCode,
+		&i.EmployeeNumber,
+		&i.Phone,
+		&i.IsActive,
+		&i.LastActivityAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const employeeState = `-- name: EmployeeState :one
+SELECT id, organization_id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at, is_checked_in, last_check_in_at, last_check_out_at, last_latitude, last_longitude, last_location_at, activity_status FROM app.employee_states WHERE organization_id = $1 AND id = $2
+`
+
+type EmployeeStateParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	ID    uuid.UUID `json:"id"`
+}
+
+// One employee with its latest session's state.
+func (q *Queries) EmployeeState(ctx context.Context, db DBTX, arg EmployeeStateParams) (AppEmployeeState, error) {
+	row := db.QueryRow(ctx, employeeState, arg.OrgID, arg.ID)
+	var i AppEmployeeState
+	err := row.Scan(
+		&i.ID,
+		&i.OrganizationID,
+		&i.UserID,
+		&i.Name,
+		&i.EmployeeCode,
+		&i.EmployeeNumber,
+		&i.Phone,
+		&i.IsActive,
+		&i.LastActivityAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+		&i.IsCheckedIn,
+		&i.LastCheckInAt,
+		&i.LastCheckOutAt,
+		&i.LastLatitude,
+		&i.LastLongitude,
+		&i.LastLocationAt,
+		&i.ActivityStatus,
+	)
+	return i, err
+}
+
+const employeeTotals = `-- name: EmployeeTotals :one
+SELECT (SELECT count(*) FROM attendance_sessions s
+         WHERE s.organization_id = $1 AND s.employee_id = $2)::int AS "totalSessions",
+       (SELECT coalesce(sum(s.total_distance_km), 0) FROM attendance_sessions s
+         WHERE s.organization_id = $1 AND s.employee_id = $2)::float8 AS "totalDistanceKm",
+       (SELECT coalesce(sum(s.total_duration_seconds), 0) FROM attendance_sessions s
+         WHERE s.organization_id = $1 AND s.employee_id = $2)::bigint AS "totalDurationSeconds",
+       (SELECT count(*) FROM expenses x
+         WHERE x.organization_id = $1 AND x.employee_id = $2)::int AS "expensesSubmitted",
+       (SELECT count(*) FROM expenses x
+         WHERE x.organization_id = $1 AND x.employee_id = $2 AND x.status = 'APPROVED')::int
+           AS "expensesApproved"
+`
+
+type EmployeeTotalsParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+type EmployeeTotalsRow struct {
+	TotalSessions        int32   `json:"totalSessions"`
+	TotalDistanceKm      float64 `json:"totalDistanceKm"`
+	TotalDurationSeconds int64   `json:"totalDurationSeconds"`
+	ExpensesSubmitted    int32   `json:"expensesSubmitted"`
+	ExpensesApproved     int32   `json:"expensesApproved"`
+}
+
+// An employee's totals of all time: sessions, distance, duration, expenses filed and approved.
+func (q *Queries) EmployeeTotals(ctx context.Context, db DBTX, arg EmployeeTotalsParams) (EmployeeTotalsRow, error) {
+	row := db.QueryRow(ctx, employeeTotals, arg.OrgID, arg.EmployeeID)
+	var i EmployeeTotalsRow
+	err := row.Scan(
+		&i.TotalSessions,
+		&i.TotalDistanceKm,
+		&i.TotalDurationSeconds,
+		&i.ExpensesSubmitted,
+		&i.ExpensesApproved,
+	)
+	return i, err
+}
+
+const employeeUpdate = `-- name: EmployeeUpdate :one
+UPDATE employees
+SET name  = coalesce($1::text, name),
+    phone = CASE WHEN $2::boolean THEN $3::text ELSE phone END
+WHERE organization_id = $4 AND id = $5
+RETURNING organization_id, id, user_id, name, employee_code, employee_number, phone, is_active, last_activity_at, created_at, updated_at
+`
+
+type EmployeeUpdateParams struct {
+	Name     *string   `json:"name"`
+	SetPhone bool      `json:"set_phone"`
+	Phone    *string   `json:"phone"`
+	OrgID    uuid.UUID `json:"org_id"`
+	ID       uuid.UUID `json:"id"`
+}
+
+// Changes an employee's name and phone (set_phone: whether phone was given, null clearing it). With
+// neither, only updated_at moves.
+func (q *Queries) EmployeeUpdate(ctx context.Context, db DBTX, arg EmployeeUpdateParams) (Employee, error) {
+	row := db.QueryRow(ctx, employeeUpdate,
+		arg.Name,
+		arg.SetPhone,
+		arg.Phone,
+		arg.OrgID,
+		arg.ID,
+	)
+	var i Employee
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.ID,
+		&i.UserID,
+		&i.Name,
+		&i.EmployeeCode,
+		&i.EmployeeNumber,
+		&i.Phone,
+		&i.IsActive,
+		&i.LastActivityAt,
+		&i.CreatedAt,
+		&i.UpdatedAt,
+	)
+	return i, err
+}
+
+const employeeWeek = `-- name: EmployeeWeek :one
+SELECT count(*) FILTER (WHERE s.checkin_at >= w.start)::int AS "sessionsThisWeek",
+       coalesce(sum(s.total_distance_km) FILTER (WHERE s.checkin_at >= w.start), 0)::float8 AS "distanceThisWeek",
+       round(coalesce(sum(s.total_duration_seconds) FILTER (WHERE s.checkin_at >= w.start), 0) / 3600.0, 2)::float8
+           AS "hoursThisWeek",
+       (SELECT count(*) FROM expenses x
+         WHERE x.organization_id = $1 AND x.employee_id = $2)::int AS "expensesSubmitted",
+       (SELECT count(*) FROM expenses x
+         WHERE x.organization_id = $1 AND x.employee_id = $2 AND x.status = 'APPROVED')::int
+           AS "expensesApproved"
+FROM (SELECT date_trunc('week', now() AT TIME ZONE 'UTC') AT TIME ZONE 'UTC' AS start) w
+LEFT JOIN attendance_sessions s
+       ON s.organization_id = $1 AND s.employee_id = $2 AND s.checkin_at >= w.start
+GROUP BY w.start
+`
+
+type EmployeeWeekParams struct {
+	OrgID      uuid.UUID `json:"org_id"`
+	EmployeeID uuid.UUID `json:"employee_id"`
+}
+
+type EmployeeWeekRow struct {
+	SessionsThisWeek  int32   `json:"sessionsThisWeek"`
+	DistanceThisWeek  float64 `json:"distanceThisWeek"`
+	HoursThisWeek     float64 `json:"hoursThisWeek"`
+	ExpensesSubmitted int32   `json:"expensesSubmitted"`
+	ExpensesApproved  int32   `json:"expensesApproved"`
+}
+
+// An employee's week so far (from Monday 00:00 UTC): sessions checked in, their distance and hours (two
+// decimals), and its expenses filed and approved of all time.
+func (q *Queries) EmployeeWeek(ctx context.Context, db DBTX, arg EmployeeWeekParams) (EmployeeWeekRow, error) {
+	row := db.QueryRow(ctx, employeeWeek, arg.OrgID, arg.EmployeeID)
+	var i EmployeeWeekRow
+	err := row.Scan(
+		&i.SessionsThisWeek,
+		&i.DistanceThisWeek,
+		&i.HoursThisWeek,
+		&i.ExpensesSubmitted,
+		&i.ExpensesApproved,
+	)
+	return i, err
+}
+
+const searchEmployees = `-- name: SearchEmployees :many
+SELECT id, name, employee_code, is_active
+FROM employees
+WHERE organization_id = $1
+  AND (strpos(lower(name), lower($2::text)) > 0 OR strpos(lower(employee_code), lower($2::text)) > 0)
+ORDER BY name, id
+LIMIT $3
+`
+
+type SearchEmployeesParams struct {
+	OrgID   uuid.UUID `json:"org_id"`
+	Q       string    `json:"q"`
+	MaxRows int32     `json:"max_rows"`
+}
+
+type SearchEmployeesRow struct {
+	ID           uuid.UUID `json:"id"`
+	Name         string    `json:"name"`
+	EmployeeCode string    `json:"employee_code"`
+	IsActive     bool      `json:"is_active"`
+}
+
+// Employees whose name or code contains q (any case), by name.
+func (q *Queries) SearchEmployees(ctx context.Context, db DBTX, arg SearchEmployeesParams) ([]SearchEmployeesRow, error) {
+	rows, err := db.Query(ctx, searchEmployees, arg.OrgID, arg.Q, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SearchEmployeesRow{}
+	for rows.Next() {
+		var i SearchEmployeesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Name,
+			&i.EmployeeCode,
+			&i.IsActive,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const searchExpenses = `-- name: SearchExpenses :many
+SELECT id, description, amount, status, employee_name
+FROM app.expense_rows
+WHERE organization_id = $1 AND strpos(lower(description), lower($2::text)) > 0
+ORDER BY submitted_at DESC, id
+LIMIT $3
+`
+
+type SearchExpensesParams struct {
+	OrgID   uuid.UUID `json:"org_id"`
+	Q       string    `json:"q"`
+	MaxRows int32     `json:"max_rows"`
+}
+
+type SearchExpensesRow struct {
+	ID           uuid.UUID `json:"id"`
+	Description  string    `json:"description"`
+	Amount       float64   `json:"amount"`
+	Status       string    `json:"status"`
+	EmployeeName string    `json:"employee_name"`
+}
+
+// Expenses whose description contains q (any case), newest first.
+func (q *Queries) SearchExpenses(ctx context.Context, db DBTX, arg SearchExpensesParams) ([]SearchExpensesRow, error) {
+	rows, err := db.Query(ctx, searchExpenses, arg.OrgID, arg.Q, arg.MaxRows)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []SearchExpensesRow{}
+	for rows.Next() {
+		var i SearchExpensesRow
+		if err := rows.Scan(
+			&i.ID,
+			&i.Description,
+			&i.Amount,
+			&i.Status,
+			&i.EmployeeName,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }

@@ -21,3 +21,15 @@ func (r DeliveryListRow) ListTotal() int64 { return r.Total }
 
 // ListTotal is the list's total (Counted).
 func (r DeliveryDeadLetterListRow) ListTotal() int64 { return r.Total }
+
+// ListTotal is the list's total (Counted).
+func (r EmployeeListRow) ListTotal() int64 { return r.Total }
+
+// ListTotal is the list's total (Counted).
+func (r ExpenseListRow) ListTotal() int64 { return r.Total }
+
+// ListTotal is the list's total (Counted).
+func (r ExpenseSummaryByEmployeeRow) ListTotal() int64 { return r.Total }
+
+// ListTotal is the list's total (Counted).
+func (r MonitoringHistoryRow) ListTotal() int64 { return r.Total }

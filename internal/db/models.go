@@ -11,15 +11,68 @@ import (
 	"github.com/google/uuid"
 )
 
+type AdminSession struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	AdminID        uuid.UUID  `json:"admin_id"`
+	StartedAt      time.Time  `json:"started_at"`
+	EndedAt        *time.Time `json:"ended_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
 type AppEmployeeCodeCounter struct {
 	OrganizationID uuid.UUID `json:"organization_id"`
 	LastValue      int64     `json:"last_value"`
+}
+
+type AppEmployeeState struct {
+	ID             uuid.UUID  `json:"id"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	UserID         *uuid.UUID `json:"user_id"`
+	Name           string     `json:"name"`
+	EmployeeCode   string     `json:"employee_code"`
+	EmployeeNumber *int32     `json:"employee_number"`
+	Phone          *string    `json:"phone"`
+	IsActive       bool       `json:"is_active"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	IsCheckedIn    bool       `json:"is_checked_in"`
+	LastCheckInAt  *time.Time `json:"last_check_in_at"`
+	LastCheckOutAt *time.Time `json:"last_check_out_at"`
+	LastLatitude   *float64   `json:"last_latitude"`
+	LastLongitude  *float64   `json:"last_longitude"`
+	LastLocationAt *time.Time `json:"last_location_at"`
+	ActivityStatus string     `json:"activity_status"`
+}
+
+type AppExpenseRow struct {
+	ID               uuid.UUID  `json:"id"`
+	OrganizationID   uuid.UUID  `json:"organization_id"`
+	EmployeeID       uuid.UUID  `json:"employee_id"`
+	Amount           float64    `json:"amount"`
+	Description      string     `json:"description"`
+	Status           string     `json:"status"`
+	ReceiptUrl       *string    `json:"receipt_url"`
+	RejectionComment *string    `json:"rejection_comment"`
+	SubmittedAt      time.Time  `json:"submitted_at"`
+	ReviewedAt       *time.Time `json:"reviewed_at"`
+	ReviewedBy       *string    `json:"reviewed_by"`
+	CreatedAt        time.Time  `json:"created_at"`
+	UpdatedAt        time.Time  `json:"updated_at"`
+	EmployeeCode     string     `json:"employee_code"`
+	EmployeeName     string     `json:"employee_name"`
 }
 
 type AppLatestSession struct {
 	OrganizationID uuid.UUID `json:"organization_id"`
 	EmployeeID     uuid.UUID `json:"employee_id"`
 	SessionID      uuid.UUID `json:"session_id"`
+}
+
+type AppReceiptSigningKey struct {
+	Singleton bool   `json:"singleton"`
+	Key       []byte `json:"key"`
 }
 
 type AppSession struct {
@@ -71,20 +124,21 @@ type Employee struct {
 }
 
 type Expense struct {
-	OrganizationID   uuid.UUID  `json:"organization_id"`
-	ID               uuid.UUID  `json:"id"`
-	EmployeeID       uuid.UUID  `json:"employee_id"`
-	Amount           float64    `json:"amount"`
-	Description      string     `json:"description"`
-	Status           string     `json:"status"`
-	ReceiptUrl       *string    `json:"receipt_url"`
-	RejectionComment *string    `json:"rejection_comment"`
-	IdempotencyKey   *string    `json:"idempotency_key"`
-	SubmittedAt      time.Time  `json:"submitted_at"`
-	ReviewedAt       *time.Time `json:"reviewed_at"`
-	ReviewedBy       *string    `json:"reviewed_by"`
-	CreatedAt        time.Time  `json:"created_at"`
-	UpdatedAt        time.Time  `json:"updated_at"`
+	OrganizationID         uuid.UUID  `json:"organization_id"`
+	ID                     uuid.UUID  `json:"id"`
+	EmployeeID             uuid.UUID  `json:"employee_id"`
+	Amount                 float64    `json:"amount"`
+	Description            string     `json:"description"`
+	Status                 string     `json:"status"`
+	ReceiptUrl             *string    `json:"receipt_url"`
+	RejectionComment       *string    `json:"rejection_comment"`
+	IdempotencyKey         *string    `json:"idempotency_key"`
+	SubmittedAt            time.Time  `json:"submitted_at"`
+	ReviewedAt             *time.Time `json:"reviewed_at"`
+	ReviewedBy             *string    `json:"reviewed_by"`
+	CreatedAt              time.Time  `json:"created_at"`
+	UpdatedAt              time.Time  `json:"updated_at"`
+	IdempotencyFingerprint *string    `json:"idempotency_fingerprint"`
 }
 
 type GpsLocation struct {
@@ -106,6 +160,22 @@ type Organization struct {
 	Slug      *string   `json:"slug"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+}
+
+type Receipt struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	EmployeeID     uuid.UUID  `json:"employee_id"`
+	Extension      string     `json:"extension"`
+	ContentType    string     `json:"content_type"`
+	Status         string     `json:"status"`
+	StorageKey     string     `json:"storage_key"`
+	SizeBytes      *int64     `json:"size_bytes"`
+	Sha256         *string    `json:"sha256"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	UploadedAt     *time.Time `json:"uploaded_at"`
+	ExpenseID      *uuid.UUID `json:"expense_id"`
+	CreatedAt      time.Time  `json:"created_at"`
 }
 
 type SessionSummary struct {

@@ -863,6 +863,74 @@ func TestExpenses_ReviewedOnceAndRejectionNeedsAComment(t *testing.T) {
 	wantCode(t, err, "PT400")
 }
 
+// An employee's own expenses: filed, never changed or reviewed by the employee, even as an admin.
+func TestExpenses_AnEmployeeCannotChangeOrReviewItsOwnUnderItsClaims(t *testing.T) {
+	t.Parallel()
+	a := newTenant(t)
+	c1 := testfactory.EmployeeClaims(a.e1)
+	for name, sql := range map[string]string{
+		"raise the amount":   `UPDATE expenses SET amount = 9999 WHERE id = $1`,
+		"approve it":         `UPDATE expenses SET status = 'APPROVED' WHERE id = $1`,
+		"reword it":          `UPDATE expenses SET description = 'Something else' WHERE id = $1`,
+		"mark it reviewed":   `UPDATE expenses SET reviewed_at = now(), reviewed_by = 'me' WHERE id = $1`,
+		"delete it":          `DELETE FROM expenses WHERE id = $1`,
+		"attach any receipt": `UPDATE receipts SET status = 'attached' WHERE expense_id = $1`,
+	} {
+		t.Run(name, func(t *testing.T) { // refused, or the row is not the employee's to write
+			tag, err := execAs(t, c1, sql, a.pending1)
+			if err != nil {
+				wantCode(t, err, "42501")
+			} else if tag.RowsAffected() != 0 {
+				t.Fatalf("changed %d rows", tag.RowsAffected())
+			}
+		})
+	}
+	// An admin who is also the employee: an admin's privileges, still not over its own expense.
+	own := testfactory.AdminClaims(a.org)
+	own.EmployeeID = uuid.NullUUID{UUID: a.e1.ID, Valid: true}
+	own.UserID = uuid.NullUUID{UUID: a.e1.UserID, Valid: true}
+	for _, status := range []string{"APPROVED", "REJECTED"} {
+		_, err := execAs(t, own, `UPDATE expenses SET status = $2, rejection_comment = 'self', reviewed_at = now() WHERE id = $1`,
+			a.pending1, status)
+		if pg := wantCode(t, err, "PT403"); pg.Message != "You cannot review your own expense." {
+			t.Errorf("message %q", pg.Message)
+		}
+	}
+	_, err := execAs(t, own, `UPDATE expenses SET amount = 1 WHERE id = $1`, a.pending1)
+	wantCode(t, err, "42501") // no admin may change what was submitted
+	if s := ownerString(t, "SELECT status || ' ' || amount FROM expenses WHERE id = $1", a.pending1); s != "PENDING 12.50" {
+		t.Fatalf("the expense is %s after its employee's attempts, want PENDING 12.50", s)
+	}
+	// The same admin reviews a colleague's.
+	tag, err := execAs(t, own, `UPDATE expenses SET status = 'APPROVED', reviewed_at = now() WHERE id = $1`, a.pending2)
+	wantRows(t, tag, err, 1)
+}
+
+// A deactivated employee's token still carries its claims; Postgres refuses its work anyway.
+func TestEmployees_DeactivatedEmployeeCannotWorkUnderItsClaims(t *testing.T) {
+	t.Parallel()
+	a := newTenant(t)
+	ownerExec(t, `UPDATE employees SET is_active = false WHERE id = $1`, a.e1.ID)
+	if n := ownerInt(t, `SELECT count(*) FROM attendance_sessions WHERE employee_id = $1 AND checkout_at IS NULL`, a.e1.ID); n != 0 {
+		t.Fatalf("%d open sessions after deactivation, want 0", n)
+	}
+	c1 := testfactory.EmployeeClaims(a.e1)
+	_, err := execAs(t, c1, `INSERT INTO attendance_sessions (organization_id, employee_id) VALUES ($1, $2)`,
+		a.org.ID, a.e1.ID)
+	wantCode(t, err, "PT403")
+	_, err = execAs(t, c1, `INSERT INTO expenses (organization_id, employee_id, amount, description) VALUES ($1, $2, 1, 'Late')`,
+		a.org.ID, a.e1.ID)
+	wantCode(t, err, "PT403")
+	_, err = execAs(t, c1, `SELECT app.record_location($1, $2, 52.5, 13.4, 5, $3, NULL)`, a.org.ID, a.open1, a.checkin.Add(time.Second))
+	wantCode(t, err, "PT403")
+	// Its colleague works on.
+	n, err := probeAs(t, testfactory.EmployeeClaims(a.e2), `INSERT INTO expenses (organization_id, employee_id, amount, description)
+		VALUES ($1, $2, 1, 'Still here')`, a.org.ID, a.e2.ID)
+	if err != nil || n != 1 {
+		t.Fatalf("an active colleague's expense: %d rows, %v", n, err)
+	}
+}
+
 // Generated employee codes --------------------------------------------------------------------------------
 
 func TestEmployees_GeneratedCodesCountPerOrganizationAndSkipTakenCodes(t *testing.T) {

@@ -1,8 +1,10 @@
 package httpapi
 
 import (
+	"fmt"
 	"net/http"
 	"testing"
+	"time"
 
 	"github.com/google/uuid"
 
@@ -99,4 +101,196 @@ func TestEmployees_EmployeeRoleIsForbidden(t *testing.T) {
 	tok := testfactory.EmployeeToken(t, emp)
 	expectError(t, h.call("GET", "/admin/employees/"+emp.ID.String(), tok, nil), http.StatusForbidden, "FORBIDDEN", "This action requires ADMIN role")
 	expectError(t, h.call("POST", "/admin/employees", tok, map[string]any{"name": "X"}), http.StatusForbidden, "FORBIDDEN", "This action requires ADMIN role")
+}
+
+func TestEmployees_ListShowsEachStateAndFiltersBySearchAndSegment(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	now := time.Now()
+	working := testfactory.NewEmployee(t, org, "Alice Working")
+	testfactory.OpenSession(t, working, now.Add(-time.Hour))
+	recent := testfactory.NewEmployee(t, org, "Bob Recent")
+	testfactory.ClosedSession(t, recent, now.Add(-3*time.Hour), now.Add(-2*time.Hour))
+	gone := testfactory.NewEmployee(t, org, "Cara Gone")
+	testfactory.ClosedSession(t, gone, now.Add(-72*time.Hour), now.Add(-71*time.Hour))
+	fresh := testfactory.NewEmployee(t, org, "Dan Fresh")
+	late := testfactory.NewEmployee(t, org, "Eve Working")
+	testfactory.OpenSession(t, late, now.Add(-10*time.Minute))
+	testfactory.NewEmployee(t, testfactory.NewOrg(t), "Alice Elsewhere")
+
+	r := h.call("GET", "/admin/employees?page=1&limit=50", admin, nil)
+	expect(t, r, http.StatusOK)
+	if r.total() != 5 || len(r.list()) != 5 {
+		t.Fatalf("listed %s, want the organization's 5", r.Raw)
+	}
+	byName := map[string]map[string]any{}
+	for _, e := range r.list() {
+		byName[e["name"].(string)] = e
+	}
+	for name, want := range map[string]struct {
+		checkedIn bool
+		status    string
+		checkIn   bool
+	}{
+		working.Name: {true, "ACTIVE", true}, recent.Name: {false, "RECENT", true},
+		gone.Name: {false, "INACTIVE", true}, fresh.Name: {false, "INACTIVE", false}, late.Name: {true, "ACTIVE", true},
+	} {
+		e := byName[name]
+		if e == nil || e["is_checked_in"] != want.checkedIn || e["activity_status"] != want.status ||
+			(e["last_check_in_at"] != nil) != want.checkIn || e["organization_id"] != org.ID.String() {
+			t.Errorf("%s listed as %v, want %+v", name, e, want)
+		}
+	}
+	for q, want := range map[string][]string{
+		"search=alice":                       {working.Name},
+		"search=" + gone.Code:                {gone.Name},
+		"search=RECENT":                      {recent.Name},             // any case
+		"segment=active":                     {late.Name, working.Name}, // latest check-in first
+		"segment=recent":                     {recent.Name},
+		"segment=inactive":                   {gone.Name, fresh.Name},
+		"segment=inactive&search=dan":        {fresh.Name},
+		"search=nobody":                      {},
+		"limit=2&page=2":                     {gone.Name, fresh.Name}, // employee-number order
+		"limit=2&page=3":                     {late.Name},
+		"search=alice&segment=active&page=1": {working.Name},
+	} {
+		r := h.call("GET", "/admin/employees?"+q, admin, nil)
+		expect(t, r, http.StatusOK)
+		var got []string
+		for _, e := range r.list() {
+			got = append(got, e["name"].(string))
+		}
+		if fmt.Sprint(got) != fmt.Sprint(want) && !(len(got) == 0 && len(want) == 0) {
+			t.Errorf("?%s listed %v, want %v", q, got, want)
+		}
+	}
+	expectError(t, h.call("GET", "/admin/employees?segment=sleeping", admin, nil), http.StatusBadRequest, "VALIDATION_ERROR", "")
+	expectError(t, h.call("GET", "/admin/employees?limit=101", admin, nil), http.StatusBadRequest, "VALIDATION_ERROR", "")
+}
+
+func TestEmployees_PatchChangesNameAndPhoneOfOwnOrganizationOnly(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	emp := testfactory.NewEmployee(t, org, "Old Name")
+	path := "/admin/employees/" + emp.ID.String()
+
+	r := h.call("PATCH", path, admin, map[string]any{"name": "New Name", "phone": "+44 20"})
+	expect(t, r, http.StatusOK)
+	if r.data()["name"] != "New Name" || r.data()["phone"] != "+44 20" || r.data()["employee_code"] != emp.Code {
+		t.Fatalf("patched %s", r.Raw)
+	}
+	r = h.call("PATCH", path, admin, map[string]any{"phone": nil})
+	expect(t, r, http.StatusOK)
+	if r.data()["name"] != "New Name" || r.data()["phone"] != nil {
+		t.Fatalf("clearing the phone answered %s", r.Raw)
+	}
+	expectError(t, h.call("PATCH", path, admin, map[string]any{"name": ""}), http.StatusBadRequest, "VALIDATION_ERROR", "")
+	expectError(t, h.call("PATCH", path, admin, map[string]any{"name": 7}), http.StatusBadRequest, "VALIDATION_ERROR", "")
+	other := testfactory.AdminToken(t, testfactory.NewOrg(t))
+	expectError(t, h.call("PATCH", path, other, map[string]any{"name": "Hijacked"}), http.StatusNotFound, "NOT_FOUND", "Employee not found")
+	expectError(t, h.call("PATCH", path+"/status", other, map[string]any{"is_active": false}), http.StatusNotFound, "NOT_FOUND", "Employee not found")
+	expectError(t, h.call("PATCH", "/admin/employees/nope", admin, map[string]any{"name": "X"}), http.StatusBadRequest, "VALIDATION_ERROR", "")
+	expectError(t, h.call("PATCH", path, testfactory.EmployeeToken(t, emp), map[string]any{"name": "Me"}), http.StatusForbidden, "FORBIDDEN", "")
+	if got := h.call("GET", path, admin, nil); got.data()["name"] != "New Name" || got.data()["is_active"] != true {
+		t.Fatalf("after the refused changes %s", got.Raw)
+	}
+}
+
+func TestEmployees_DeactivationChecksOutAndBlocksWorkUntilReactivated(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	emp := testfactory.NewEmployee(t, org, "Leaving")
+	tok := testfactory.EmployeeToken(t, emp)
+	in := h.call("POST", "/attendance/check-in", tok, nil)
+	expect(t, in, http.StatusCreated)
+	session := in.data()["id"].(string)
+	fix := map[string]any{"session_id": session, "latitude": 51.5, "longitude": -0.12, "accuracy": 5,
+		"recorded_at": in.data()["checkin_at"]}
+	expect(t, h.call("POST", "/locations", tok, fix), http.StatusCreated)
+
+	r := h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", admin, map[string]any{"is_active": false})
+	expect(t, r, http.StatusOK)
+	if r.data()["is_active"] != false {
+		t.Fatalf("deactivated %s", r.Raw)
+	}
+	var open bool
+	if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT checkout_at IS NULL FROM attendance_sessions WHERE id = $1`,
+		session).Scan(&open); err != nil || open {
+		t.Fatalf("the open session is still open (%v) after deactivation", err)
+	}
+	// The token has not expired; Postgres refuses the work anyway.
+	expectError(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusForbidden, "FORBIDDEN", "")
+	expectError(t, h.call("POST", "/locations", tok, fix), http.StatusForbidden, "FORBIDDEN", "Cannot record location: this employee is deactivated.")
+	expectError(t, h.call("POST", "/expenses", tok, map[string]any{"amount": 1, "description": "After leaving"}),
+		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+	expectError(t, h.call("POST", "/expenses/receipt-upload-url", tok, map[string]any{"extension": "png"}),
+		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+	if got := h.call("GET", "/admin/employees?segment=active", admin, nil); got.total() != 0 {
+		t.Fatalf("a deactivated employee is still checked in: %s", got.Raw)
+	}
+
+	expect(t, h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", admin, map[string]any{"is_active": true}), http.StatusOK)
+	expect(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusCreated)
+	expectError(t, h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", admin, map[string]any{"is_active": "no"}),
+		http.StatusBadRequest, "VALIDATION_ERROR", "")
+}
+
+func TestEmployees_DeactivatedEmployeesFixesOfAClosedSessionAreRefused(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	emp := testfactory.NewEmployee(t, org, "Late Uploader")
+	now := time.Now()
+	session := testfactory.ClosedSession(t, emp, now.Add(-2*time.Hour), now.Add(-time.Hour))
+	late := map[string]any{"session_id": session.String(), "latitude": 51.5, "longitude": -0.12, "accuracy": 5,
+		"recorded_at": now.Add(-90 * time.Minute).UTC().Format(time.RFC3339Nano)}
+	tok := testfactory.EmployeeToken(t, emp)
+	expect(t, h.call("POST", "/locations", tok, late), http.StatusCreated) // late fixes of a closed session are welcome
+	expect(t, h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", testfactory.AdminToken(t, org),
+		map[string]any{"is_active": false}), http.StatusOK)
+	late["recorded_at"] = now.Add(-80 * time.Minute).UTC().Format(time.RFC3339Nano)
+	expectError(t, h.call("POST", "/locations", tok, late), http.StatusForbidden, "FORBIDDEN", "Cannot record location: this employee is deactivated.")
+	later := map[string]any{"latitude": 51.6, "longitude": -0.12, "accuracy": 5,
+		"recorded_at": now.Add(-70 * time.Minute).UTC().Format(time.RFC3339Nano)}
+	expectError(t, h.call("POST", "/locations/batch", tok, map[string]any{"session_id": session.String(),
+		"points": []any{late, later}}), http.StatusForbidden, "FORBIDDEN", "Cannot record locations: this employee is deactivated.")
+}
+
+func TestSearch_FindsEmployeesAndExpensesOfOwnOrganizationOnly(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	zed := testfactory.NewEmployee(t, org, "Zed Quixote")
+	testfactory.NewEmployee(t, org, "Someone Else")
+	fileExpense(t, h, testfactory.EmployeeToken(t, zed), 12, "Quixotic windmill tour")
+	fileExpense(t, h, testfactory.EmployeeToken(t, zed), 3, "Coffee")
+	theirs := testfactory.NewEmployee(t, other, "Quixote Elsewhere")
+	fileExpense(t, h, testfactory.EmployeeToken(t, theirs), 5, "quixote's lunch")
+
+	r := h.call("GET", "/admin/search?q=QUIX&limit=10", admin, nil)
+	expect(t, r, http.StatusOK)
+	d := r.data()
+	emps, _ := d["employees"].([]any)
+	exps, _ := d["expenses"].([]any)
+	if len(emps) != 1 || emps[0].(map[string]any)["id"] != zed.ID.String() || emps[0].(map[string]any)["is_active"] != true {
+		t.Fatalf("employees found %v", emps)
+	}
+	if len(exps) != 1 || exps[0].(map[string]any)["employee_name"] != "Zed Quixote" || exps[0].(map[string]any)["amount"] != 12.0 {
+		t.Fatalf("expenses found %v", exps)
+	}
+	if r := h.call("GET", "/admin/search?q="+zed.Code, admin, nil); len(r.data()["employees"].([]any)) != 1 {
+		t.Fatalf("search by code %s", r.Raw)
+	}
+	if r := h.call("GET", "/admin/search?q=zzzz", admin, nil); len(r.data()["employees"].([]any))+len(r.data()["expenses"].([]any)) != 0 {
+		t.Fatalf("search for nothing %s", r.Raw)
+	}
+	expectError(t, h.call("GET", "/admin/search", admin, nil), http.StatusBadRequest, "VALIDATION_ERROR", "")
+	expectError(t, h.call("GET", "/admin/search?q=a", testfactory.EmployeeToken(t, zed), nil), http.StatusForbidden, "FORBIDDEN", "")
 }

@@ -53,6 +53,8 @@ var constraintErrors = map[string]*Error{
 	"employees_code_key":                errInvalid("employee_code is already in use within this organization", map[string]any{"field": "employee_code"}),
 	"employees_user_fkey":               errInvalid("user_id does not correspond to any registered user", map[string]any{"field": "user_id"}),
 	"employees_user_key":                errInvalid("user_id is already linked to another employee", map[string]any{"field": "user_id"}),
+	"expenses_rejection_needs_comment": errInvalid("rejection_comment is required when rejecting an expense",
+		map[string]any{"fields": []fieldError{{Field: "rejection_comment", Message: "rejection_comment is required when rejecting an expense"}}}),
 }
 
 // toError maps any error to the answer the client gets. It is the one place where SQLSTATEs, auth

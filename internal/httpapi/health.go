@@ -52,8 +52,7 @@ func (s *Server) metricsEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if want := s.cfg.MetricsScrapeToken; want != "" {
 		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
 		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			http.Error(w, "Unauthorized", http.StatusUnauthorized)
-			return nil
+			return &Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "A valid scrape token is required"}
 		}
 	}
 	s.metrics.Handler().ServeHTTP(w, r)

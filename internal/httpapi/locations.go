@@ -93,7 +93,9 @@ func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// myRoute lists the fixes of one of the caller's sessions (sessionId or session_id).
+// myRoute lists the fixes of one of the caller's sessions (sessionId or session_id). Any other id, UUID
+// or not, has no fixes of the caller's: the answer is an empty list, as the original's, since the
+// dashboard asks for the placeholder id of a check-in it has not seen confirmed yet ("optimistic-…").
 func (s *Server) myRoute(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	v := q.Get("sessionId")
@@ -103,7 +105,16 @@ func (s *Server) myRoute(w http.ResponseWriter, r *http.Request) error {
 	if v == "" {
 		return errInvalid("sessionId is required", map[string]any{"field": "sessionId"})
 	}
-	return s.route(w, r, uuid.MustParse(v))
+	session, err := uuid.Parse(v)
+	if err != nil {
+		return respond(w, http.StatusOK, []db.GpsLocation{})
+	}
+	err = s.route(w, r, session)
+	var e *Error
+	if errors.As(err, &e) && e.Status == http.StatusNotFound {
+		return respond(w, http.StatusOK, []db.GpsLocation{})
+	}
+	return err
 }
 
 // sessionLocations lists a session's fixes for an admin.

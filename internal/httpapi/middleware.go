@@ -15,6 +15,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
+	"github.com/fieldtrack/fieldtrack/internal/receipt"
 )
 
 // requestInfo travels in the request context from the first middleware on; later stages fill it in
@@ -139,17 +140,23 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 	})
 }
 
-// limits caps the body size (413 past it) and gives each request a deadline.
+// limits caps the body size (413 past it; a receipt upload has its own, larger cap) and gives each
+// request a deadline (but the streams: the SSE stream lives as long as its client, the CSV export as
+// long as it has rows).
 func (s *Server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.ContentLength > s.cfg.BodyLimitBytes {
+		limit := s.cfg.BodyLimitBytes
+		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, uploadPath) {
+			limit = receipt.MaxSize
+		}
+		if r.ContentLength > limit {
 			s.writeError(w, r, &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE",
 				Message: "Request body is too large"})
 			return
 		}
-		r.Body = http.MaxBytesReader(w, r.Body, s.cfg.BodyLimitBytes)
-		if r.URL.Path == eventsPath {
-			next.ServeHTTP(w, r) // a stream lives as long as its client
+		r.Body = http.MaxBytesReader(w, r.Body, limit)
+		if r.URL.Path == eventsPath || r.URL.Path == exportPath {
+			next.ServeHTTP(w, r)
 			return
 		}
 		ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)

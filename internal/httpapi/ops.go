@@ -156,6 +156,9 @@ func (b Background) parts() []part {
 	if b.Webhooks != nil {
 		out = append(out, b.Webhooks)
 	}
+	if b.Janitor != nil {
+		out = append(out, b.Janitor)
+	}
 	return out
 }
 

@@ -9,6 +9,9 @@ import (
 // eventsPath is the SSE stream; it has no request deadline and also takes its token in the query.
 const eventsPath = "/admin/events"
 
+// exportPath is the CSV export; it has no request deadline either (each batch has its statement timeout).
+const exportPath = "/admin/expenses/export"
+
 // Handler returns the whole route table. Every route must exist in openapi.yaml with the same method and
 // pattern; New's caller gets a panic at start-up otherwise.
 func (s *Server) Handler() http.Handler {
@@ -40,6 +43,22 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "POST", "/locations/batch", employeeOnly, s.recordLocations)
 	s.handle(r, "GET", "/locations/my-route", employeeOnly, s.myRoute)
 
+	// identity, profiles and the employee's dashboard
+	s.handle(r, "GET", "/auth/me", anyUser, s.authMe)
+	s.handle(r, "GET", "/profile/me", anyUser, s.profileMe)
+	s.handle(r, "GET", "/dashboard/my-summary", anyUser, s.mySummary)
+
+	// expenses and receipts (filing needs an employee: the handlers check it)
+	s.handle(r, "POST", "/expenses/receipt-upload-url", employeeOnly, s.receiptUploadURL)
+	s.handle(r, "POST", "/expenses", anyUser, s.createExpense)
+	s.handle(r, "GET", "/expenses/my", anyUser, s.myExpenses)
+	s.handle(r, "PUT", uploadPath+"{id}", public, s.uploadReceipt) // the signed URL is the credential
+	s.handle(r, "GET", "/receipts/{id}", anyUser, s.getReceipt)
+	s.handle(r, "GET", "/admin/expenses", adminOnly, s.orgExpenses)
+	s.handle(r, "GET", "/admin/expenses/summary", adminOnly, s.expenseSummary)
+	s.handle(r, "GET", exportPath, adminOnly, s.exportExpenses)
+	s.handle(r, "PATCH", "/admin/expenses/{id}", adminOnly, s.reviewExpense)
+
 	// admin
 	s.handle(r, "GET", eventsPath, adminOnly, s.adminEvents)
 	s.handle(r, "GET", "/admin/queues", adminOnly, s.queues)
@@ -51,8 +70,18 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)
 	s.handle(r, "POST", "/admin/force-checkout", adminOnly, s.forceCheckOut)
 	s.handle(r, "POST", "/admin/queues/replay-distance-dlq", adminOnly, s.replayDistance)
+	s.handle(r, "POST", "/admin/start-monitoring", adminOnly, s.startMonitoring)
+	s.handle(r, "POST", "/admin/stop-monitoring", adminOnly, s.stopMonitoring)
+	s.handle(r, "GET", "/admin/monitoring-history", adminOnly, s.monitoringHistory)
+
+	// employees
+	s.handle(r, "GET", "/admin/employees", adminOnly, s.listEmployees)
 	s.handle(r, "POST", "/admin/employees", adminOnly, s.createEmployee)
 	s.handle(r, "GET", "/admin/employees/{id}", adminOnly, s.getEmployee)
+	s.handle(r, "PATCH", "/admin/employees/{id}", adminOnly, s.updateEmployee)
+	s.handle(r, "PATCH", "/admin/employees/{id}/status", adminOnly, s.setEmployeeStatus)
+	s.handle(r, "GET", "/admin/employees/{id}/profile", adminOnly, s.employeeProfile)
+	s.handle(r, "GET", "/admin/search", adminOnly, s.search)
 
 	// webhooks (the /webhooks… and /admin/webhooks/logs… paths are the original's hidden aliases)
 	for _, prefix := range []string{"/admin/webhooks", "/webhooks"} {

@@ -14,6 +14,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/receipt"
 	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
@@ -29,6 +30,7 @@ type Server struct {
 	configHash string
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
+	receipts   receipt.Store
 	bg         Background
 }
 
@@ -39,6 +41,7 @@ type Background struct {
 	Hub      *events.Hub
 	Listener *events.Listener
 	Webhooks *webhook.Worker
+	Janitor  *receipt.Janitor
 }
 
 // WithBackground tells the server what runs beside it.
@@ -53,13 +56,20 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *sl
 	if err != nil {
 		return nil, err
 	}
+	store, err := receipt.NewDisk(cfg.ReceiptsDir)
+	if err != nil {
+		return nil, err
+	}
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
-		configHash: configHash(cfg), metrics: telemetry.New()}
+		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store}
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
 	return s, nil
 }
+
+// Receipts is where receipt files are stored (the janitor removes what was never attached).
+func (s *Server) Receipts() receipt.Store { return s.receipts }
 
 // Metrics is the server's registry, for other components to add their instruments to.
 func (s *Server) Metrics() *telemetry.Metrics { return s.metrics }

@@ -1,0 +1,173 @@
+package httpapi
+
+import (
+	"errors"
+	"io/fs"
+	"mime"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/receipt"
+)
+
+// uploadPath is where a receipt's bytes are PUT; it takes no credentials (the URL is signed) and a body
+// up to receipt.MaxSize.
+const uploadPath = "/receipts/uploads/"
+
+type uploadURLBody struct {
+	Extension string  `json:"extension"`
+	MimeType  *string `json:"mimeType"`
+}
+
+// receiptUploadURL hands the calling employee a signed, expiring, single-use URL to PUT one receipt to,
+// and the receipt URL to file with the expense.
+func (s *Server) receiptUploadURL(w http.ResponseWriter, r *http.Request) error {
+	id := identityOf(r)
+	employee, err := employeeContext(id)
+	if err != nil {
+		return err
+	}
+	var body uploadURLBody
+	if err := decodeBody(r, &body); err != nil {
+		return err
+	}
+	want := receipt.Types[body.Extension]
+	if body.MimeType != nil && *body.MimeType != want {
+		return fieldInvalid("mimeType", "MIME type '"+*body.MimeType+"' does not match extension '"+body.Extension+
+			"' (expected '"+want+"')")
+	}
+	receiptID := uuid.New()
+	expires := time.Now().Add(s.cfg.ReceiptURLTTL).Unix()
+	sig, err := one(s, r, s.q.ReceiptCreateUpload, db.ReceiptCreateUploadParams{OrgID: id.OrgID, EmployeeID: employee,
+		ID: receiptID, Extension: body.Extension, ContentType: want, Expires: expires})
+	if err != nil {
+		return err
+	}
+	base := s.publicURL(r)
+	return respond(w, http.StatusOK, map[string]any{
+		"uploadUrl": base + uploadPath + receiptID.String() + "?expires=" + strconv.FormatInt(expires, 10) +
+			"&signature=" + sig,
+		"receiptUrl": base + "/receipts/" + receiptID.String(),
+		"expiresAt":  time.Unix(expires, 0).UTC(),
+		"maxBytes":   receipt.MaxSize,
+		"mimeType":   want,
+	})
+}
+
+// uploadReceipt stores the bytes of one receipt PUT to its signed URL: of the declared type by its
+// content (not only by its Content-Type header), at most receipt.MaxSize. Nothing is kept of an upload
+// that is refused, and the URL stays usable until it expires or an upload succeeds.
+func (s *Server) uploadReceipt(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	expires, err := strconv.ParseInt(q.Get("expires"), 10, 64)
+	if err != nil {
+		return &Error{Status: http.StatusForbidden, Code: "INVALID_UPLOAD_URL", Message: "The upload URL is not valid."}
+	}
+	step := db.ReceiptUploadStepParams{ID: pathUUID(r, "id"), Expires: expires, Signature: q.Get("signature"),
+		FromStatus: "pending", ToStatus: "uploading"}
+	rec, err := one(s, r, s.q.ReceiptUploadStep, step)
+	if err != nil {
+		return err
+	}
+	stored, err := s.storeReceipt(r, rec)
+	step.FromStatus = "uploading"
+	if err != nil {
+		step.ToStatus = "pending"
+		if _, undo := one(s, r, s.q.ReceiptUploadStep, step); undo != nil {
+			s.log.WarnContext(r.Context(), "giving back a refused receipt upload", "receipt", rec.ID, "error", undo.Error())
+		}
+		return err
+	}
+	step.ToStatus, step.SizeBytes, step.Sha256 = "uploaded", &stored.size, &stored.sha256
+	if _, err := one(s, r, s.q.ReceiptUploadStep, step); err != nil {
+		_ = s.receipts.Delete(r.Context(), rec.StorageKey)
+		return err
+	}
+	return respond(w, http.StatusOK, map[string]any{
+		"receiptUrl": s.publicURL(r) + "/receipts/" + rec.ID.String(), "size": stored.size, "mimeType": rec.ContentType})
+}
+
+type storedReceipt struct {
+	size   int64
+	sha256 string
+}
+
+// storeReceipt checks the upload against its receipt and writes it to the store.
+func (s *Server) storeReceipt(r *http.Request, rec db.Receipt) (storedReceipt, error) {
+	mt, _, err := mime.ParseMediaType(r.Header.Get("Content-Type"))
+	if err != nil || mt != rec.ContentType {
+		return storedReceipt{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
+			Message: "Content-Type must be " + rec.ContentType + ", as declared for this upload"}
+	}
+	if r.ContentLength > receipt.MaxSize {
+		return storedReceipt{}, errTooLarge(receipt.ErrTooLarge.Error())
+	}
+	body, err := receipt.Accept(r.Body, rec.ContentType)
+	if err == nil {
+		err = s.receipts.Put(r.Context(), rec.StorageKey, body)
+	}
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.Is(err, receipt.ErrWrongContent):
+		return storedReceipt{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
+			Message: "The file is not " + rec.ContentType + ": its content says otherwise"}
+	case errors.Is(err, receipt.ErrTooLarge), errors.As(err, &tooBig):
+		return storedReceipt{}, errTooLarge(receipt.ErrTooLarge.Error())
+	case err != nil:
+		return storedReceipt{}, err
+	}
+	return storedReceipt{size: body.Size(), sha256: body.SHA256()}, nil
+}
+
+func errTooLarge(msg string) *Error {
+	return &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: msg}
+}
+
+// getReceipt serves a stored receipt to its employee and the organization's admins.
+func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) error {
+	rec, err := one(s, r, s.q.ReceiptGet, db.ReceiptGetParams{OrgID: identityOf(r).OrgID, ID: pathUUID(r, "id")})
+	if errors.Is(err, pgx.ErrNoRows) {
+		return errNotFound("Receipt not found")
+	}
+	if err != nil {
+		return err
+	}
+	f, err := s.receipts.Open(r.Context(), rec.StorageKey)
+	if errors.Is(err, fs.ErrNotExist) {
+		return errNotFound("Receipt not found")
+	}
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	h := w.Header()
+	h.Set("Content-Type", rec.ContentType)
+	h.Set("Content-Disposition", `inline; filename="receipt-`+rec.ID.String()+`.`+rec.Extension+`"`)
+	h.Set("Cache-Control", "private, max-age=300")
+	http.ServeContent(w, r, "", f.ModTime(), f)
+	return nil
+}
+
+// publicURL is how clients reach this server: PUBLIC_URL, or the request's own scheme and host.
+func (s *Server) publicURL(r *http.Request) string {
+	if s.cfg.PublicURL != "" {
+		return s.cfg.PublicURL
+	}
+	scheme, host := "http", r.Host
+	if r.TLS != nil {
+		scheme = "https"
+	}
+	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+		scheme = p
+	}
+	if h := r.Header.Get("X-Forwarded-Host"); h != "" && !strings.ContainsAny(h, "/ ") {
+		host = h
+	}
+	return scheme + "://" + host
+}
