@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Benchmarks (make bench), on this machine: GPS ingest (raw SQL inserts vs the HTTP API) and the event
-# pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate).
+# Benchmarks (make bench), on this machine: GPS ingest (raw SQL inserts vs the HTTP API), the event
+# pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate) and the CSV export
+# of an organization's expenses (COPY vs the HTTP API, with the server's peak memory).
 #
 #   scripts/bench.sh
 #   BENCH_SECTIONS=events scripts/bench.sh      # one section only
@@ -24,7 +25,7 @@
 # the server unchanged; the report states the effective worker settings.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        gps, events or gps,events       (default gps,events)
+#   BENCH_SECTIONS        some of gps,events,export       (default gps,events,export)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -33,6 +34,7 @@
 #   BENCH_EVENTS_RATE     events committed per second     (default 500)
 #   BENCH_EVENTS_SECONDS  measured seconds of events      (default 60)
 #   BENCH_EVENTS_PER_TX   events per producer transaction (default 1)
+#   BENCH_EXPORT_ROWS     expenses of the exported organization (default 50000)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -54,16 +56,17 @@ warmup="$(int_knob BENCH_WARMUP_SECONDS 2 0 60)"
 events_rate="$(int_knob BENCH_EVENTS_RATE 500 1 5000)"
 events_seconds="$(int_knob BENCH_EVENTS_SECONDS 60 1 600)"
 events_per_tx="$(int_knob BENCH_EVENTS_PER_TX 1 1 100)"
-sections="${BENCH_SECTIONS:-gps,events}"
+export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
+sections="${BENCH_SECTIONS:-gps,events,export}"
 sections="${sections// /}"
 run_events=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name gps and/or events, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps) ;;
+	gps | export) ;;
 	events) run_events=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps and events, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events and export, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -132,7 +135,7 @@ if [ "$run_events" -eq 1 ]; then
 fi
 say "starting the server on $server_url"
 env "${cert_env[@]}" PORT="$api_port" RATE_LIMIT_DISABLED=true APP_ENV=production LOG_LEVEL=warn \
-	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true \
+	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true RECEIPTS_DIR="$tmp/receipts" \
 	WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
 	bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
 server_pid=$!
@@ -149,8 +152,9 @@ done
 [ "$ready" -eq 1 ] || die "the server did not become ready within 30 s"
 
 say "running ftbench ($sections): GPS ${seconds}s per phase, $concurrency workers, $employees employees;" \
-	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx"
+	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx; export of $export_rows expenses"
 bin/ftbench -url "$server_url" -server-pid "$server_pid" -sections "$sections" \
 	-seconds "$seconds" -warmup "$warmup" -concurrency "$concurrency" -employees "$employees" \
 	-events-rate "$events_rate" -events-seconds "$events_seconds" -events-per-tx "$events_per_tx" \
+	-export-rows "$export_rows" \
 	"${receiver_args[@]}"

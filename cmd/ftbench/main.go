@@ -1,8 +1,8 @@
-// Command ftbench measures a running FieldTrack server and its database — GPS ingest, and the event
-// pipeline from an outbox commit to SSE and to the first webhook attempt — and prints a Markdown report
+// Command ftbench measures a running FieldTrack server and its database — GPS ingest, the event pipeline
+// from an outbox commit to SSE and to the first webhook attempt, and the CSV export — and prints a report
 // (see internal/bench). `make bench` (scripts/bench.sh) starts everything it needs:
 //
-//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events]
+//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events,export]
 //	        [-receiver-cert FILE -receiver-key FILE]
 //	ftbench -write-receiver-cert DIR
 //
@@ -12,7 +12,8 @@
 //
 // DATABASE_URL (the owner's connection) and JWT_SECRET (the server's) come from the environment;
 // BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_EMPLOYEES, BENCH_WARMUP_SECONDS, BENCH_SECTIONS,
-// BENCH_EVENTS_RATE, BENCH_EVENTS_SECONDS and BENCH_EVENTS_PER_TX give the flags' defaults. It exits 1
+// BENCH_EVENTS_RATE, BENCH_EVENTS_SECONDS, BENCH_EVENTS_PER_TX and BENCH_EXPORT_ROWS give the flags'
+// defaults. It exits 1
 // when set-up fails or a section has more than 1% errors, 2 on bad usage, 0 otherwise (also when a target
 // is missed: the report says so).
 package main
@@ -38,12 +39,13 @@ func main() {
 	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
-	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events"), "sections to run: gps, events or both")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export"), "sections to run: some of gps, events, export")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
 	cert := fs.String("receiver-cert", "", "events: PEM certificate of the https webhook receiver (none: plain http)")
 	key := fs.String("receiver-key", "", "events: its PEM private key")
+	exportRows := fs.Int("export-rows", envInt("BENCH_EXPORT_ROWS", 50_000), "export: expenses of the exported organization")
 	writeCert := fs.String("write-receiver-cert", "", "only write a receiver certificate and key into this directory")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -77,6 +79,7 @@ func main() {
 		EventsPerTx:  *evPerTx,
 		ReceiverCert: *cert,
 		ReceiverKey:  *key,
+		ExportRows:   *exportRows,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = bench.Run(ctx, cfg, os.Stdout, os.Stderr)

@@ -17,9 +17,9 @@ import (
 // TestRun_ServesOnLoopbackAndStopsOnCancel starts the whole server as `fieldtrack serve` does and drives
 // an employee's day through real HTTP.
 func TestRun_ServesOnLoopbackAndStopsOnCancel(t *testing.T) {
-	cfg, err := config.Load(func(k string) string {
-		return map[string]string{"DATABASE_URL": testfactory.URL(t), "JWT_SECRET": testfactory.Secret, "APP_ENV": "test"}[k]
-	})
+	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "JWT_SECRET": testfactory.Secret, "APP_ENV": "test",
+		"RECEIPTS_DIR": t.TempDir()}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,10 +1,12 @@
 // Package bench measures a running FieldTrack server and its database, and prints Markdown tables. It has
-// two sections:
+// three sections:
 //
 //   - gps: GPS ingest, the same inserts written straight to Postgres (the ceiling) and sent through the
 //     HTTP API (what phones get), on one machine in one run;
 //   - events: the event pipeline at a steady rate, from an outbox insert's commit to its SSE frame on
-//     GET /admin/events and to the first attempt of its webhook delivery (see events.go).
+//     GET /admin/events and to the first attempt of its webhook delivery (see events.go);
+//   - export: the CSV export of an organization's expenses, against COPY of the same rows, with the
+//     server's peak memory during it (see export.go).
 //
 // scripts/bench.sh (make bench) starts a throwaway cluster and a server and runs cmd/ftbench, which calls
 // Run.
@@ -39,20 +41,25 @@ type Config struct {
 	Concurrency int           // workers per phase (database connections or HTTP connections)
 	Employees   int           // employees, each with one open session
 
-	Sections []string // what to run, of SectionGPS and SectionEvents; empty = both (always in that order)
+	Sections []string // what to run, of SectionGPS, SectionEvents, SectionExport; empty = all (in that order)
 
 	EventsRate   int           // events per second the events section commits
 	EventsPhase  time.Duration // measured production time of the events section (its warm-up is Warmup)
 	EventsPerTx  int           // events per producer transaction
 	ReceiverCert string        // PEM certificate of the webhook receiver (https); "" = plain http (see events.go)
 	ReceiverKey  string        // its PEM private key
+
+	ExportRows int // expenses of the export section's organization
 }
 
 // Sections of a run.
 const (
 	SectionGPS    = "gps"
 	SectionEvents = "events"
+	SectionExport = "export"
 )
+
+var allSections = []string{SectionGPS, SectionEvents, SectionExport}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
@@ -60,18 +67,19 @@ func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Cont
 // ParseSections reads a comma-separated list such as "gps,events".
 func ParseSections(s string) ([]string, error) {
 	var out []string
+	want := strings.Join(allSections, ", ")
 	for _, p := range strings.Split(s, ",") {
 		p = strings.ToLower(strings.TrimSpace(p))
 		switch {
 		case p == "":
-		case p != SectionGPS && p != SectionEvents:
-			return nil, fmt.Errorf("unknown section %q (want %s and/or %s)", p, SectionGPS, SectionEvents)
+		case !slices.Contains(allSections, p):
+			return nil, fmt.Errorf("unknown section %q (want some of %s)", p, want)
 		case !slices.Contains(out, p):
 			out = append(out, p)
 		}
 	}
 	if len(out) == 0 {
-		return nil, fmt.Errorf("no section in %q (want %s and/or %s)", s, SectionGPS, SectionEvents)
+		return nil, fmt.Errorf("no section in %q (want some of %s)", s, want)
 	}
 	return out, nil
 }
@@ -86,6 +94,7 @@ const (
 	maxEventsRate  = 5000
 	maxEventsPerTx = 100
 	maxEvents      = 2_000_000 // per run, warm-up included: bounds the tracker's memory (3 x 8 bytes each)
+	maxExportRows  = 1_000_000
 )
 
 // Validate checks ranges and that both targets are on this machine.
@@ -106,9 +115,12 @@ func (c Config) Validate() error {
 		return fmt.Errorf("server pid must be positive, got %d", c.ServerPID)
 	}
 	for _, s := range c.Sections {
-		if s != SectionGPS && s != SectionEvents {
+		if !slices.Contains(allSections, s) {
 			return fmt.Errorf("unknown section %q", s)
 		}
+	}
+	if c.runs(SectionExport) && (c.ExportRows < 1 || c.ExportRows > maxExportRows) {
+		return fmt.Errorf("export rows must be 1..%d, got %d", maxExportRows, c.ExportRows)
 	}
 	if c.runs(SectionEvents) {
 		switch {

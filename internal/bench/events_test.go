@@ -14,7 +14,7 @@ import (
 // The pure parts of the events section; make bench runs the rest.
 
 func TestParseSections(t *testing.T) {
-	for in, want := range map[string]string{"gps,events": "gps,events", " Events ": "events", "events,gps,events": "events,gps"} {
+	for in, want := range map[string]string{"gps,events": "gps,events", " Events ": "events", "events,gps,events": "events,gps", "export, gps": "export,gps"} {
 		got, err := ParseSections(in)
 		if err != nil || strings.Join(got, ",") != want {
 			t.Errorf("ParseSections(%q) = %v, %v; want %s", in, got, err, want)
@@ -34,7 +34,7 @@ func TestParseSections(t *testing.T) {
 func TestValidateEventsKnobs(t *testing.T) {
 	base := Config{ServerURL: "http://127.0.0.1:1", DatabaseURL: "postgres://u@127.0.0.1:5432/db",
 		Secret: []byte("0123456789abcdef"), Phase: time.Second, Concurrency: 1, Employees: 1,
-		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1}
+		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1, ExportRows: 50_000}
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
@@ -45,6 +45,7 @@ func TestValidateEventsKnobs(t *testing.T) {
 		"too many": func(c *Config) { c.EventsRate, c.EventsPhase = 5000, 10*time.Minute },
 		"half tls": func(c *Config) { c.ReceiverCert = "x" },
 		"section":  func(c *Config) { c.Sections = []string{"nope"} },
+		"export":   func(c *Config) { c.ExportRows = 0 },
 	} {
 		c := base
 		mod(&c)
@@ -56,6 +57,23 @@ func TestValidateEventsKnobs(t *testing.T) {
 	gpsOnly.Sections, gpsOnly.EventsRate = []string{SectionGPS}, 0
 	if err := gpsOnly.Validate(); err != nil {
 		t.Errorf("a GPS-only run checks the events knobs: %v", err)
+	}
+}
+
+func TestCompareIDs(t *testing.T) {
+	for _, c := range []struct {
+		want, got      []string
+		missing, extra int
+	}{
+		{[]string{"a", "b", "c"}, []string{"a", "b", "c"}, 0, 0},
+		{[]string{"a", "b", "c"}, []string{"a", "c"}, 1, 0},
+		{[]string{"a", "b"}, []string{"a", "a", "b", "z"}, 0, 2}, // a duplicate and a stranger
+		{nil, []string{"a"}, 0, 1},
+		{[]string{"a"}, nil, 1, 0},
+	} {
+		if m, e := compareIDs(c.want, c.got); m != c.missing || e != c.extra {
+			t.Errorf("compareIDs(%v, %v) = %d missing, %d extra; want %d, %d", c.want, c.got, m, e, c.missing, c.extra)
+		}
 	}
 }
 

@@ -51,7 +51,7 @@ const eventDispatchUnstamped = `-- name: EventDispatchUnstamped :one
 SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
                            coalesce(array_agg(id ORDER BY created_at, id), '{}'), NULL)::bigint AS last_stream_id
 FROM webhook_events
-WHERE stream_id IS NULL
+WHERE dispatched_at IS NULL
 `
 
 // Hands off every event that has no stream position yet, oldest first: events written before the slot
@@ -171,9 +171,11 @@ func (q *Queries) EventStreamAfter(ctx context.Context, db DBTX, arg EventStream
 }
 
 const eventStreamHead = `-- name: EventStreamHead :one
+
 SELECT coalesce(max(stream_id), 0)::bigint AS head FROM webhook_events
 `
 
+// unstamped; see 000011 for why not stream_id
 // The highest stream position handed off so far (worker).
 func (q *Queries) EventStreamHead(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, eventStreamHead)
@@ -199,7 +201,7 @@ func (q *Queries) ListenerTryLead(ctx context.Context, db DBTX, lockKey int64) (
 const outboxBacklog = `-- name: OutboxBacklog :one
 SELECT count(*)::bigint AS backlog
 FROM webhook_events
-WHERE stream_id IS NULL
+WHERE dispatched_at IS NULL -- unstamped; see 000011 for why not stream_id
   AND ($1::uuid IS NULL OR organization_id = $1::uuid)
 `
 

@@ -93,7 +93,7 @@ type server struct {
 func startServer(t *testing.T, env map[string]string) *server {
 	t.Helper()
 	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "JWT_SECRET": testfactory.Secret, "APP_ENV": "test",
-		"RATE_LIMIT_DISABLED": "true"}
+		"RATE_LIMIT_DISABLED": "true", "RECEIPTS_DIR": t.TempDir()}
 	maps.Copy(vars, env)
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
@@ -168,7 +168,8 @@ func startProcess(t *testing.T, name string, env map[string]string) *process {
 	bin := fieldtrackBinary(t)
 	port := freePort(t)
 	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "JWT_SECRET": testfactory.Secret, "APP_ENV": "test",
-		"PORT": strconv.Itoa(port), "LOG_LEVEL": "info", "RATE_LIMIT_DISABLED": "true"}
+		"PORT": strconv.Itoa(port), "LOG_LEVEL": "info", "RATE_LIMIT_DISABLED": "true",
+		"RECEIPTS_DIR": t.TempDir()}
 	maps.Copy(vars, env)
 	cmd := exec.Command(bin, "serve")
 	cmd.Env = os.Environ() // later entries win: the test's settings override the environment's

@@ -74,6 +74,15 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 			return err
 		}
 		s.orgs, s.ids, s.xids = append(s.orgs, org), append(s.ids, id), append(s.xids, s.xid)
+		// pgoutput (proto_version 1) sends a transaction only once it committed, so a large one can be
+		// handed off in parts as it arrives, each part a transaction of its own; only its commit is
+		// acknowledged (flush), and a replay after a crash skips the parts already handed off.
+		if len(s.ids) >= handOffMaxEvents {
+			if err := s.handOff(ctx); err != nil {
+				return err
+			}
+			s.orgs, s.ids, s.xids = s.orgs[:0], s.ids[:0], s.xids[:0]
+		}
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
 		if s.batched == 0 {

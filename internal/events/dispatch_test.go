@@ -9,6 +9,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -250,5 +251,72 @@ func TestOutbox_WritersDoNotWaitForKeysSomeoneElseHolds(t *testing.T) {
 	})
 	if err != nil {
 		t.Fatalf("the hand-off of that event: %v", err)
+	}
+}
+
+// TestDispatchEvents_StampingReadsOneIndexEntryPerEvent: stamping an event is one primary-key probe,
+// also when a burst of unstamped events meets statistics that say there are none (000011). Counted on
+// a scratch database, where nothing else touches webhook_events.
+func TestDispatchEvents_StampingReadsOneIndexEntryPerEvent(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := testfactory.ScratchDatabase(t)
+	m, err := migration.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	p, err := db.NewPool(ctx, db.PoolConfig{URL: url, MaxConns: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	org := testfactory.NewOrgIn(t, p)
+	for _, sql := range []string{
+		// History, all stamped, and statistics that know only it.
+		`INSERT INTO webhook_events (organization_id, event_type, payload, stream_id, dispatched_at)
+		 SELECT $1, 'employee.created', '{}', nextval('app.stream_seq'), now() FROM generate_series(1, 3000)`,
+		`ANALYZE webhook_events`,
+		// Then a burst the listener has not handed off yet.
+		`INSERT INTO webhook_events (organization_id, event_type, payload)
+		 SELECT $1, 'employee.created', '{}' FROM generate_series(1, 2000)`,
+	} {
+		args := []any{org.ID}
+		if sql == `ANALYZE webhook_events` {
+			args = nil
+		}
+		if _, err := p.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := p.Query(ctx, `SELECT id FROM webhook_events WHERE stream_id IS NULL LIMIT 100`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ids, err := pgx.CollectRows(rows, pgx.RowTo[uuid.UUID])
+	if err != nil {
+		t.Fatal(err)
+	}
+	orgs := make([]uuid.UUID, len(ids))
+	for i := range orgs {
+		orgs[i] = org.ID
+	}
+	var read int64
+	err = db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) error {
+		if _, err := db.New().EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: orgs, EventIds: ids}); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid))::bigint
+			FROM pg_index WHERE indrelid = 'webhook_events'::regclass`).Scan(&read)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A few probes per event (the visibility check, the stamping); a scan of the burst per event is 2,000.
+	if read > int64(5*len(ids)) {
+		t.Fatalf("stamping %d events read %d index entries, want about one per event", len(ids), read)
 	}
 }

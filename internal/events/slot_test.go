@@ -68,3 +68,60 @@ func count(t *testing.T, p *pgxpool.Pool, sql string) int {
 	}
 	return n
 }
+
+// A transaction of many events is handed off in parts as it arrives (each part bounded by its statement
+// timeout), not as one hand-off that could never finish in time and would be retried forever.
+func TestListener_HandsOffALargeTransactionInParts(t *testing.T) {
+	t.Parallel()
+	url := testfactory.ScratchDatabase(t)
+	m, err := migration.Open(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: url, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		events.NewListener(url, pool, slog.New(slog.NewTextHandler(io.Discard, nil))).Run(ctx)
+		close(done)
+	}()
+	t.Cleanup(func() { cancel(); <-done })
+	testfactory.Eventually(t, 30*time.Second, "the listener to stream from its slot", func() (bool, error) {
+		st, err := db.New().ReplicationSlotStatus(context.Background(), pool)
+		return err == nil && st.Active, err
+	})
+
+	const n = 3_500
+	org := testfactory.NewOrgIn(t, pool)
+	emp := testfactory.NewEmployeeIn(t, pool, org, "Bulk filer")
+	if _, err := pool.Exec(context.Background(), `INSERT INTO expenses (organization_id, employee_id, amount, description)
+		SELECT $1, $2, 1, 'Bulk ' || i FROM generate_series(1, $3::int) i`, org.ID, emp.ID, n); err != nil {
+		t.Fatal(err)
+	}
+	testfactory.Eventually(t, 60*time.Second, "every event of the large transaction to be handed off", func() (bool, error) {
+		return count(t, pool, `SELECT count(*) FROM webhook_events WHERE stream_id IS NULL`) == 0, nil
+	})
+	if got := count(t, pool, `SELECT count(*) FROM webhook_events WHERE event_type = 'expense.created'`); got != n {
+		t.Fatalf("%d expense.created events, want %d", got, n)
+	}
+	// Each part is a hand-off transaction of its own, with its own dispatched_at.
+	if parts := count(t, pool, `SELECT count(DISTINCT dispatched_at) FROM webhook_events
+		WHERE event_type = 'expense.created'`); parts < n/1000 {
+		t.Fatalf("handed off in %d parts, want at least %d", parts, n/1000)
+	}
+	// In the order they were written.
+	if bad := count(t, pool, `SELECT count(*) FROM (
+		SELECT w.stream_id < lag(w.stream_id) OVER (ORDER BY substring(x.description FROM '[0-9]+')::int) AS back
+		  FROM webhook_events w JOIN expenses x ON x.id = (w.payload->'data'->>'expense_id')::uuid
+		 WHERE w.event_type = 'expense.created') s WHERE back`); bad != 0 {
+		t.Fatalf("%d events out of order", bad)
+	}
+}

@@ -22,7 +22,8 @@ const (
 	standbyInterval = 10 * time.Second
 	// Committed transactions received back to back are handed off together, in one transaction: the
 	// batch is handed off when no further message arrives within handOffIdle, when it is handOffMaxAge
-	// old, or when it holds handOffMaxEvents events.
+	// old, or when it holds handOffMaxEvents events (a larger transaction is handed off in parts of
+	// that many).
 	handOffIdle      = 2 * time.Millisecond
 	handOffMaxAge    = 50 * time.Millisecond
 	handOffMaxEvents = 1000
