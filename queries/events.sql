@@ -14,7 +14,8 @@ SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.n
 SELECT app.dispatch_events(coalesce(array_agg(organization_id ORDER BY created_at, id), '{}'),
                            coalesce(array_agg(id ORDER BY created_at, id), '{}'), NULL)::bigint AS last_stream_id
 FROM webhook_events
-WHERE dispatched_at IS NULL; -- unstamped; see 000011 for why not stream_id
+-- unstamped; see 000011 for why not stream_id
+WHERE dispatched_at IS NULL;
 
 -- name: EventStreamHead :one
 -- The highest stream position handed off so far (worker).
@@ -51,7 +52,8 @@ SELECT app.listen_stream();
 -- Events committed but not yet handed off by the listener: of one organization, or of all (NULL, worker).
 SELECT count(*)::bigint AS backlog
 FROM webhook_events
-WHERE dispatched_at IS NULL -- unstamped; see 000011 for why not stream_id
+-- unstamped; see 000011 for why not stream_id
+WHERE dispatched_at IS NULL
   AND (sqlc.narg(org_id)::uuid IS NULL OR organization_id = sqlc.narg(org_id)::uuid);
 
 -- name: OutboxHandedOff :one

@@ -74,17 +74,21 @@ SELECT * FROM app.receipt_upload(@id, @expires::bigint, @signature, @from_status
 -- A stored receipt the caller may see (its employee, the organization's admins).
 SELECT * FROM receipts WHERE organization_id = @org_id AND id = @id AND status IN ('uploaded', 'attached');
 
--- name: ReceiptExpired :many
--- Worker: receipts never attached whose URL expired, locked for the janitor (others skip them).
-SELECT organization_id, id, storage_key
-FROM receipts
-WHERE status <> 'attached' AND expires_at < now()
-ORDER BY expires_at
-LIMIT @max_rows
-FOR UPDATE SKIP LOCKED;
-
--- name: ReceiptDelete :exec
--- Worker: forgets receipts whose files the janitor removed.
+-- name: ReceiptExpire :execrows
+-- Worker: deletes receipts never attached whose URL expired, a batch at a time, skipping those another
+-- janitor holds; their files are queued in app.receipt_files_gone by the delete.
 DELETE FROM receipts r
-USING (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) d
-WHERE r.organization_id = d.org AND r.id = d.id AND r.status <> 'attached';
+USING (SELECT organization_id, id FROM receipts
+        WHERE status <> 'attached' AND expires_at < now()
+        ORDER BY expires_at
+        LIMIT @max_rows
+        FOR UPDATE SKIP LOCKED) x
+WHERE r.organization_id = x.organization_id AND r.id = x.id;
+
+-- name: ReceiptFilesGone :many
+-- Worker: files of deleted receipts, oldest first, locked for this janitor.
+SELECT storage_key FROM app.receipt_files_gone ORDER BY deleted_at LIMIT @max_rows FOR UPDATE SKIP LOCKED;
+
+-- name: ReceiptFilesRemoved :exec
+-- Worker: forgets files the janitor removed.
+DELETE FROM app.receipt_files_gone WHERE storage_key = ANY (@storage_keys::text[]);

@@ -15,3 +15,5 @@ DROP FUNCTION IF EXISTS app.acts_for_employee(uuid, uuid);
 DROP FUNCTION IF EXISTS app.receipt_signature(uuid, bigint);
 DROP TABLE IF EXISTS app.receipt_signing_key;
 DROP TABLE IF EXISTS receipts;
+DROP FUNCTION IF EXISTS app.receipts_gone();
+DROP TABLE IF EXISTS app.receipt_files_gone;

@@ -7,8 +7,9 @@
 -- * A receipt is uploaded by the browser with no credentials, to a URL this server signed (HMAC-SHA256
 --   with a key only the owner can read, over the receipt's id and expiry): the signature, the expiry
 --   and the receipt's state (pending -> uploading -> uploaded -> attached) make it expiring and
---   single-use. Receipts never attached are removed by the server once their URL expired (the file lives
---   outside Postgres; the server's janitor deletes file and row).
+--   single-use. Receipts never attached are removed by the server once their URL expired; the file
+--   lives outside Postgres, so a deleted receipt leaves its key in app.receipt_files_gone and the
+--   server's janitor removes the file.
 -- * Nobody reviews their own expense (an admin who is also the employee included).
 -- * app.expense_rows is an expense as the API shows it, with its employee's code and name.
 -- Locks: adds a column to expenses (no rewrite, no default) and triggers on it.
@@ -45,6 +46,26 @@ CREATE TABLE receipts (
 -- The janitor's queue: receipts not attached, by expiry.
 CREATE INDEX receipts_unattached ON receipts (expires_at) WHERE status <> 'attached';
 
+-- Files whose receipt is gone, for the janitor to remove: whatever deletes a receipt row (the janitor's
+-- sweep of expired uploads, or a cascade from its organization, employee or expense), its file follows.
+CREATE TABLE app.receipt_files_gone (
+    storage_key text        PRIMARY KEY,
+    deleted_at  timestamptz NOT NULL DEFAULT now()
+);
+
+CREATE FUNCTION app.receipts_gone() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app
+    AS $$
+BEGIN
+    INSERT INTO app.receipt_files_gone (storage_key) SELECT g.storage_key FROM gone g ON CONFLICT DO NOTHING;
+    RETURN NULL;
+END
+$$;
+
+CREATE TRIGGER receipts_gone AFTER DELETE ON receipts REFERENCING OLD TABLE AS gone
+    FOR EACH STATEMENT EXECUTE FUNCTION app.receipts_gone();
+
 CREATE TABLE app.receipt_signing_key (
     singleton boolean PRIMARY KEY DEFAULT true CHECK (singleton),
     key       bytea   NOT NULL DEFAULT gen_random_bytes(32)
@@ -61,13 +82,14 @@ CREATE FUNCTION app.receipt_signature(p_id uuid, p_expires bigint) RETURNS text
     $$;
 REVOKE ALL ON FUNCTION app.receipt_signature(uuid, bigint) FROM PUBLIC;
 
--- app.acts_for_employee: whether the caller may act for employee p_employee of p_org — an API request
--- only for the employee of its claims; the owner and background roles for any (always true or false).
+-- app.acts_for_employee: whether the caller may act for employee p_employee of p_org — a session that
+-- switched to a role (the API's) only for the employee of its claims; the owner, logged in as itself,
+-- for any (always true or false).
 CREATE FUNCTION app.acts_for_employee(p_org uuid, p_employee uuid) RETURNS boolean
     LANGUAGE sql STABLE
     SET search_path = pg_catalog, public, app
     AS $$
-        SELECT current_setting('role', true) IS DISTINCT FROM 'fieldtrack_api'
+        SELECT coalesce(current_setting('role', true), 'none') = 'none'
             OR (p_employee IS NOT NULL AND p_org IS NOT DISTINCT FROM app.org_id()
                 AND p_employee IS NOT DISTINCT FROM app.employee_id())
     $$;
@@ -146,7 +168,8 @@ BEGIN
     UPDATE receipts SET status = 'attached', expense_id = p_expense
      WHERE organization_id = p_org AND id = p_receipt AND employee_id = p_employee
        AND status = 'uploaded' AND expires_at > now()
-       AND EXISTS (SELECT FROM expenses x WHERE x.organization_id = p_org AND x.id = p_expense AND x.employee_id = p_employee);
+       AND EXISTS (SELECT FROM expenses x WHERE x.organization_id = p_org AND x.id = p_expense
+                      AND x.employee_id = p_employee AND x.status = 'PENDING');
     IF NOT FOUND THEN
         RAISE EXCEPTION 'receipt_url does not name a receipt you uploaded' USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
     END IF;
@@ -197,14 +220,18 @@ $$;
 CREATE TRIGGER expenses_activity AFTER INSERT ON expenses
     FOR EACH ROW EXECUTE FUNCTION app.expenses_activity();
 
--- Nobody reviews their own expense: not an admin who is also the expense's employee either. Its own
--- trigger, after expenses_before_update (000007; triggers fire in name order), which refuses a second
--- review first.
+-- Nobody reviews their own expense: not an admin who is also the expense's employee either, whether its
+-- token names the employee or only the user linked to it. Its own trigger, after expenses_before_update
+-- (000007; triggers fire in name order), which refuses a second review first.
 CREATE FUNCTION app.expenses_review_not_own() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    IF NEW.status IS DISTINCT FROM OLD.status AND OLD.employee_id = app.employee_id() THEN
+    IF NEW.status IS DISTINCT FROM OLD.status
+        AND (OLD.employee_id = app.employee_id()
+             OR EXISTS (SELECT FROM employees e
+                         WHERE e.organization_id = OLD.organization_id AND e.id = OLD.employee_id
+                           AND e.user_id = app.user_id())) THEN
         RAISE EXCEPTION 'You cannot review your own expense.' USING ERRCODE = 'PT403', HINT = 'FORBIDDEN';
     END IF;
     RETURN NEW;
@@ -258,6 +285,7 @@ GRANT INSERT (idempotency_fingerprint) ON expenses TO fieldtrack_api;
 GRANT SELECT ON receipts TO fieldtrack_api;
 GRANT SELECT, DELETE ON receipts TO fieldtrack_worker;
 GRANT UPDATE (status) ON receipts TO fieldtrack_worker; -- what SELECT ... FOR UPDATE needs to lock rows
+GRANT SELECT, UPDATE, DELETE ON app.receipt_files_gone TO fieldtrack_worker;
 
 ALTER TABLE receipts ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 

@@ -57,6 +57,7 @@ WHERE dispatched_at IS NULL
 // Hands off every event that has no stream position yet, oldest first: events written before the slot
 // existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the
 // listener's own hand-off (worker).
+// unstamped; see 000011 for why not stream_id
 func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, eventDispatchUnstamped)
 	var last_stream_id int64
@@ -171,11 +172,9 @@ func (q *Queries) EventStreamAfter(ctx context.Context, db DBTX, arg EventStream
 }
 
 const eventStreamHead = `-- name: EventStreamHead :one
-
 SELECT coalesce(max(stream_id), 0)::bigint AS head FROM webhook_events
 `
 
-// unstamped; see 000011 for why not stream_id
 // The highest stream position handed off so far (worker).
 func (q *Queries) EventStreamHead(ctx context.Context, db DBTX) (int64, error) {
 	row := db.QueryRow(ctx, eventStreamHead)
@@ -201,11 +200,12 @@ func (q *Queries) ListenerTryLead(ctx context.Context, db DBTX, lockKey int64) (
 const outboxBacklog = `-- name: OutboxBacklog :one
 SELECT count(*)::bigint AS backlog
 FROM webhook_events
-WHERE dispatched_at IS NULL -- unstamped; see 000011 for why not stream_id
+WHERE dispatched_at IS NULL
   AND ($1::uuid IS NULL OR organization_id = $1::uuid)
 `
 
 // Events committed but not yet handed off by the listener: of one organization, or of all (NULL, worker).
+// unstamped; see 000011 for why not stream_id
 func (q *Queries) OutboxBacklog(ctx context.Context, db DBTX, orgID *uuid.UUID) (int64, error) {
 	row := db.QueryRow(ctx, outboxBacklog, orgID)
 	var backlog int64

@@ -391,57 +391,59 @@ func (q *Queries) ReceiptCreateUpload(ctx context.Context, db DBTX, arg ReceiptC
 	return signature, err
 }
 
-const receiptDelete = `-- name: ReceiptDelete :exec
+const receiptExpire = `-- name: ReceiptExpire :execrows
 DELETE FROM receipts r
-USING (SELECT unnest($1::uuid[]) AS org, unnest($2::uuid[]) AS id) d
-WHERE r.organization_id = d.org AND r.id = d.id AND r.status <> 'attached'
+USING (SELECT organization_id, id FROM receipts
+        WHERE status <> 'attached' AND expires_at < now()
+        ORDER BY expires_at
+        LIMIT $1
+        FOR UPDATE SKIP LOCKED) x
+WHERE r.organization_id = x.organization_id AND r.id = x.id
 `
 
-type ReceiptDeleteParams struct {
-	OrganizationIds []uuid.UUID `json:"organization_ids"`
-	Ids             []uuid.UUID `json:"ids"`
+// Worker: deletes receipts never attached whose URL expired, a batch at a time, skipping those another
+// janitor holds; their files are queued in app.receipt_files_gone by the delete.
+func (q *Queries) ReceiptExpire(ctx context.Context, db DBTX, maxRows int32) (int64, error) {
+	result, err := db.Exec(ctx, receiptExpire, maxRows)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }
 
-// Worker: forgets receipts whose files the janitor removed.
-func (q *Queries) ReceiptDelete(ctx context.Context, db DBTX, arg ReceiptDeleteParams) error {
-	_, err := db.Exec(ctx, receiptDelete, arg.OrganizationIds, arg.Ids)
-	return err
-}
-
-const receiptExpired = `-- name: ReceiptExpired :many
-SELECT organization_id, id, storage_key
-FROM receipts
-WHERE status <> 'attached' AND expires_at < now()
-ORDER BY expires_at
-LIMIT $1
-FOR UPDATE SKIP LOCKED
+const receiptFilesGone = `-- name: ReceiptFilesGone :many
+SELECT storage_key FROM app.receipt_files_gone ORDER BY deleted_at LIMIT $1 FOR UPDATE SKIP LOCKED
 `
 
-type ReceiptExpiredRow struct {
-	OrganizationID uuid.UUID `json:"organization_id"`
-	ID             uuid.UUID `json:"id"`
-	StorageKey     string    `json:"storage_key"`
-}
-
-// Worker: receipts never attached whose URL expired, locked for the janitor (others skip them).
-func (q *Queries) ReceiptExpired(ctx context.Context, db DBTX, maxRows int32) ([]ReceiptExpiredRow, error) {
-	rows, err := db.Query(ctx, receiptExpired, maxRows)
+// Worker: files of deleted receipts, oldest first, locked for this janitor.
+func (q *Queries) ReceiptFilesGone(ctx context.Context, db DBTX, maxRows int32) ([]string, error) {
+	rows, err := db.Query(ctx, receiptFilesGone, maxRows)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
-	items := []ReceiptExpiredRow{}
+	items := []string{}
 	for rows.Next() {
-		var i ReceiptExpiredRow
-		if err := rows.Scan(&i.OrganizationID, &i.ID, &i.StorageKey); err != nil {
+		var storage_key string
+		if err := rows.Scan(&storage_key); err != nil {
 			return nil, err
 		}
-		items = append(items, i)
+		items = append(items, storage_key)
 	}
 	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	return items, nil
+}
+
+const receiptFilesRemoved = `-- name: ReceiptFilesRemoved :exec
+DELETE FROM app.receipt_files_gone WHERE storage_key = ANY ($1::text[])
+`
+
+// Worker: forgets files the janitor removed.
+func (q *Queries) ReceiptFilesRemoved(ctx context.Context, db DBTX, storageKeys []string) error {
+	_, err := db.Exec(ctx, receiptFilesRemoved, storageKeys)
+	return err
 }
 
 const receiptGet = `-- name: ReceiptGet :one

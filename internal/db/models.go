@@ -70,6 +70,11 @@ type AppLatestSession struct {
 	SessionID      uuid.UUID `json:"session_id"`
 }
 
+type AppReceiptFilesGone struct {
+	StorageKey string    `json:"storage_key"`
+	DeletedAt  time.Time `json:"deleted_at"`
+}
+
 type AppReceiptSigningKey struct {
 	Singleton bool   `json:"singleton"`
 	Key       []byte `json:"key"`

@@ -885,18 +885,31 @@ func TestExpenses_AnEmployeeCannotChangeOrReviewItsOwnUnderItsClaims(t *testing.
 			}
 		})
 	}
+	// A receipt it uploaded goes with a pending expense only, not onto one already reviewed.
+	receipt := uuid.New()
+	ownerExec(t, `INSERT INTO receipts (organization_id, id, employee_id, extension, content_type, status, storage_key, expires_at)
+		VALUES ($1, $2, $3, 'png', 'image/png', 'uploaded', 'k', now() + interval '1 hour')`, a.org.ID, receipt, a.e1.ID)
+	_, err := execAs(t, c1, `SELECT app.attach_receipt($1, $2, $3, $4)`, a.org.ID, a.e1.ID, receipt, a.approved1)
+	wantCode(t, err, "PT400")
+	_, err = execAs(t, c1, `SELECT app.attach_receipt($1, $2, $3, $4)`, a.org.ID, a.e2.ID, receipt, a.pending2) // a colleague's
+	wantCode(t, err, "PT400")
 	// An admin who is also the employee: an admin's privileges, still not over its own expense.
 	own := testfactory.AdminClaims(a.org)
 	own.EmployeeID = uuid.NullUUID{UUID: a.e1.ID, Valid: true}
 	own.UserID = uuid.NullUUID{UUID: a.e1.UserID, Valid: true}
-	for _, status := range []string{"APPROVED", "REJECTED"} {
-		_, err := execAs(t, own, `UPDATE expenses SET status = $2, rejection_comment = 'self', reviewed_at = now() WHERE id = $1`,
-			a.pending1, status)
-		if pg := wantCode(t, err, "PT403"); pg.Message != "You cannot review your own expense." {
-			t.Errorf("message %q", pg.Message)
+	// Its token may name the employee, or only the user linked to it.
+	asUser := testfactory.AdminClaims(a.org)
+	asUser.UserID = uuid.NullUUID{UUID: a.e1.UserID, Valid: true}
+	for _, c := range []db.Claims{own, asUser} {
+		for _, status := range []string{"APPROVED", "REJECTED"} {
+			_, err := execAs(t, c, `UPDATE expenses SET status = $2, rejection_comment = 'self', reviewed_at = now() WHERE id = $1`,
+				a.pending1, status)
+			if pg := wantCode(t, err, "PT403"); pg.Message != "You cannot review your own expense." {
+				t.Errorf("message %q", pg.Message)
+			}
 		}
 	}
-	_, err := execAs(t, own, `UPDATE expenses SET amount = 1 WHERE id = $1`, a.pending1)
+	_, err = execAs(t, own, `UPDATE expenses SET amount = 1 WHERE id = $1`, a.pending1)
 	wantCode(t, err, "42501") // no admin may change what was submitted
 	if s := ownerString(t, "SELECT status || ' ' || amount FROM expenses WHERE id = $1", a.pending1); s != "PENDING 12.50" {
 		t.Fatalf("the expense is %s after its employee's attempts, want PENDING 12.50", s)

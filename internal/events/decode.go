@@ -90,9 +90,6 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 		}
 		s.batched++
 		s.batchEnd = m.TransactionEndLSN
-		if len(s.ids) >= handOffMaxEvents {
-			return s.flush(ctx)
-		}
 	}
 	return nil
 }

@@ -20,10 +20,10 @@ const (
 	Publication = "fieldtrack_events"
 	// standbyInterval bounds the time between status updates to the server, also when idle.
 	standbyInterval = 10 * time.Second
-	// Committed transactions received back to back are handed off together, in one transaction: the
-	// batch is handed off when no further message arrives within handOffIdle, when it is handOffMaxAge
-	// old, or when it holds handOffMaxEvents events (a larger transaction is handed off in parts of
-	// that many).
+	// Committed transactions received back to back are handed off together, in one transaction, and
+	// acknowledged: when no further message arrives within handOffIdle, or when the batch is
+	// handOffMaxAge old. Events are handed off handOffMaxEvents at a time as they arrive (a large
+	// transaction in parts), acknowledged with the batch.
 	handOffIdle      = 2 * time.Millisecond
 	handOffMaxAge    = 50 * time.Millisecond
 	handOffMaxEvents = 1000

@@ -188,6 +188,12 @@ func TestEmployees_PatchChangesNameAndPhoneOfOwnOrganizationOnly(t *testing.T) {
 	if r.data()["name"] != "New Name" || r.data()["phone"] != nil {
 		t.Fatalf("clearing the phone answered %s", r.Raw)
 	}
+	empty := h.call("PATCH", path, admin, nil) // no body: only updated_at moves
+	expect(t, empty, http.StatusOK)
+	if empty.data()["name"] != "New Name" || empty.data()["updated_at"] == r.data()["updated_at"] {
+		t.Fatalf("an empty patch answered %s", empty.Raw)
+	}
+	expect(t, h.call("PATCH", path, admin, "", "Content-Type", "application/json"), http.StatusOK) // as the dashboard sends it
 	expectError(t, h.call("PATCH", path, admin, map[string]any{"name": ""}), http.StatusBadRequest, "VALIDATION_ERROR", "")
 	expectError(t, h.call("PATCH", path, admin, map[string]any{"name": 7}), http.StatusBadRequest, "VALIDATION_ERROR", "")
 	other := testfactory.AdminToken(t, testfactory.NewOrg(t))

@@ -66,10 +66,11 @@ func (s *Server) createExpense(w http.ResponseWriter, r *http.Request) error {
 	p := db.ExpenseFileParams{OrgID: id.OrgID, EmployeeID: employee, Amount: amount.float, Description: body.Description,
 		IdempotencyKey: key}
 	if body.ReceiptURL != nil && *body.ReceiptURL != "" {
-		if p.ReceiptID, err = receiptOf(*body.ReceiptURL); err != nil {
+		receipt, stored, err := receiptOf(*body.ReceiptURL, s.publicURL(r))
+		if err != nil {
 			return err
 		}
-		p.ReceiptUrl = body.ReceiptURL
+		p.ReceiptID, p.ReceiptUrl = receipt, &stored
 	}
 	sum := sha256.Sum256([]byte(amount.text + "\x00" + body.Description + "\x00" + deref(p.ReceiptUrl)))
 	p.Fingerprint = hex.EncodeToString(sum[:])
@@ -120,24 +121,27 @@ func idempotencyKey(r *http.Request, field *string) (*string, error) {
 	return &header, nil
 }
 
-// receiptPath is a receipt URL of this server, whatever host it was reached by.
-var receiptPath = regexp.MustCompile(`/receipts/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
+// receiptPath is the path of a receipt URL of this server.
+var receiptPath = regexp.MustCompile(`^/receipts/([0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12})$`)
 
-// receiptOf reads a receipt_url: one this server handed out names its receipt (attached with the
-// expense); any other must be an https URL, stored as given.
-func receiptOf(raw string) (*uuid.UUID, error) {
+// receiptOf reads a receipt_url. One this server handed out (its host is this server's public one)
+// names its receipt, attached with the expense and stored in its canonical form; any other must be an
+// https URL, stored as given.
+func receiptOf(raw, base string) (receipt *uuid.UUID, stored string, err error) {
 	u, err := url.Parse(raw)
 	if err != nil || u.Host == "" || (u.Scheme != "https" && u.Scheme != "http") {
-		return nil, fieldInvalid("receipt_url", "receipt_url must be a valid URL")
+		return nil, "", fieldInvalid("receipt_url", "receipt_url must be a valid URL")
 	}
-	if m := receiptPath.FindStringSubmatch(u.Path); m != nil {
-		id := uuid.MustParse(m[1])
-		return &id, nil
+	if self, err := url.Parse(base); err == nil && strings.EqualFold(u.Host, self.Host) {
+		if m := receiptPath.FindStringSubmatch(u.Path); m != nil && u.RawQuery == "" && u.Fragment == "" {
+			id := uuid.MustParse(m[1])
+			return &id, base + "/receipts/" + id.String(), nil
+		}
 	}
 	if u.Scheme != "https" {
-		return nil, fieldInvalid("receipt_url", "receipt_url must use HTTPS")
+		return nil, "", fieldInvalid("receipt_url", "receipt_url must use HTTPS")
 	}
-	return nil, nil
+	return nil, raw, nil
 }
 
 func deref(s *string) string {

@@ -73,10 +73,13 @@ func TestExpenses_BadInputIsA400NamingTheField(t *testing.T) {
 		"a string amount":   {map[string]any{"amount": "12", "description": "Lunch"}, "amount"},
 		"short description": {map[string]any{"amount": 5, "description": "ab"}, "description"},
 		"long description":  {map[string]any{"amount": 5, "description": strings.Repeat("x", 501)}, "description"},
+		"a NUL in the text": {map[string]any{"amount": 5, "description": "Lunch\x00"}, "description"},
 		"http receipt":      {map[string]any{"amount": 5, "description": "Lunch", "receipt_url": "http://x.example.com/a"}, "receipt_url"},
 		"not a URL":         {map[string]any{"amount": 5, "description": "Lunch", "receipt_url": "receipt.jpg"}, "receipt_url"},
 		"someone else's receipt": {map[string]any{"amount": 5, "description": "Lunch",
-			"receipt_url": "http://localhost/receipts/" + uuid.NewString()}, "receipt_url"},
+			"receipt_url": h.url + "/receipts/" + uuid.NewString()}, "receipt_url"},
+		"our path elsewhere over http": {map[string]any{"amount": 5, "description": "Lunch",
+			"receipt_url": "http://elsewhere.example/receipts/" + uuid.NewString()}, "receipt_url"},
 	} {
 		r := h.call("POST", "/expenses", tok, c.body)
 		expectError(t, r, http.StatusBadRequest, "VALIDATION_ERROR", "")
@@ -337,4 +340,24 @@ func TestExpenses_DeactivatedEmployeeCannotFile(t *testing.T) {
 		map[string]any{"is_active": false}), http.StatusOK)
 	expectError(t, h.call("POST", "/expenses", testfactory.EmployeeToken(t, emp), map[string]any{"amount": 1, "description": "Late claim"}),
 		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+}
+
+func TestExpenseExport_AtMostAQuarterOfThePoolExportsAtOnce(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.DBMaxConns = 8
+	h := setupWith(t, cfg, testfactory.Pool(t))
+	admin := testfactory.AdminToken(t, testfactory.NewOrg(t))
+	if cap(h.server.exports) != 2 {
+		t.Fatalf("%d export slots for 8 connections, want 2", cap(h.server.exports))
+	}
+	h.server.exports <- struct{}{} // two exports running
+	h.server.exports <- struct{}{}
+	r := h.call("GET", "/admin/expenses/export", admin, nil)
+	expectError(t, r, http.StatusTooManyRequests, "RATE_LIMITED", "Too many exports are running; try again in a few seconds")
+	if r.Header.Get("Retry-After") == "" || r.Header.Get("Content-Disposition") != "" {
+		t.Fatalf("refusal headers %v", r.Header)
+	}
+	<-h.server.exports // one ends
+	expect(t, h.call("GET", "/admin/expenses/export", admin, nil), http.StatusOK)
 }

@@ -17,26 +17,42 @@ const exportBatch = 1000
 var exportHeader = []string{"id", "employee_code", "employee_name", "amount", "description", "status",
 	"rejection_comment", "submitted_at", "reviewed_at"}
 
+// exportWriteTimeout is how long one batch may take to reach a client that reads slowly; a client
+// that stops reading loses the export, and its connection to Postgres goes back to the pool.
+const exportWriteTimeout = 30 * time.Second
+
 // exportExpenses streams every matching expense (the organization's, or one employee's) as CSV, read
 // from a cursor a batch at a time, so memory stays flat however many there are. Cells a spreadsheet
-// would run as a formula are escaped. Once the first row is out the status is sent: a failure after it
-// ends the response early (the client sees a truncated file), and is logged.
+// would run as a formula are escaped. At most a quarter of the pool's connections export at once (429
+// beyond). Once the first row is out the status is sent: a failure after it ends the response early
+// (the client sees a truncated file), and is logged.
 func (s *Server) exportExpenses(w http.ResponseWriter, r *http.Request) error {
+	select {
+	case s.exports <- struct{}{}:
+		defer func() { <-s.exports }()
+	default:
+		return &Error{Status: http.StatusTooManyRequests, Code: "RATE_LIMITED", RetryAfter: 5,
+			Message: "Too many exports are running; try again in a few seconds"}
+	}
 	p := db.ExpenseExportParams{OrgID: identityOf(r).OrgID, EmployeeID: queryUUID(r, "employee_id")}
-	h := w.Header()
-	h.Set("Content-Type", "text/csv; charset=utf-8")
-	h.Set("Content-Disposition", `attachment; filename="expenses-`+time.Now().UTC().Format("2006-01-02")+`.csv"`)
-	h.Set("Cache-Control", "no-store")
+	rc := http.NewResponseController(w)
 	out := csv.NewWriter(w)
 	out.UseCRLF = true
-	started := false
-	rows := 0
+	started, rows := false, 0
+	start := func() error {
+		started = true
+		h := w.Header()
+		h.Set("Content-Type", "text/csv; charset=utf-8")
+		h.Set("Content-Disposition", `attachment; filename="expenses-`+time.Now().UTC().Format("2006-01-02")+`.csv"`)
+		h.Set("Cache-Control", "no-store")
+		_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
+		w.WriteHeader(http.StatusOK)
+		return out.Write(exportHeader)
+	}
 	err := s.tx(r, func(tx db.DBTX) error {
 		return s.q.ExpenseExportEach(r.Context(), tx, p, exportBatch, func(e db.ExpenseExportRow) error {
 			if !started {
-				started = true
-				w.WriteHeader(http.StatusOK)
-				if err := out.Write(exportHeader); err != nil {
+				if err := start(); err != nil {
 					return err
 				}
 			}
@@ -46,6 +62,7 @@ func (s *Server) exportExpenses(w http.ResponseWriter, r *http.Request) error {
 			}
 			if rows%exportBatch == 0 {
 				out.Flush()
+				_ = rc.SetWriteDeadline(time.Now().Add(exportWriteTimeout))
 				return out.Error()
 			}
 			return nil
@@ -55,8 +72,7 @@ func (s *Server) exportExpenses(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if !started {
-		w.WriteHeader(http.StatusOK)
-		_ = out.Write(exportHeader)
+		err = start()
 	}
 	out.Flush()
 	if err == nil {

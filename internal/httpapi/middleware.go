@@ -3,6 +3,7 @@ package httpapi
 import (
 	"context"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"regexp"
@@ -141,12 +142,14 @@ func (s *Server) recoverer(next http.Handler) http.Handler {
 }
 
 // limits caps the body size (413 past it; a receipt upload has its own, larger cap) and gives each
-// request a deadline (but the streams: the SSE stream lives as long as its client, the CSV export as
-// long as it has rows).
+// request a deadline, but the streams: the SSE stream lives as long as its client, the CSV export as
+// long as it has rows, and a receipt upload as long as the phone keeps sending (each read may wait
+// REQUEST_TIMEOUT_MS for the next bytes: 10 MB over a slow link takes minutes).
 func (s *Server) limits(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		limit := s.cfg.BodyLimitBytes
-		if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, uploadPath) {
+		upload := r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, uploadPath)
+		if upload {
 			limit = receipt.MaxSize
 		}
 		if r.ContentLength > limit {
@@ -155,7 +158,10 @@ func (s *Server) limits(next http.Handler) http.Handler {
 			return
 		}
 		r.Body = http.MaxBytesReader(w, r.Body, limit)
-		if r.URL.Path == eventsPath || r.URL.Path == exportPath {
+		if upload {
+			r.Body = idleBody{ReadCloser: r.Body, rc: http.NewResponseController(w), idle: s.cfg.RequestTimeout}
+		}
+		if upload || r.URL.Path == eventsPath || r.URL.Path == exportPath {
 			next.ServeHTTP(w, r)
 			return
 		}
@@ -163,6 +169,19 @@ func (s *Server) limits(next http.Handler) http.Handler {
 		defer cancel()
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
+}
+
+// idleBody fails a read that waits longer than idle for the client's next bytes: the connection's read
+// deadline moves forward before each read.
+type idleBody struct {
+	io.ReadCloser
+	rc   *http.ResponseController
+	idle time.Duration
+}
+
+func (b idleBody) Read(p []byte) (int, error) {
+	_ = b.rc.SetReadDeadline(time.Now().Add(b.idle))
+	return b.ReadCloser.Read(p)
 }
 
 // securityHeaders sets the API-relevant subset of the original's Helmet headers.

@@ -2,6 +2,8 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
+	"io"
 	"net/http"
 	"strconv"
 
@@ -55,9 +57,10 @@ func pathUUID(r *http.Request, name string) uuid.UUID {
 	return uuid.MustParse(chi.URLParam(r, name))
 }
 
-// decodeBody decodes a JSON body that already passed validation; unknown fields are ignored.
+// decodeBody decodes a JSON body that already passed validation; unknown fields are ignored, and an empty
+// body (where the document allows one) leaves dst as it is.
 func decodeBody(r *http.Request, dst any) error {
-	if err := json.NewDecoder(r.Body).Decode(dst); err != nil {
+	if err := json.NewDecoder(r.Body).Decode(dst); err != nil && !errors.Is(err, io.EOF) {
 		return errInvalid("Invalid JSON body", nil)
 	}
 	return nil

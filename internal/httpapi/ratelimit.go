@@ -43,6 +43,7 @@ func newRateLimiter(c config.Config) *rateLimiter {
 			"POST /locations":                          {c.RateLimitLocationsPer10s, 10 * time.Second},
 			"POST /locations/batch":                    {c.RateLimitLocationsPer10s, 10 * time.Second},
 			"POST /expenses":                           {c.RateLimitExpensesPerMinute, time.Minute},
+			"POST /expenses/receipt-upload-url":        {c.RateLimitExpensesPerMinute, time.Minute},
 			"POST /attendance/{sessionId}/recalculate": {c.RateLimitRecalculatePerMinute, time.Minute},
 		},
 		now:     time.Now,

@@ -1,10 +1,13 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
+	"io"
 	"io/fs"
 	"mime"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -62,7 +65,10 @@ func (s *Server) receiptUploadURL(w http.ResponseWriter, r *http.Request) error 
 
 // uploadReceipt stores the bytes of one receipt PUT to its signed URL: of the declared type by its
 // content (not only by its Content-Type header), at most receipt.MaxSize. Nothing is kept of an upload
-// that is refused, and the URL stays usable until it expires or an upload succeeds.
+// that is refused or cut off, and its URL can be used again until it expires. Once the body is read,
+// the steps that record the outcome run even if the client has gone (they are bounded by the
+// statement timeout); an upload lost with a crashed process leaves its URL unusable, and the client
+// asks for another (the dashboard does for every upload).
 func (s *Server) uploadReceipt(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
 	expires, err := strconv.ParseInt(q.Get("expires"), 10, 64)
@@ -76,17 +82,19 @@ func (s *Server) uploadReceipt(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	stored, err := s.storeReceipt(r, rec)
-	step.FromStatus = "uploading"
+	detached := r.WithContext(context.WithoutCancel(r.Context()))
+	step.FromStatus, step.ToStatus = "uploading", "uploaded"
+	if err == nil {
+		step.SizeBytes, step.Sha256 = &stored.size, &stored.sha256
+		if _, err = one(s, detached, s.q.ReceiptUploadStep, step); err != nil {
+			_ = s.receipts.Delete(detached.Context(), rec.StorageKey)
+		}
+	}
 	if err != nil {
-		step.ToStatus = "pending"
-		if _, undo := one(s, r, s.q.ReceiptUploadStep, step); undo != nil {
+		step.ToStatus, step.SizeBytes, step.Sha256 = "pending", nil, nil
+		if _, undo := one(s, detached, s.q.ReceiptUploadStep, step); undo != nil {
 			s.log.WarnContext(r.Context(), "giving back a refused receipt upload", "receipt", rec.ID, "error", undo.Error())
 		}
-		return err
-	}
-	step.ToStatus, step.SizeBytes, step.Sha256 = "uploaded", &stored.size, &stored.sha256
-	if _, err := one(s, r, s.q.ReceiptUploadStep, step); err != nil {
-		_ = s.receipts.Delete(r.Context(), rec.StorageKey)
 		return err
 	}
 	return respond(w, http.StatusOK, map[string]any{
@@ -105,10 +113,8 @@ func (s *Server) storeReceipt(r *http.Request, rec db.Receipt) (storedReceipt, e
 		return storedReceipt{}, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
 			Message: "Content-Type must be " + rec.ContentType + ", as declared for this upload"}
 	}
-	if r.ContentLength > receipt.MaxSize {
-		return storedReceipt{}, errTooLarge(receipt.ErrTooLarge.Error())
-	}
-	body, err := receipt.Accept(r.Body, rec.ContentType)
+	in := &readErr{r: r.Body}
+	body, err := receipt.Accept(in, rec.ContentType)
 	if err == nil {
 		err = s.receipts.Put(r.Context(), rec.StorageKey, body)
 	}
@@ -119,10 +125,27 @@ func (s *Server) storeReceipt(r *http.Request, rec db.Receipt) (storedReceipt, e
 			Message: "The file is not " + rec.ContentType + ": its content says otherwise"}
 	case errors.Is(err, receipt.ErrTooLarge), errors.As(err, &tooBig):
 		return storedReceipt{}, errTooLarge(receipt.ErrTooLarge.Error())
+	case err != nil && in.err != nil: // the client stopped sending, or went away
+		return storedReceipt{}, &Error{Status: http.StatusBadRequest, Code: "UPLOAD_INTERRUPTED",
+			Message: "The upload ended before the whole file arrived; send it again"}
 	case err != nil:
 		return storedReceipt{}, err
 	}
 	return storedReceipt{size: body.Size(), sha256: body.SHA256()}, nil
+}
+
+// readErr remembers the error of the request body (an upload cut off), apart from the store's.
+type readErr struct {
+	r   io.Reader
+	err error
+}
+
+func (b *readErr) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && !errors.Is(err, io.EOF) {
+		b.err = err
+	}
+	return n, err
 }
 
 func errTooLarge(msg string) *Error {
@@ -150,24 +173,33 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) error {
 	h.Set("Content-Type", rec.ContentType)
 	h.Set("Content-Disposition", `inline; filename="receipt-`+rec.ID.String()+`.`+rec.Extension+`"`)
 	h.Set("Cache-Control", "private, max-age=300")
+	h.Set("Content-Security-Policy", "default-src 'none'; sandbox") // a PDF's scripts run nowhere
 	http.ServeContent(w, r, "", f.ModTime(), f)
 	return nil
 }
 
-// publicURL is how clients reach this server: PUBLIC_URL, or the request's own scheme and host.
+// publicURL is how clients reach this server: PUBLIC_URL, or the request's own scheme and host (those a
+// proxy forwarded, when well-formed).
 func (s *Server) publicURL(r *http.Request) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL
 	}
-	scheme, host := "http", r.Host
+	scheme, host := "http", "localhost"
 	if r.TLS != nil {
 		scheme = "https"
 	}
 	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
 		scheme = p
 	}
-	if h := r.Header.Get("X-Forwarded-Host"); h != "" && !strings.ContainsAny(h, "/ ") {
-		host = h
+	forwarded, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+	for _, h := range []string{strings.TrimSpace(forwarded), r.Host} {
+		if hostPort.MatchString(h) {
+			host = h
+			break
+		}
 	}
 	return scheme + "://" + host
 }
+
+// hostPort is a host name or IP address with an optional port, nothing else.
+var hostPort = regexp.MustCompile(`^([A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*|\[[0-9A-Fa-f:.]+\])(:[0-9]{1,5})?$`)

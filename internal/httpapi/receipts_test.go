@@ -10,7 +10,6 @@ import (
 	"io/fs"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -122,6 +121,20 @@ func TestReceipts_UploadFileAndFetchEndToEnd(t *testing.T) {
 			"receipt_url": receiptURL}), http.StatusBadRequest, "VALIDATION_ERROR", "receipt_url does not name a receipt you uploaded")
 	}
 	expectError(t, h.call("GET", "/receipts/not-a-uuid", tok, nil), http.StatusBadRequest, "VALIDATION_ERROR", "")
+
+	// A receipt's path on another host is another site's URL: stored as given (https only), nothing attached.
+	_, unfiled := uploadTarget(t, h, tok, "png")
+	elsewhere := "https://elsewhere.example" + strings.TrimPrefix(unfiled, h.url)
+	r := h.call("POST", "/expenses", tok, map[string]any{"amount": 2, "description": "Foreign link", "receipt_url": elsewhere})
+	expect(t, r, http.StatusCreated)
+	if r.data()["receipt_url"] != elsewhere {
+		t.Fatalf("stored %v, want the URL as given", r.data()["receipt_url"])
+	}
+	var attached int
+	if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT count(*) FROM receipts WHERE id = $1::uuid AND status = 'attached'`,
+		strings.TrimPrefix(unfiled, h.url+"/receipts/")).Scan(&attached); err != nil || attached != 0 {
+		t.Fatalf("a foreign URL attached the receipt (%d, %v)", attached, err)
+	}
 }
 
 func TestReceipts_RefusedUploadsStoreNothingAndLeaveTheURLUsable(t *testing.T) {
@@ -262,7 +275,8 @@ func TestReceiptJanitor_RemovesExpiredUploadsNeverFiledAndKeepsFiledOnes(t *test
 	expect(t, put(t, h, forgotten, "image/png", pngBytes(t)), http.StatusOK)
 	filed, filedURL := uploadTarget(t, h, tok, "png")
 	expect(t, put(t, h, filed, "image/png", pngBytes(t)), http.StatusOK)
-	expect(t, h.call("POST", "/expenses", tok, map[string]any{"amount": 3, "description": "Filed", "receipt_url": filedURL}), http.StatusCreated)
+	filing := h.call("POST", "/expenses", tok, map[string]any{"amount": 3, "description": "Filed", "receipt_url": filedURL})
+	expect(t, filing, http.StatusCreated)
 	_, never := uploadTarget(t, h, tok, "pdf") // asked for, never uploaded
 	if n := len(storedFiles(t, h)); n != 2 {
 		t.Fatalf("%d files stored, want 2", n)
@@ -308,7 +322,61 @@ func TestReceiptJanitor_RemovesExpiredUploadsNeverFiledAndKeepsFiledOnes(t *test
 	for _, u := range []string{forgottenURL, never} {
 		expectError(t, h.call("GET", strings.TrimPrefix(u, h.url), tok, nil), http.StatusNotFound, "NOT_FOUND", "Receipt not found")
 	}
-	if _, err := os.Stat(h.server.cfg.ReceiptsDir); err != nil {
+	// A filed receipt goes with its expense (here deleted by a DBA; the same holds for its employee or
+	// organization): the janitor removes the file the delete left behind.
+	if _, err := pool.Exec(t.Context(), `DELETE FROM expenses WHERE id = $1`, filing.data()["id"]); err != nil {
 		t.Fatal(err)
+	}
+	testfactory.Eventually(t, 10*time.Second, "the deleted expense's receipt file to be removed", func() (bool, error) {
+		_, err := j.Sweep(t.Context())
+		return len(storedFiles(t, h)) == 0, err
+	})
+}
+
+func TestReceipts_ASlowUploadSucceedsAndAStalledOneLeavesTheURLUsable(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.RequestTimeout = 300 * time.Millisecond // both the request deadline and the wait for the next bytes
+	h := setupWith(t, cfg, testfactory.Pool(t))
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, testfactory.NewOrg(t), "Slow link"))
+	file := append(pngBytes(t), make([]byte, 4096)...)
+
+	// putPaced sends file in eight parts, pause apart, then stalls (never ends the body) when stall is set.
+	putPaced := func(uploadURL string, pause time.Duration, stall bool) *http.Response {
+		pr, pw := io.Pipe()
+		go func() {
+			step := len(file)/8 + 1
+			for i := 0; i < len(file); i += step {
+				if _, err := pw.Write(file[i:min(i+step, len(file))]); err != nil {
+					return
+				}
+				if stall && i > 0 {
+					return // the phone lost its signal: the body never ends
+				}
+				time.Sleep(pause) // the pace of a slow link, not a synchronization
+			}
+			pw.Close()
+		}()
+		req, _ := http.NewRequest("PUT", uploadURL, pr)
+		req.Header.Set("Content-Type", "image/png")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res.Body.Close()
+		pw.CloseWithError(io.ErrClosedPipe)
+		return res
+	}
+	slow, _ := uploadTarget(t, h, tok, "png")
+	if res := putPaced(slow, 100*time.Millisecond, false); res.StatusCode != http.StatusOK {
+		t.Fatalf("an upload of 0.8 s, each part within the timeout, answered %d", res.StatusCode)
+	}
+	stalled, _ := uploadTarget(t, h, tok, "png")
+	if res := putPaced(stalled, 0, true); res.StatusCode != http.StatusBadRequest {
+		t.Fatalf("a stalled upload answered %d, want 400", res.StatusCode)
+	}
+	expect(t, put(t, h, stalled, "image/png", file), http.StatusOK) // the same URL, used again
+	if n := len(storedFiles(t, h)); n != 2 {
+		t.Fatalf("%d files stored, want the two complete uploads", n)
 	}
 }

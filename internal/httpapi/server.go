@@ -31,6 +31,7 @@ type Server struct {
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
 	receipts   receipt.Store
+	exports    chan struct{} // a slot per CSV export running
 	bg         Background
 }
 
@@ -61,7 +62,8 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *sl
 		return nil, err
 	}
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
-		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store}
+		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
+		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}

@@ -12,20 +12,36 @@ import (
 	"time"
 )
 
-// Disk is a Store in a directory: each file at <root>/<key>, written to a temporary file first and
-// renamed into place, so a reader never sees half a receipt.
-type Disk struct{ root string }
+// Disk is a Store in a directory: each file at <root>/<key>, written to a temporary file in
+// <root>/.tmp first and renamed into place, so a reader never sees half a receipt. Every process that
+// serves the API must see the same directory (one machine, or a shared volume): a receipt uploaded
+// through one process is fetched through any.
+type Disk struct{ root, tmp string }
 
-// NewDisk returns a Store in dir, creating it when missing.
+// staleTemp is the age past which a temporary file is left over from a process that died mid-upload.
+const staleTemp = time.Hour
+
+// NewDisk returns a Store in dir, creating it when missing, and removes temporary files that crashed
+// uploads left behind.
 func NewDisk(dir string) (*Disk, error) {
 	abs, err := filepath.Abs(dir)
 	if err != nil {
 		return nil, err
 	}
-	if err := os.MkdirAll(abs, 0o750); err != nil {
+	d := &Disk{root: abs, tmp: filepath.Join(abs, ".tmp")}
+	if err := os.MkdirAll(d.tmp, 0o750); err != nil {
 		return nil, fmt.Errorf("receipts directory: %w", err)
 	}
-	return &Disk{root: abs}, nil
+	entries, err := os.ReadDir(d.tmp)
+	if err != nil {
+		return nil, fmt.Errorf("receipts directory: %w", err)
+	}
+	for _, e := range entries {
+		if info, err := e.Info(); err == nil && time.Since(info.ModTime()) > staleTemp {
+			_ = os.Remove(filepath.Join(d.tmp, e.Name()))
+		}
+	}
+	return d, nil
 }
 
 // path maps a key to its file, refusing keys that would leave the root.
@@ -37,7 +53,7 @@ func (d *Disk) path(key string) (string, error) {
 	return p, nil
 }
 
-// Put writes r to a temporary file beside the target and renames it into place.
+// Put writes r to a temporary file and renames it into place.
 func (d *Disk) Put(_ context.Context, key string, r io.Reader) (err error) {
 	p, err := d.path(key)
 	if err != nil {
@@ -46,7 +62,7 @@ func (d *Disk) Put(_ context.Context, key string, r io.Reader) (err error) {
 	if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
 		return err
 	}
-	tmp, err := os.CreateTemp(filepath.Dir(p), ".upload-*")
+	tmp, err := os.CreateTemp(d.tmp, "upload-*")
 	if err != nil {
 		return err
 	}

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestDisk_PutIsAtomicAndKeysStayInsideTheStore(t *testing.T) {
@@ -39,6 +40,9 @@ func TestDisk_PutIsAtomicAndKeysStayInsideTheStore(t *testing.T) {
 	if len(entries) != 1 || entries[0].Name() != "a.pdf" {
 		t.Fatalf("the store holds %v, want a.pdf alone", entries)
 	}
+	if tmp, _ := os.ReadDir(filepath.Join(dir, ".tmp")); len(tmp) != 0 {
+		t.Fatalf("temporary files left: %v", tmp)
+	}
 	for _, key := range []string{"../outside.pdf", "org/../../outside.pdf", ""} {
 		if err := d.Put(ctx, key, strings.NewReader("x")); err == nil {
 			t.Errorf("key %q was stored", key)
@@ -58,6 +62,32 @@ func TestDisk_PutIsAtomicAndKeysStayInsideTheStore(t *testing.T) {
 type iotestErr struct{}
 
 func (iotestErr) Read([]byte) (int, error) { return 0, errors.New("connection reset") }
+
+func TestNewDisk_RemovesTemporaryFilesOfCrashedUploads(t *testing.T) {
+	dir := t.TempDir()
+	if _, err := NewDisk(dir); err != nil {
+		t.Fatal(err)
+	}
+	stale, fresh := filepath.Join(dir, ".tmp", "upload-1"), filepath.Join(dir, ".tmp", "upload-2")
+	for _, p := range []string{stale, fresh} {
+		if err := os.WriteFile(p, []byte("half"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	old := time.Now().Add(-2 * time.Hour)
+	if err := os.Chtimes(stale, old, old); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewDisk(dir); err != nil { // the next start
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(stale); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a 2 h old temporary file survived: %v", err)
+	}
+	if _, err := os.Stat(fresh); err != nil {
+		t.Errorf("an upload in progress lost its temporary file: %v", err)
+	}
+}
 
 func TestAccept_SniffsTheContentAndCapsTheSize(t *testing.T) {
 	pdf := []byte("%PDF-1.7\n...")
