@@ -151,6 +151,7 @@ func TestEmployees_ListShowsEachStateAndFiltersBySearchAndSegment(t *testing.T) 
 		"segment=recent":                     {recent.Name},
 		"segment=inactive":                   {gone.Name, fresh.Name},
 		"segment=inactive&search=dan":        {fresh.Name},
+		"segment=&search=&active=":           {working.Name, recent.Name, gone.Name, fresh.Name, late.Name}, // empty filters: none
 		"search=nobody":                      {},
 		"limit=2&page=2":                     {gone.Name, fresh.Name}, // employee-number order
 		"limit=2&page=3":                     {late.Name},
