@@ -8,6 +8,7 @@ import (
 	"mime"
 	"net/http"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -41,6 +42,10 @@ func (s *Server) receiptUploadURL(w http.ResponseWriter, r *http.Request) error 
 		return err
 	}
 	want := receipt.Types[body.Extension]
+	if body.MimeType != nil && !slices.Contains(receipt.ContentTypes, *body.MimeType) {
+		return fieldInvalid("mimeType", "Unsupported MIME type '"+*body.MimeType+"'. Allowed: "+
+			strings.Join(receipt.ContentTypes, ", "))
+	}
 	if body.MimeType != nil && *body.MimeType != want {
 		return fieldInvalid("mimeType", "MIME type '"+*body.MimeType+"' does not match extension '"+body.Extension+
 			"' (expected '"+want+"')")

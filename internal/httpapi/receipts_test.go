@@ -237,6 +237,8 @@ func TestReceiptUploadURL_ValidatesTheTypeAndNeedsAnEmployee(t *testing.T) {
 	}
 	expectError(t, h.call("POST", "/expenses/receipt-upload-url", tok, map[string]any{"extension": "exe"}),
 		http.StatusBadRequest, "VALIDATION_ERROR", "")
+	expectError(t, h.call("POST", "/expenses/receipt-upload-url", tok, map[string]any{"extension": "png", "mimeType": "image/gif"}),
+		http.StatusBadRequest, "VALIDATION_ERROR", "Unsupported MIME type 'image/gif'. Allowed: image/jpeg, image/png, image/webp, application/pdf")
 	expectError(t, h.call("POST", "/expenses/receipt-upload-url", tok, map[string]any{"extension": "png", "mimeType": "image/jpeg"}),
 		http.StatusBadRequest, "VALIDATION_ERROR", "MIME type 'image/jpeg' does not match extension 'png' (expected 'image/png')")
 	expectError(t, h.call("POST", "/expenses/receipt-upload-url", testfactory.AdminToken(t, org), map[string]any{"extension": "png"}),

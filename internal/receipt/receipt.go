@@ -29,6 +29,9 @@ var Types = map[string]string{
 	"pdf":  "application/pdf",
 }
 
+// ContentTypes are the content types a receipt may have.
+var ContentTypes = []string{"image/jpeg", "image/png", "image/webp", "application/pdf"}
+
 // Store keeps receipt files under keys of the form <organization>/<employee>/<receipt>.<ext>.
 type Store interface {
 	// Put stores what r yields under key, atomically: when r fails half-way, nothing is left behind.
