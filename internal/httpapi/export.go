@@ -36,6 +36,7 @@ func (s *Server) exportExpenses(w http.ResponseWriter, r *http.Request) error {
 	}
 	p := db.ExpenseExportParams{OrgID: identityOf(r).OrgID, EmployeeID: queryUUID(r, "employee_id")}
 	rc := http.NewResponseController(w)
+	defer func() { _ = rc.SetWriteDeadline(time.Time{}) }() // the connection may serve further requests
 	out := csv.NewWriter(w)
 	out.UseCRLF = true
 	started, rows := false, 0
