@@ -18,6 +18,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
+	"github.com/fieldtrack/fieldtrack/internal/identity"
 	"github.com/fieldtrack/fieldtrack/internal/receipt"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
@@ -39,13 +40,20 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	}
 	defer pool.Close()
 
+	// Built-in identity signs with keys kept in Postgres (the first one is made on first start); its
+	// tokens verify beside those of the external issuers configured.
+	keys := identity.NewKeyRing(pool, cfg.AuthAccessTokenTTL, log)
+	if err := keys.Load(ctx); err != nil { // the database may be down: serve 503s, keep trying (keys.Run)
+		log.Warn("signing keys not loaded yet", "error", err.Error())
+	}
 	verifier, err := auth.NewVerifier(auth.Config{
 		Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Issuer: cfg.JWTIssuer, Audience: cfg.JWTAudience,
+		Local: keys, LocalIssuer: cfg.LocalIssuer(),
 	})
 	if err != nil {
 		return fmt.Errorf("auth: %w", err)
 	}
-	api, err := httpapi.New(cfg, pool, verifier, log)
+	api, err := httpapi.New(cfg, pool, verifier, identity.New(pool, keys, identity.FromConfig(cfg)), log)
 	if err != nil {
 		return err
 	}
@@ -55,7 +63,7 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	notifier := events.NewNotifier(cfg.DatabaseURL, log)
 	bgs := httpapi.Background{Notifier: notifier,
 		Hub: events.NewHub(pool, notifier.Subscribe(), cfg.SSEMaxStreamsPerOrg, log)}
-	background := []func(context.Context){notifier.Run, bgs.Hub.Run}
+	background := []func(context.Context){notifier.Run, bgs.Hub.Run, keys.Run}
 	if cfg.ListenerEnabled {
 		bgs.Listener = events.NewListener(cfg.DatabaseURL, pool, log)
 		background = append(background, bgs.Listener.Run)

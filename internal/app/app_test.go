@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -72,8 +73,9 @@ func TestRun_InvalidConfigurationStopsStartup(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	err = Run(context.Background(), config.Config{DatabaseURL: testfactory.URL(t)}, ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err == nil {
-		t.Fatal("Run started without a way to verify tokens")
+	err = Run(context.Background(), config.Config{DatabaseURL: testfactory.URL(t), JWTSecret: []byte("short")}, ln,
+		slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
+		t.Fatalf("Run with a 5-byte JWT_SECRET: %v, want it refused", err)
 	}
 }

@@ -1,14 +1,17 @@
 // Package auth verifies the bearer JWTs presented to the HTTP API and mints
 // HS256 development tokens.
 //
-// Tokens are issued by Supabase Auth; an Auth Hook injects the top-level
-// claims role, org_id and (for employees) employee_id that the API relies on.
-// Verification failures are reported as *Error values whose Message and Code
-// are part of the public API contract.
+// Tokens come from this server's built-in identity (ES256, its own keys) or
+// from an external issuer (Supabase Auth, Auth0, Keycloak through JWKS, or an
+// HS256 secret); either way they carry the top-level claims role, org_id and
+// (for employees) employee_id that the API relies on. Verification failures
+// are reported as *Error values whose Message and Code are part of the public
+// API contract.
 package auth
 
 import (
 	"context"
+	"crypto/ecdsa"
 	"encoding/base64"
 	"encoding/json"
 	"errors"
@@ -41,6 +44,7 @@ type Identity struct {
 	OrgID      uuid.UUID       // organisation the caller acts in
 	EmployeeID uuid.NullUUID   // Valid only when the token carries employee_id
 	AuthType   string          // "jwt" (API keys come later: "api_key")
+	SessionID  uuid.NullUUID   // the session of a token this server issued (built-in identity)
 	APIKeyID   uuid.NullUUID   // unused for now, for API keys later
 	Scopes     []string        // unused for now
 	Claims     json.RawMessage // the whole verified claim set as JSON (sent to Postgres as request.jwt.claims)
@@ -80,31 +84,47 @@ const (
 	defaultTimeout  = 5 * time.Second
 )
 
+// LocalKeys are the public keys of this server's own signing keys (built-in identity).
+type LocalKeys interface {
+	// VerificationKey is the key of kid, when it is one of ours that still verifies.
+	VerificationKey(ctx context.Context, kid string) (*ecdsa.PublicKey, bool)
+}
+
+// LocalIssuerSuffix ends the iss of every token this server issues: <public URL>/auth/v1.
+const LocalIssuerSuffix = "/auth/v1"
+
 // Config configures a Verifier.
 type Config struct {
-	Secret     []byte           // HS256 shared secret; empty disables HS256
-	JWKSURL    string           // ES256/RS256 keys; empty disables JWKS
-	Issuer     string           // when non-empty, iss must equal it exactly
-	Audience   string           // required aud value; empty -> DefaultAudience
-	HTTPClient *http.Client     // for JWKS; nil -> a client with a 5 s timeout
-	Leeway     time.Duration    // clock skew tolerance for exp/nbf/iat; <= 0 -> 5 s
-	Now        func() time.Time // nil -> time.Now (tests)
+	Secret  []byte    // HS256 shared secret; empty disables HS256
+	JWKSURL string    // ES256/RS256 keys; empty disables JWKS
+	Issuer  string    // when non-empty, iss of external tokens must equal it exactly
+	Local   LocalKeys // this server's own keys; nil disables built-in identity
+	// LocalIssuer, when non-empty, is the exact iss of our own tokens; otherwise any ending in
+	// LocalIssuerSuffix (the signature by our key is what proves them ours).
+	LocalIssuer string
+	Audience    string           // required aud value; empty -> DefaultAudience
+	HTTPClient  *http.Client     // for JWKS; nil -> a client with a 5 s timeout
+	Leeway      time.Duration    // clock skew tolerance for exp/nbf/iat; <= 0 -> 5 s
+	Now         func() time.Time // nil -> time.Now (tests)
 }
 
 // Verifier verifies bearer tokens. It is safe for concurrent use.
 type Verifier struct {
-	secret []byte
-	jwks   *jwksCache // nil when JWKS is disabled
-	parser *jwt.Parser
-	cache  *verifiedCache
-	now    func() time.Time
+	secret      []byte
+	jwks        *jwksCache // nil when JWKS is disabled
+	local       LocalKeys  // nil when built-in identity is off
+	localIssuer string
+	issuer      string
+	parser      *jwt.Parser
+	cache       *verifiedCache
+	now         func() time.Time
 }
 
-// NewVerifier builds a Verifier. It fails when neither Secret nor JWKSURL is
-// set, or when JWKSURL is not an absolute http(s) URL.
+// NewVerifier builds a Verifier. It fails when none of Secret, JWKSURL and
+// Local is set, or when JWKSURL is not an absolute http(s) URL.
 func NewVerifier(cfg Config) (*Verifier, error) {
-	if len(cfg.Secret) == 0 && cfg.JWKSURL == "" {
-		return nil, errors.New("auth: configure a JWT secret, a JWKS URL, or both")
+	if len(cfg.Secret) == 0 && cfg.JWKSURL == "" && cfg.Local == nil {
+		return nil, errors.New("auth: configure a JWT secret, a JWKS URL or built-in identity")
 	}
 	now := cfg.Now
 	if now == nil {
@@ -121,10 +141,14 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		audience = DefaultAudience
 	}
 
-	v := &Verifier{secret: cfg.Secret, cache: newVerifiedCache(10_000, 5*time.Minute), now: now}
+	v := &Verifier{secret: cfg.Secret, local: cfg.Local, localIssuer: cfg.LocalIssuer, issuer: cfg.Issuer,
+		cache: newVerifiedCache(10_000, 5*time.Minute), now: now}
 	var methods []string
 	if len(cfg.Secret) > 0 {
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
+	}
+	if cfg.Local != nil {
+		methods = append(methods, jwt.SigningMethodES256.Alg())
 	}
 	if cfg.JWKSURL != "" {
 		u, err := url.Parse(cfg.JWKSURL)
@@ -146,9 +170,6 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		jwt.WithIssuedAt(), // reject tokens minted in the future (beyond leeway)
 		jwt.WithLeeway(leeway),
 		jwt.WithTimeFunc(now),
-	}
-	if cfg.Issuer != "" {
-		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
 	}
 	v.parser = jwt.NewParser(opts...)
 	return v, nil
@@ -181,8 +202,9 @@ func (v *Verifier) Verify(ctx context.Context, token string) (Identity, error) {
 // verifyClaims checks one token fully and returns its identity and expiry.
 func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, time.Time, error) {
 	claims := jwt.MapClaims{}
-	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc(ctx))
-	if err != nil || !parsed.Valid {
+	var local bool // signed by one of our keys
+	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc(ctx, &local))
+	if err != nil || !parsed.Valid || !v.issuerOK(claims, local) {
 		return Identity{}, time.Time{}, errInvalidToken()
 	}
 	// Keep the payload exactly as signed: re-encoding MapClaims would turn
@@ -222,6 +244,14 @@ func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, ti
 	}
 
 	id := Identity{Subject: sub, UserID: userID, AuthType: AuthTypeJWT, Claims: raw}
+	if s, _ := claims["session_id"].(string); local && s != "" {
+		// Only our sessions are ours to check; an external issuer's session_id names its own.
+		u, ok := parseUUID(s)
+		if !ok {
+			return Identity{}, time.Time{}, errInvalidToken()
+		}
+		id.SessionID = uuid.NullUUID{UUID: u, Valid: true}
+	}
 	var problems []string
 	if r, _ := role.(string); r == string(RoleAdmin) || r == string(RoleEmployee) {
 		id.Role = Role(r)
@@ -263,10 +293,24 @@ func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, ti
 	return id, exp, nil
 }
 
-// keyFunc picks the verification key for one token. The parser has already
-// rejected algorithms outside WithValidMethods; the switch repeats the check
+// issuerOK checks iss: our tokens' must be our issuer; an external token's the configured one, if any.
+func (v *Verifier) issuerOK(claims jwt.MapClaims, local bool) bool {
+	iss, _ := claims["iss"].(string)
+	switch {
+	case local && v.localIssuer != "":
+		return iss == v.localIssuer
+	case local:
+		return strings.HasSuffix(iss, LocalIssuerSuffix)
+	case v.issuer != "":
+		return iss == v.issuer
+	}
+	return true
+}
+
+// keyFunc picks the verification key for one token, and reports through local whether it is one of our
+// own. The parser has already rejected algorithms outside WithValidMethods; the switch repeats the check
 // so a key can never be used with an algorithm it was not configured for.
-func (v *Verifier) keyFunc(ctx context.Context) jwt.Keyfunc {
+func (v *Verifier) keyFunc(ctx context.Context, local *bool) jwt.Keyfunc {
 	return func(t *jwt.Token) (any, error) {
 		alg := t.Method.Alg()
 		switch alg {
@@ -276,12 +320,18 @@ func (v *Verifier) keyFunc(ctx context.Context) jwt.Keyfunc {
 			}
 			return v.secret, nil
 		case jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg():
-			if v.jwks == nil {
-				return nil, errors.New("JWKS disabled")
-			}
 			kid, _ := t.Header["kid"].(string)
 			if kid == "" {
 				return nil, errors.New("token has no kid")
+			}
+			if v.local != nil && alg == jwt.SigningMethodES256.Alg() {
+				if key, ok := v.local.VerificationKey(ctx, kid); ok {
+					*local = true
+					return key, nil
+				}
+			}
+			if v.jwks == nil {
+				return nil, errors.New("no key for this kid")
 			}
 			return v.jwks.key(ctx, kid, alg)
 		default:

@@ -51,6 +51,13 @@ type Config struct {
 	ReceiptURLTTL         time.Duration
 	ReceiptJanitorEnabled bool
 
+	// Built-in identity: token lives, and the login attempt limits (RATE_LIMIT_DISABLED lifts them too).
+	AuthAccessTokenTTL       time.Duration
+	AuthRefreshTokenTTL      time.Duration
+	AuthRefreshReuseGrace    time.Duration
+	RateLimitLoginPerAccount int // failed logins per account per 15 minutes
+	RateLimitLoginPerIP      int // logins per client address per minute
+
 	WebhookWorkerEnabled    bool
 	WebhookConcurrency      int
 	WebhookTimeout          time.Duration
@@ -111,6 +118,12 @@ func Load(getenv func(string) string) (Config, error) {
 			r.fail("PUBLIC_URL", "must be an http(s) URL such as https://api.example.com")
 		}
 	}
+	c.AuthAccessTokenTTL = r.millis("AUTH_ACCESS_TOKEN_TTL_MS", 900_000)
+	c.AuthRefreshTokenTTL = time.Duration(r.int("AUTH_REFRESH_TOKEN_TTL_MS", 30*24*3_600_000, 60_000,
+		365*24*3_600_000)) * time.Millisecond
+	c.AuthRefreshReuseGrace = r.millis("AUTH_REFRESH_REUSE_GRACE_MS", 10_000)
+	c.RateLimitLoginPerAccount = r.int("RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 1, 100_000)
+	c.RateLimitLoginPerIP = r.int("RATE_LIMIT_LOGIN_PER_IP_PER_MIN", 30, 1, 100_000)
 	c.ReceiptsDir = r.str("RECEIPTS_DIR", ".local/receipts")
 	c.ReceiptURLTTL = r.millis("RECEIPT_URL_TTL_MS", 3_600_000)
 	// Under APP_ENV=test the janitor runs only when asked, as the webhook worker (test processes share one
@@ -152,11 +165,9 @@ func Default() Config {
 
 // ValidateServe checks what `serve` needs on top of Load: a database and a way to verify tokens.
 func (c Config) ValidateServe() error {
+	// Tokens of built-in identity always verify; JWT_SECRET and JWT_JWKS_URL add external issuers.
 	if c.DatabaseURL == "" {
 		return fmt.Errorf("config: DATABASE_URL is required (or use `make run`, which starts a local cluster)")
-	}
-	if len(c.JWTSecret) == 0 && c.JWKSURL == "" {
-		return fmt.Errorf("config: set JWT_SECRET (HS256) or JWT_JWKS_URL (ES256/RS256) to verify tokens")
 	}
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 16 {
 		return fmt.Errorf("config: JWT_SECRET must be at least 16 bytes")
@@ -234,4 +245,13 @@ func (r *reader) list(name string) []string {
 		}
 	}
 	return out
+}
+
+// LocalIssuer is the iss of the tokens built-in identity issues, when PUBLIC_URL fixes it; empty when
+// each request's own URL decides.
+func (c Config) LocalIssuer() string {
+	if c.PublicURL == "" {
+		return ""
+	}
+	return c.PublicURL + "/auth/v1"
 }

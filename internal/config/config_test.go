@@ -188,7 +188,7 @@ func TestValidateServe(t *testing.T) {
 		{"valid with JWKS only", Config{DatabaseURL: db, JWKSURL: "https://idp.example/jwks"}, ""},
 		{"valid with both", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcdef0"), JWKSURL: "https://idp.example/jwks"}, ""},
 		{"missing DATABASE_URL", Config{JWTSecret: []byte("0123456789abcdef")}, "DATABASE_URL"},
-		{"missing JWT_SECRET and JWT_JWKS_URL", Config{DatabaseURL: db}, "JWT_SECRET"},
+		{"built-in identity alone (no JWT_SECRET, no JWT_JWKS_URL)", Config{DatabaseURL: db}, ""},
 		{"secret of 15 bytes", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcde")}, "at least 16"},
 		{"short secret even with JWKS", Config{DatabaseURL: db, JWTSecret: []byte("short"), JWKSURL: "https://idp.example/jwks"}, "JWT_SECRET"},
 	}

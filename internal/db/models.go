@@ -20,6 +20,17 @@ type AdminSession struct {
 	CreatedAt      time.Time  `json:"created_at"`
 }
 
+type AppAuthSession struct {
+	ID             uuid.UUID  `json:"id"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	UserID         uuid.UUID  `json:"user_id"`
+	CreatedAt      time.Time  `json:"created_at"`
+	RefreshedAt    *time.Time `json:"refreshed_at"`
+	RevokedAt      *time.Time `json:"revoked_at"`
+	RevokedReason  *string    `json:"revoked_reason"`
+	UserAgent      *string    `json:"user_agent"`
+}
+
 type AppEmployeeCodeCounter struct {
 	OrganizationID uuid.UUID `json:"organization_id"`
 	LastValue      int64     `json:"last_value"`
@@ -80,6 +91,19 @@ type AppReceiptSigningKey struct {
 	Key       []byte `json:"key"`
 }
 
+type AppRefreshToken struct {
+	TokenHash []byte     `json:"token_hash"`
+	SessionID uuid.UUID  `json:"session_id"`
+	CreatedAt time.Time  `json:"created_at"`
+	ExpiresAt time.Time  `json:"expires_at"`
+	RotatedAt *time.Time `json:"rotated_at"`
+}
+
+type AppRefreshTokenKey struct {
+	Singleton bool   `json:"singleton"`
+	Key       []byte `json:"key"`
+}
+
 type AppSession struct {
 	ID                          uuid.UUID  `json:"id"`
 	EmployeeID                  uuid.UUID  `json:"employee_id"`
@@ -96,9 +120,24 @@ type AppSession struct {
 	ActivityStatus              string     `json:"activityStatus"`
 }
 
+type AppSigningKey struct {
+	Kid        string     `json:"kid"`
+	Algorithm  string     `json:"algorithm"`
+	PrivateKey []byte     `json:"private_key"`
+	CreatedAt  time.Time  `json:"created_at"`
+	RetiredAt  *time.Time `json:"retired_at"`
+}
+
 type AppStreamState struct {
 	Singleton     bool  `json:"singleton"`
 	PrunedThrough int64 `json:"pruned_through"`
+}
+
+type AppUserPassword struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	UserID         uuid.UUID `json:"user_id"`
+	PasswordHash   string    `json:"password_hash"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 type AttendanceSession struct {
@@ -209,12 +248,14 @@ type TrackingSetting struct {
 }
 
 type User struct {
-	OrganizationID uuid.UUID `json:"organization_id"`
-	ID             uuid.UUID `json:"id"`
-	Email          string    `json:"email"`
-	Role           string    `json:"role"`
-	CreatedAt      time.Time `json:"created_at"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	Email          string     `json:"email"`
+	Role           string     `json:"role"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+	DisabledAt     *time.Time `json:"disabled_at"`
+	LastSignInAt   *time.Time `json:"last_sign_in_at"`
 }
 
 type Webhook struct {

@@ -689,7 +689,12 @@ func TestSessions_DeactivatedEmployeeCannotCheckIn(t *testing.T) {
 	e := testfactory.NewEmployee(t, org, "Leaver")
 	ownerExec(t, `UPDATE employees SET is_active = false WHERE organization_id = $1 AND id = $2`, org.ID, e.ID)
 
+	// Its request is refused before any statement (app.check_caller)...
 	_, err := execAs(t, testfactory.EmployeeClaims(e), `INSERT INTO attendance_sessions (organization_id, employee_id)
+		VALUES ($1, $2)`, org.ID, e.ID)
+	wantCode(t, err, "PT401")
+	// ...and the rule of the table holds on its own, for claims that skip that check.
+	_, err = execAs(t, withoutUser(testfactory.EmployeeClaims(e)), `INSERT INTO attendance_sessions (organization_id, employee_id)
 		VALUES ($1, $2)`, org.ID, e.ID)
 	pg := wantCode(t, err, "PT403")
 	if pg.Hint != "FORBIDDEN" {
@@ -919,7 +924,15 @@ func TestExpenses_AnEmployeeCannotChangeOrReviewItsOwnUnderItsClaims(t *testing.
 	wantRows(t, tag, err, 1)
 }
 
-// A deactivated employee's token still carries its claims; Postgres refuses its work anyway.
+// withoutUser are claims that skip app.check_caller (it checks callers with a user), to show that the
+// tables' own rules hold without it.
+func withoutUser(c db.Claims) db.Claims {
+	c.UserID = uuid.NullUUID{}
+	return c
+}
+
+// A deactivated employee's token still carries its claims; Postgres refuses its work anyway: the caller
+// check refuses every request of it (PT401), and each table's rule its work (PT403).
 func TestEmployees_DeactivatedEmployeeCannotWorkUnderItsClaims(t *testing.T) {
 	t.Parallel()
 	a := newTenant(t)
@@ -927,8 +940,12 @@ func TestEmployees_DeactivatedEmployeeCannotWorkUnderItsClaims(t *testing.T) {
 	if n := ownerInt(t, `SELECT count(*) FROM attendance_sessions WHERE employee_id = $1 AND checkout_at IS NULL`, a.e1.ID); n != 0 {
 		t.Fatalf("%d open sessions after deactivation, want 0", n)
 	}
-	c1 := testfactory.EmployeeClaims(a.e1)
-	_, err := execAs(t, c1, `INSERT INTO attendance_sessions (organization_id, employee_id) VALUES ($1, $2)`,
+	_, err := execAs(t, testfactory.EmployeeClaims(a.e1), `SELECT count(*) FROM expenses`)
+	if pg := wantCode(t, err, "PT401"); pg.Hint != "EMPLOYEE_DEACTIVATED" {
+		t.Errorf("hint %q", pg.Hint)
+	}
+	c1 := withoutUser(testfactory.EmployeeClaims(a.e1))
+	_, err = execAs(t, c1, `INSERT INTO attendance_sessions (organization_id, employee_id) VALUES ($1, $2)`,
 		a.org.ID, a.e1.ID)
 	wantCode(t, err, "PT403")
 	_, err = execAs(t, c1, `INSERT INTO expenses (organization_id, employee_id, amount, description) VALUES ($1, $2, 1, 'Late')`,

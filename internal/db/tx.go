@@ -16,6 +16,10 @@ import (
 // APIRole is the Postgres role every request transaction runs as: not the owner, no BYPASSRLS.
 const APIRole = "fieldtrack_api"
 
+// IssuerRole is the role of built-in identity's own transactions (logins, refreshes, signing keys): it
+// runs the functions that read password hashes and refresh tokens, which fieldtrack_api cannot.
+const IssuerRole = "fieldtrack_issuer"
+
 // WorkerRole is the role of background work (listener hand-off, SSE fan-out, webhook delivery): it sees the
 // webhook tables of every organization and nothing else.
 const WorkerRole = "fieldtrack_worker"
@@ -24,12 +28,14 @@ const WorkerRole = "fieldtrack_worker"
 var ErrUnavailable = errors.New("database unavailable")
 
 // Claims are the facts about the caller that Postgres policies read through app.org_id(), app.user_id(),
-// app.role() and app.employee_id(); JWT is the whole verified claim set, PostgREST-style.
+// app.role() and app.employee_id(); JWT is the whole verified claim set, PostgREST-style. SessionID is
+// the session of a token this server issued.
 type Claims struct {
 	OrgID      uuid.UUID
 	UserID     uuid.NullUUID
 	Role       string
 	EmployeeID uuid.NullUUID
+	SessionID  uuid.NullUUID
 	JWT        json.RawMessage
 }
 
@@ -112,8 +118,13 @@ const settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jw
 	set_config('statement_timeout', coalesce(nullif($7, ''), current_setting('statement_timeout')), true),
 	set_config('synchronous_commit', coalesce(nullif($8, ''), current_setting('synchronous_commit')), true)`
 
-// begin returns the batch that opens a transaction: BEGIN and the settings, queued until the first
-// statement carries them to the server.
+// checkCallerSQL refuses the transaction of a caller that may no longer act (a disabled user, a
+// deactivated employee, a session that ended): the claims are checked where the request runs, so no
+// cache outlives the change. Its own statement, after the role is switched (the API role may call it).
+const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4)`
+
+// begin returns the batch that opens a transaction: BEGIN, the settings and, for a caller's request, the
+// caller check, queued until the first statement carries them to the server.
 func begin(c Claims, o TxOptions) *pgx.Batch {
 	role := o.Role
 	if role == "" {
@@ -139,6 +150,9 @@ func begin(c Claims, o TxOptions) *pgx.Batch {
 	}
 	b.Queue(settingsSQL, role, claims, text(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
 		text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit)
+	if role == APIRole && c.UserID.Valid {
+		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID)
+	}
 	return b
 }
 

@@ -103,7 +103,7 @@ func TestCheckIn_AdminIsForbidden(t *testing.T) {
 		http.StatusForbidden, "FORBIDDEN", "This action requires EMPLOYEE role")
 }
 
-func TestCheckIn_DeactivatedEmployeeIsForbidden(t *testing.T) {
+func TestCheckIn_ADeactivatedEmployeesTokenStopsWorking(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	emp := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Gone")
@@ -111,7 +111,7 @@ func TestCheckIn_DeactivatedEmployeeIsForbidden(t *testing.T) {
 		t.Fatal(err)
 	}
 	r := h.call("POST", "/attendance/check-in", testfactory.EmployeeToken(t, emp), nil)
-	expectError(t, r, http.StatusForbidden, "FORBIDDEN", "")
+	expectError(t, r, http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 }
 
 func TestMySessions_PagesAndFiltersByStatus(t *testing.T) {

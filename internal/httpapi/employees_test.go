@@ -231,13 +231,14 @@ func TestEmployees_DeactivationChecksOutAndBlocksWorkUntilReactivated(t *testing
 		session).Scan(&open); err != nil || open {
 		t.Fatalf("the open session is still open (%v) after deactivation", err)
 	}
-	// The token has not expired; Postgres refuses the work anyway.
-	expectError(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusForbidden, "FORBIDDEN", "")
-	expectError(t, h.call("POST", "/locations", tok, fix), http.StatusForbidden, "FORBIDDEN", "Cannot record location: this employee is deactivated.")
+	// The token has not expired; every request of it is refused anyway (the SQL rules behind it are in
+	// internal/db/rls_test.go).
+	expectError(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
+	expectError(t, h.call("POST", "/locations", tok, fix), http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 	expectError(t, h.call("POST", "/expenses", tok, map[string]any{"amount": 1, "description": "After leaving"}),
-		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+		http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 	expectError(t, h.call("POST", "/expenses/receipt-upload-url", tok, map[string]any{"extension": "png"}),
-		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+		http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 	if got := h.call("GET", "/admin/employees?segment=active", admin, nil); got.total() != 0 {
 		t.Fatalf("a deactivated employee is still checked in: %s", got.Raw)
 	}
@@ -262,11 +263,11 @@ func TestEmployees_DeactivatedEmployeesFixesOfAClosedSessionAreRefused(t *testin
 	expect(t, h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", testfactory.AdminToken(t, org),
 		map[string]any{"is_active": false}), http.StatusOK)
 	late["recorded_at"] = now.Add(-80 * time.Minute).UTC().Format(time.RFC3339Nano)
-	expectError(t, h.call("POST", "/locations", tok, late), http.StatusForbidden, "FORBIDDEN", "Cannot record location: this employee is deactivated.")
+	expectError(t, h.call("POST", "/locations", tok, late), http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 	later := map[string]any{"latitude": 51.6, "longitude": -0.12, "accuracy": 5,
 		"recorded_at": now.Add(-70 * time.Minute).UTC().Format(time.RFC3339Nano)}
 	expectError(t, h.call("POST", "/locations/batch", tok, map[string]any{"session_id": session.String(),
-		"points": []any{late, later}}), http.StatusForbidden, "FORBIDDEN", "Cannot record locations: this employee is deactivated.")
+		"points": []any{late, later}}), http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 }
 
 func TestSearch_FindsEmployeesAndExpensesOfOwnOrganizationOnly(t *testing.T) {

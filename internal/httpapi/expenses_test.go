@@ -339,7 +339,7 @@ func TestExpenses_DeactivatedEmployeeCannotFile(t *testing.T) {
 	expect(t, h.call("PATCH", fmt.Sprintf("/admin/employees/%s/status", emp.ID), testfactory.AdminToken(t, org),
 		map[string]any{"is_active": false}), http.StatusOK)
 	expectError(t, h.call("POST", "/expenses", testfactory.EmployeeToken(t, emp), map[string]any{"amount": 1, "description": "Late claim"}),
-		http.StatusForbidden, "FORBIDDEN", "Cannot file expenses: this employee is deactivated.")
+		http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "This employee is deactivated.")
 }
 
 func TestExpenseExport_AtMostAQuarterOfThePoolExportsAtOnce(t *testing.T) {

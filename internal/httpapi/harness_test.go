@@ -19,6 +19,7 @@ import (
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/identity"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -41,7 +42,12 @@ func testConfig() config.Config {
 		DBAcquireTimeout: 5 * time.Second,
 		CORSOrigins:      []string{"http://dashboard.test"},
 		// Tests upload faster than a phone; the limits have their own test.
-		RateLimitDisabled: true,
+		RateLimitDisabled:        true,
+		AuthAccessTokenTTL:       15 * time.Minute,
+		AuthRefreshTokenTTL:      time.Hour,
+		AuthRefreshReuseGrace:    10 * time.Second,
+		RateLimitLoginPerAccount: 10,
+		RateLimitLoginPerIP:      30,
 	}
 }
 
@@ -58,11 +64,17 @@ func setupWith(t *testing.T, cfg config.Config, pool *pgxpool.Pool) *harness {
 	if cfg.ReceiptURLTTL == 0 {
 		cfg.ReceiptURLTTL = time.Hour
 	}
-	verifier, err := auth.NewVerifier(auth.Config{Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience})
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	keys := identity.NewKeyRing(pool, cfg.AuthAccessTokenTTL, log)
+	lctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
+	_ = keys.Load(lctx) // fails with the database down or the pool held, as a server's would at start
+	cancel()
+	verifier, err := auth.NewVerifier(auth.Config{Secret: cfg.JWTSecret, JWKSURL: cfg.JWKSURL, Audience: cfg.JWTAudience,
+		Local: keys, LocalIssuer: cfg.LocalIssuer()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(cfg, pool, verifier, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	s, err := New(cfg, pool, verifier, identity.New(pool, keys, identity.FromConfig(cfg)), log)
 	if err != nil {
 		t.Fatal(err)
 	}

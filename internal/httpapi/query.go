@@ -14,7 +14,8 @@ import (
 
 // claimsOf is what Postgres policies read of the caller.
 func claimsOf(id auth.Identity) db.Claims {
-	c := db.Claims{OrgID: id.OrgID, Role: string(id.Role), EmployeeID: id.EmployeeID, JWT: id.Claims}
+	c := db.Claims{OrgID: id.OrgID, Role: string(id.Role), EmployeeID: id.EmployeeID, SessionID: id.SessionID,
+		JWT: id.Claims}
 	if id.AuthType == auth.AuthTypeJWT {
 		c.UserID.UUID, c.UserID.Valid = id.UserID, true
 	}

@@ -43,7 +43,12 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "POST", "/locations/batch", employeeOnly, s.recordLocations)
 	s.handle(r, "GET", "/locations/my-route", employeeOnly, s.myRoute)
 
-	// identity, profiles and the employee's dashboard
+	// built-in identity (Supabase Auth's protocol under /auth/v1), profiles and the employee's dashboard
+	s.handle(r, "POST", "/auth/login", public, s.login)
+	s.handle(r, "POST", "/auth/v1/token", public, s.gotrueToken)
+	s.handle(r, "GET", "/auth/v1/user", public, s.gotrueUser) // bearer token checked by the handler
+	s.handle(r, "POST", "/auth/v1/logout", public, s.gotrueLogout)
+	s.handle(r, "GET", "/auth/v1/.well-known/jwks.json", public, s.jwks)
 	s.handle(r, "GET", "/auth/me", anyUser, s.authMe)
 	s.handle(r, "GET", "/profile/me", anyUser, s.profileMe)
 	s.handle(r, "GET", "/dashboard/my-summary", anyUser, s.mySummary)

@@ -14,6 +14,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/identity"
 	"github.com/fieldtrack/fieldtrack/internal/receipt"
 	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
@@ -30,6 +31,7 @@ type Server struct {
 	configHash string
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
+	identity   *identity.Service
 	receipts   receipt.Store
 	exports    chan struct{} // a slot per CSV export running
 	bg         Background
@@ -51,8 +53,9 @@ func (s *Server) WithBackground(bg Background) *Server {
 	return s
 }
 
-// New builds the server; it fails when the embedded OpenAPI document does not load.
-func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *slog.Logger) (*Server, error) {
+// New builds the server; it fails when the embedded OpenAPI document does not load. It counts the
+// identity service's attempts in the server's metrics.
+func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *identity.Service, log *slog.Logger) (*Server, error) {
 	sp, err := loadSpec()
 	if err != nil {
 		return nil, err
@@ -61,12 +64,13 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, log *sl
 	if err != nil {
 		return nil, err
 	}
-	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, log: log, spec: sp,
+	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
+	ids.Metrics = func(kind, outcome string) { s.metrics.AuthAttempts.WithLabelValues(kind, outcome).Inc() }
 	return s, nil
 }
 

@@ -19,6 +19,9 @@ type Metrics struct {
 	duration        *prometheus.HistogramVec
 	inFlight        prometheus.Gauge
 	LocationsStored prometheus.Counter
+	// AuthAttempts counts built-in identity's logins and refreshes by outcome (abuse shows as
+	// invalid_credentials, reused and rate_limited).
+	AuthAttempts *prometheus.CounterVec
 }
 
 // New registers the HTTP instruments and the Go runtime collectors on a fresh registry.
@@ -38,8 +41,11 @@ func New() *Metrics {
 		LocationsStored: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gps_locations_inserted_total", Help: "GPS fixes stored (duplicates not counted).",
 		}),
+		AuthAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldtrack_auth_attempts_total", Help: "Logins (kind=password) and refreshes (kind=refresh) by outcome.",
+		}, []string{"kind", "outcome"}),
 	}
-	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored,
+	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored, m.AuthAttempts,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
