@@ -38,3 +38,24 @@ UPDATE app.signing_keys SET retired_at = now() WHERE retired_at IS NULL;
 -- Nothing but the caller check that precedes every request statement (db.InTx): for routes that do not
 -- otherwise reach the database in the caller's name.
 SELECT 1::int AS active;
+
+-- Accounts, as the owner (`fieldtrack user`, `fieldtrack seed`).
+
+-- name: UserCreate :one
+INSERT INTO users (organization_id, email, role) VALUES (@org_id, @email, @role) RETURNING id;
+
+-- name: UserSetPassword :execrows
+-- Sets the password of the user with this email (any case).
+INSERT INTO app.user_passwords (organization_id, user_id, password_hash)
+SELECT u.organization_id, u.id, @password_hash FROM users u WHERE lower(u.email) = lower(@email)
+ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = now();
+
+-- name: EmployeeLinkUser :execrows
+-- Links an employee without a user to one.
+UPDATE employees SET user_id = @user_id
+WHERE organization_id = @org_id AND id = @employee_id AND user_id IS NULL;
+
+-- name: UserSetDisabled :execrows
+-- Disables (ending its sessions) or enables the user with this email (any case).
+UPDATE users SET disabled_at = CASE WHEN @disabled::boolean THEN coalesce(disabled_at, now()) END
+WHERE lower(email) = lower(@email);

@@ -46,6 +46,21 @@ if [ -z "${JWT_SECRET:-}" ]; then
 fi
 export JWT_SECRET
 
+# The demo accounts' password: made once, kept in .local (ignored by git), printed by the seed.
+if [ -z "${DEMO_PASSWORD:-}" ]; then
+	pw_file=.local/demo-password
+	if [ ! -s "$pw_file" ]; then
+		mkdir -p .local
+		(
+			umask 077
+			head -c 18 /dev/urandom | base64 | tr -d '/+=' >"$pw_file.tmp"
+			mv -f "$pw_file.tmp" "$pw_file"
+		)
+	fi
+	DEMO_PASSWORD="$(cat "$pw_file")"
+fi
+export DEMO_PASSWORD
+
 export APP_ENV="${APP_ENV:-development}"
 export PORT="${PORT:-8080}"
 

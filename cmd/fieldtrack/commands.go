@@ -15,7 +15,9 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/app"
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/identity"
 	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/seed"
 )
@@ -144,6 +146,11 @@ func seedCmd(ctx context.Context) error {
 		return err
 	}
 	fmt.Println("Demo organization ready: Demo Field Services (" + seed.DemoOrgID.String() + ")")
+	if pw := os.Getenv("DEMO_PASSWORD"); pw != "" {
+		if err := demoLogins(ctx, url, pw); err != nil {
+			return err
+		}
+	}
 	cfg, err := config.Load(os.Getenv)
 	if err != nil || len(cfg.JWTSecret) == 0 {
 		fmt.Println("Set JWT_SECRET to have tokens printed here.")
@@ -179,5 +186,22 @@ with:
   export ADMIN_TOKEN=%s
   export EMPLOYEE_TOKEN=%s
 `, admin, employee, port, port, admin, employee)
+	return nil
+}
+
+// demoLogins gives the demo accounts the password pw and prints them.
+func demoLogins(ctx context.Context, url, pw string) error {
+	pool, err := db.NewPool(ctx, db.PoolConfig{URL: url, MaxConns: 2})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	fmt.Println("\nLogins (the dashboard, or POST /auth/v1/token?grant_type=password), password " + pw + ":")
+	for _, email := range seed.DemoLogins {
+		if err := identity.SetPassword(ctx, pool, email, pw); err != nil {
+			return err
+		}
+		fmt.Println("  " + email)
+	}
 	return nil
 }

@@ -3,7 +3,9 @@
 //	fieldtrack serve                      serve the HTTP API on PORT
 //	fieldtrack migrate up|down N|version  apply or revert schema migrations
 //	fieldtrack token --org ID --role R    mint a development JWT with JWT_SECRET
-//	fieldtrack seed                       load the demo organization and print tokens
+//	fieldtrack seed                       load the demo organization and print tokens and logins
+//	fieldtrack user create|disable|enable|password   manage built-in identity's accounts
+//	fieldtrack keys rotate                make a new signing key, retiring the current one
 package main
 
 import (
@@ -33,7 +35,15 @@ commands:
   migrate version            print the applied migration version
   token --org ID --role R    mint a development JWT signed with JWT_SECRET
         [--employee ID] [--sub ID] [--ttl 1h] [--email E]
-  seed                       load the demo organization (idempotent) and print tokens
+  seed                       load the demo organization (idempotent) and print tokens; with
+                             DEMO_PASSWORD set, its accounts get that password
+  user create --org ID --email E --role ADMIN|EMPLOYEE [--employee ID]
+                             create a login (password read from stdin when piped, else generated
+                             and printed once)
+  user password --email E    set a login's password (stdin, or generated and printed once)
+  user disable|enable --email E
+                             disable a login (its sessions and tokens stop at once) or enable it
+  keys rotate                make a new signing key; the old one verifies until its tokens expire
 `
 
 func run(ctx context.Context, args []string) error {
@@ -50,6 +60,10 @@ func run(ctx context.Context, args []string) error {
 		return tokenCmd(args[1:])
 	case "seed":
 		return seedCmd(ctx)
+	case "user":
+		return userCmd(ctx, args[1:])
+	case "keys":
+		return keysCmd(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

@@ -198,6 +198,26 @@ func (q *Queries) CallerActive(ctx context.Context, db DBTX) (int32, error) {
 	return active, err
 }
 
+const employeeLinkUser = `-- name: EmployeeLinkUser :execrows
+UPDATE employees SET user_id = $1
+WHERE organization_id = $2 AND id = $3 AND user_id IS NULL
+`
+
+type EmployeeLinkUserParams struct {
+	UserID     *uuid.UUID `json:"user_id"`
+	OrgID      uuid.UUID  `json:"org_id"`
+	EmployeeID uuid.UUID  `json:"employee_id"`
+}
+
+// Links an employee without a user to one.
+func (q *Queries) EmployeeLinkUser(ctx context.Context, db DBTX, arg EmployeeLinkUserParams) (int64, error) {
+	result, err := db.Exec(ctx, employeeLinkUser, arg.UserID, arg.OrgID, arg.EmployeeID)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const signingKeyCreateFirst = `-- name: SigningKeyCreateFirst :execrows
 INSERT INTO app.signing_keys (kid, private_key) VALUES ($1, $2)
 ON CONFLICT ((true)) WHERE retired_at IS NULL DO NOTHING
@@ -264,4 +284,62 @@ func (q *Queries) SigningKeys(ctx context.Context, db DBTX) ([]SigningKeysRow, e
 		return nil, err
 	}
 	return items, nil
+}
+
+const userCreate = `-- name: UserCreate :one
+
+INSERT INTO users (organization_id, email, role) VALUES ($1, $2, $3) RETURNING id
+`
+
+type UserCreateParams struct {
+	OrgID uuid.UUID `json:"org_id"`
+	Email string    `json:"email"`
+	Role  string    `json:"role"`
+}
+
+// Accounts, as the owner (`fieldtrack user`, `fieldtrack seed`).
+func (q *Queries) UserCreate(ctx context.Context, db DBTX, arg UserCreateParams) (uuid.UUID, error) {
+	row := db.QueryRow(ctx, userCreate, arg.OrgID, arg.Email, arg.Role)
+	var id uuid.UUID
+	err := row.Scan(&id)
+	return id, err
+}
+
+const userSetDisabled = `-- name: UserSetDisabled :execrows
+UPDATE users SET disabled_at = CASE WHEN $1::boolean THEN coalesce(disabled_at, now()) END
+WHERE lower(email) = lower($2)
+`
+
+type UserSetDisabledParams struct {
+	Disabled bool   `json:"disabled"`
+	Email    string `json:"email"`
+}
+
+// Disables (ending its sessions) or enables the user with this email (any case).
+func (q *Queries) UserSetDisabled(ctx context.Context, db DBTX, arg UserSetDisabledParams) (int64, error) {
+	result, err := db.Exec(ctx, userSetDisabled, arg.Disabled, arg.Email)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
+const userSetPassword = `-- name: UserSetPassword :execrows
+INSERT INTO app.user_passwords (organization_id, user_id, password_hash)
+SELECT u.organization_id, u.id, $1 FROM users u WHERE lower(u.email) = lower($2)
+ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = now()
+`
+
+type UserSetPasswordParams struct {
+	PasswordHash string `json:"password_hash"`
+	Email        string `json:"email"`
+}
+
+// Sets the password of the user with this email (any case).
+func (q *Queries) UserSetPassword(ctx context.Context, db DBTX, arg UserSetPasswordParams) (int64, error) {
+	result, err := db.Exec(ctx, userSetPassword, arg.PasswordHash, arg.Email)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
 }

@@ -36,6 +36,9 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if err := s.callerActive(r); err != nil { // the stream's one look at the caller in the database
+		return err
+	}
 	id := identityOf(r)
 	sub, pos, err := s.bg.Hub.Subscribe(id.OrgID)
 	if errors.Is(err, events.ErrTooManyStreams) {

@@ -6,7 +6,6 @@ import (
 	"net"
 	"net/http"
 	"strconv"
-	"time"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/db"
@@ -234,7 +233,7 @@ func sessionJSON(s identity.Session) map[string]any {
 	return map[string]any{
 		"access_token":  s.AccessToken,
 		"token_type":    "bearer",
-		"expires_in":    int(time.Until(s.ExpiresAt).Round(time.Second).Seconds()),
+		"expires_in":    int(s.ExpiresIn.Seconds()),
 		"expires_at":    s.ExpiresAt.Unix(),
 		"refresh_token": s.RefreshToken,
 		"user":          userJSON(s.Account),

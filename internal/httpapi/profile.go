@@ -10,8 +10,12 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
 
-// authMe answers who the caller is, from its verified claims alone.
+// authMe answers who the caller is, from its verified claims (once the database has checked that the
+// caller may still act).
 func (s *Server) authMe(w http.ResponseWriter, r *http.Request) error {
+	if err := s.callerActive(r); err != nil {
+		return err
+	}
 	id := identityOf(r)
 	me := map[string]any{"id": id.Subject, "role": id.Role, "orgId": id.OrgID}
 	if id.Email != "" {

@@ -68,6 +68,7 @@ type Account struct {
 // Session is what a login or a refresh hands the client.
 type Session struct {
 	AccessToken  string
+	ExpiresIn    time.Duration
 	ExpiresAt    time.Time
 	RefreshToken string
 	ID           uuid.UUID
@@ -238,7 +239,8 @@ func (s *Service) session(id uuid.UUID, refresh string, a Account, iss string) (
 	if err != nil {
 		return Session{}, fmt.Errorf("sign access token: %w", err)
 	}
-	return Session{AccessToken: signed, ExpiresAt: time.Unix(exp.Unix(), 0), RefreshToken: refresh, ID: id, Account: a}, nil
+	return Session{AccessToken: signed, ExpiresIn: s.cfg.AccessTTL, ExpiresAt: time.Unix(exp.Unix(), 0),
+		RefreshToken: refresh, ID: id, Account: a}, nil
 }
 
 func nullUUID(u uuid.NullUUID) *uuid.UUID {

@@ -21,6 +21,10 @@ var (
 	DemoEmployeeID  = uuid.MustParse("b0000000-0000-4000-8000-000000000001")
 )
 
+// DemoLogins are the demo organization's accounts, in the order make run prints them.
+var DemoLogins = []string{"admin@demo.fieldtrack.test", "asha.rao@demo.fieldtrack.test",
+	"ben.okafor@demo.fieldtrack.test", "chen.li@demo.fieldtrack.test"}
+
 // Load inserts the demo data; running it again changes nothing.
 func Load(ctx context.Context, databaseURL string) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
