@@ -1440,3 +1440,33 @@ func TestDefinerFunctions_RefuseForgedCalls(t *testing.T) {
 		t.Fatalf("forged events stored: %d (err %v)", events, err)
 	}
 }
+
+// Built-in identity's secrets: neither a request (fieldtrack_api) nor background work can read them, or
+// call the functions that do.
+func TestIdentity_SecretsAreOutOfReachOfTheAPIAndWorkerRoles(t *testing.T) {
+	t.Parallel()
+	a := newTenant(t)
+	for _, c := range []struct {
+		who  string
+		role string
+		c    db.Claims
+	}{{"an admin's request", db.APIRole, testfactory.AdminClaims(a.org)}, {"background work", db.WorkerRole, db.Claims{}}} {
+		for _, sql := range []string{
+			`SELECT private_key FROM app.signing_keys`,
+			`SELECT password_hash FROM app.user_passwords`,
+			`SELECT token_hash FROM app.refresh_tokens`,
+			`SELECT key FROM app.refresh_token_key`,
+			`SELECT id FROM app.auth_sessions`,
+			`SELECT * FROM app.auth_account_by_email('` + a.e1.UserID.String() + `@example.test')`,
+			`SELECT * FROM app.auth_refresh('x', 60, 10)`,
+		} {
+			err := inTx(t, c.c, db.TxOptions{Role: c.role}, func(tx db.DBTX) error {
+				_, err := tx.Exec(t.Context(), sql)
+				return err
+			})
+			if pg := wantCode(t, err, "42501"); t.Failed() {
+				t.Fatalf("%s ran %s (%v)", c.who, sql, pg)
+			}
+		}
+	}
+}
