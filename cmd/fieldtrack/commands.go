@@ -198,7 +198,7 @@ func demoLogins(ctx context.Context, url, pw string) error {
 	defer pool.Close()
 	fmt.Println("\nLogins (the dashboard, or POST /auth/v1/token?grant_type=password), password " + pw + ":")
 	for _, email := range seed.DemoLogins {
-		if err := identity.SetPassword(ctx, pool, email, pw); err != nil {
+		if err := identity.EnsurePassword(ctx, pool, email, pw); err != nil {
 			return err
 		}
 		fmt.Println("  " + email)

@@ -19,6 +19,7 @@ import (
 	"net/http"
 	"net/mail"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -115,6 +116,7 @@ type Verifier struct {
 	local       LocalKeys  // nil when built-in identity is off
 	localIssuer string
 	issuer      string
+	audience    string
 	parser      *jwt.Parser
 	cache       *verifiedCache
 	now         func() time.Time
@@ -142,7 +144,7 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 	}
 
 	v := &Verifier{secret: cfg.Secret, local: cfg.Local, localIssuer: cfg.LocalIssuer, issuer: cfg.Issuer,
-		cache: newVerifiedCache(10_000, 5*time.Minute), now: now}
+		audience: audience, cache: newVerifiedCache(10_000, 5*time.Minute), now: now}
 	var methods []string
 	if len(cfg.Secret) > 0 {
 		methods = append(methods, jwt.SigningMethodHS256.Alg())
@@ -163,9 +165,10 @@ func NewVerifier(cfg Config) (*Verifier, error) {
 		methods = append(methods, jwt.SigningMethodES256.Alg(), jwt.SigningMethodRS256.Alg())
 	}
 
+	// The audience is checked after the key is chosen (audienceOK): our own tokens always carry
+	// "authenticated", as supabase-js expects, whatever JWT_AUDIENCE external tokens must have.
 	opts := []jwt.ParserOption{
 		jwt.WithValidMethods(methods),
-		jwt.WithAudience(audience),
 		jwt.WithExpirationRequired(),
 		jwt.WithIssuedAt(), // reject tokens minted in the future (beyond leeway)
 		jwt.WithLeeway(leeway),
@@ -204,7 +207,7 @@ func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, ti
 	claims := jwt.MapClaims{}
 	var local bool // signed by one of our keys
 	parsed, err := v.parser.ParseWithClaims(token, claims, v.keyFunc(ctx, &local))
-	if err != nil || !parsed.Valid || !v.issuerOK(claims, local) {
+	if err != nil || !parsed.Valid || !v.issuerOK(claims, local) || !v.audienceOK(claims, local) {
 		return Identity{}, time.Time{}, errInvalidToken()
 	}
 	// Keep the payload exactly as signed: re-encoding MapClaims would turn
@@ -305,6 +308,16 @@ func (v *Verifier) issuerOK(claims jwt.MapClaims, local bool) bool {
 		return iss == v.issuer
 	}
 	return true
+}
+
+// audienceOK checks aud: DefaultAudience for our tokens, the configured audience for external ones.
+func (v *Verifier) audienceOK(claims jwt.MapClaims, local bool) bool {
+	want := v.audience
+	if local {
+		want = DefaultAudience
+	}
+	aud, err := claims.GetAudience()
+	return err == nil && slices.Contains(aud, want)
 }
 
 // keyFunc picks the verification key for one token, and reports through local whether it is one of our

@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -42,6 +43,7 @@ type Config struct {
 	ShutdownGracePeriod           time.Duration
 
 	SSEMaxStreamsPerOrg int
+	SSEHeartbeat        time.Duration // a comment frame on idle streams, and a new look at the caller
 	ListenerEnabled     bool
 
 	// PublicURL is how clients reach this server (upload and receipt URLs are built on it); empty: from
@@ -57,6 +59,9 @@ type Config struct {
 	AuthRefreshReuseGrace    time.Duration
 	RateLimitLoginPerAccount int // failed logins per account per 15 minutes
 	RateLimitLoginPerIP      int // logins per client address per minute
+	// TrustedProxies are the addresses whose X-Forwarded-For, -Proto and -Host are believed: the client's
+	// address is the last hop of X-Forwarded-For that is not one of them.
+	TrustedProxies []netip.Prefix
 
 	WebhookWorkerEnabled    bool
 	WebhookConcurrency      int
@@ -98,6 +103,7 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimitRecalculatePerMinute: r.int("RATE_LIMIT_RECALCULATE_PER_MIN", 5, 1, 100_000),
 		ShutdownGracePeriod:           r.millis("SHUTDOWN_GRACE_MS", 10_000),
 		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
+		SSEHeartbeat:                  time.Duration(r.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000)) * time.Millisecond,
 		ListenerEnabled:               r.bool("EVENTS_LISTENER_ENABLED", true),
 	}
 	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {
@@ -118,10 +124,15 @@ func Load(getenv func(string) string) (Config, error) {
 			r.fail("PUBLIC_URL", "must be an http(s) URL such as https://api.example.com")
 		}
 	}
-	c.AuthAccessTokenTTL = r.millis("AUTH_ACCESS_TOKEN_TTL_MS", 900_000)
-	c.AuthRefreshTokenTTL = time.Duration(r.int("AUTH_REFRESH_TOKEN_TTL_MS", 30*24*3_600_000, 60_000,
+	// supabase-js refreshes a session shortly before it expires: an access token must live a minute at
+	// least, and the times are whole seconds (the protocol's expires_in).
+	c.AuthAccessTokenTTL = time.Duration(r.int("AUTH_ACCESS_TOKEN_TTL_MS", 900_000, 60_000, 86_400_000)) *
+		time.Millisecond
+	c.AuthRefreshTokenTTL = time.Duration(r.int("AUTH_REFRESH_TOKEN_TTL_MS", 30*24*3_600_000, 3_600_000,
 		365*24*3_600_000)) * time.Millisecond
-	c.AuthRefreshReuseGrace = r.millis("AUTH_REFRESH_REUSE_GRACE_MS", 10_000)
+	c.AuthRefreshReuseGrace = time.Duration(r.int("AUTH_REFRESH_REUSE_GRACE_MS", 10_000, 0, 300_000)) *
+		time.Millisecond
+	c.TrustedProxies = r.prefixes("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
 	c.RateLimitLoginPerAccount = r.int("RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 1, 100_000)
 	c.RateLimitLoginPerIP = r.int("RATE_LIMIT_LOGIN_PER_IP_PER_MIN", 30, 1, 100_000)
 	c.ReceiptsDir = r.str("RECEIPTS_DIR", ".local/receipts")
@@ -235,6 +246,32 @@ func (r *reader) oneOf(name, def string, allowed ...string) string {
 	}
 	r.fail(name, fmt.Sprintf("must be one of %s, got %q", strings.Join(allowed, ", "), v))
 	return def
+}
+
+// prefixes reads a comma list of CIDR prefixes or addresses ("none": an empty list).
+func (r *reader) prefixes(name, def string) []netip.Prefix {
+	v := r.str(name, def)
+	if strings.TrimSpace(v) == "none" {
+		return nil
+	}
+	var out []netip.Prefix
+	for _, f := range strings.Split(v, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			a, aerr := netip.ParseAddr(f)
+			if aerr != nil {
+				r.fail(name, "must be a comma list of addresses or CIDR prefixes (or none), got "+strconv.Quote(f))
+				return nil
+			}
+			p = netip.PrefixFrom(a, a.BitLen())
+		}
+		out = append(out, p.Masked())
+	}
+	return out
 }
 
 func (r *reader) list(name string) []string {

@@ -1470,3 +1470,25 @@ func TestIdentity_SecretsAreOutOfReachOfTheAPIAndWorkerRoles(t *testing.T) {
 		}
 	}
 }
+
+// The definer functions search pg_temp last: a temporary table of the API role named like a table they
+// read does not change what they see.
+func TestDefinerFunctions_AreNotFooledByTemporaryTables(t *testing.T) {
+	t.Parallel()
+	org := testfactory.NewOrg(t)
+	if _, err := testfactory.Pool(t).Exec(t.Context(), `UPDATE users SET disabled_at = now() WHERE organization_id = $1 AND id = $2`,
+		org.ID, org.AdminUserID); err != nil {
+		t.Fatal(err)
+	}
+	err := inTx(t, withoutUser(testfactory.AdminClaims(org)), db.TxOptions{}, func(tx db.DBTX) error {
+		if _, err := tx.Exec(t.Context(), `CREATE TEMP TABLE users (organization_id uuid, id uuid, role text,
+			disabled_at timestamptz) ON COMMIT DROP`); err != nil {
+			return err
+		}
+		_, err := tx.Exec(t.Context(), `SELECT app.check_caller($1, $2, NULL, NULL)`, org.ID, org.AdminUserID)
+		return err
+	})
+	if pg := wantCode(t, err, "PT401"); pg.Hint != "ACCOUNT_DISABLED" {
+		t.Fatalf("a disabled user with a temporary users table: %v", pg)
+	}
+}

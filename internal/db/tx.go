@@ -119,7 +119,7 @@ const settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jw
 	set_config('synchronous_commit', coalesce(nullif($8, ''), current_setting('synchronous_commit')), true)`
 
 // checkCallerSQL refuses the transaction of a caller that may no longer act (a disabled user, a
-// deactivated employee, a session that ended): the claims are checked where the request runs, so no
+// deactivated employee, a role that changed, a session that ended): the claims are checked where the request runs, so no
 // cache outlives the change. Its own statement, after the role is switched (the API role may call it).
 const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4)`
 

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -393,4 +394,34 @@ func (f *follower) wait(t testing.TB, n int, timeout time.Duration) []frame {
 		return len(out) >= n, fmt.Errorf("%d frames so far after %d connections", len(out), f.connects)
 	})
 	return out
+}
+
+// The stream looks at its caller again with every heartbeat: an admin disabled while watching loses the
+// stream (and gets 401 on reconnecting), before any later event reaches it.
+func TestStream_EndsWhenItsCallerMayNoLongerAct(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"SSE_HEARTBEAT_MS": "200"})
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	s := openStream(t, adminStream(srv.base)+"?token="+url.QueryEscape(admin), nil)
+	s.connected(t)
+	if _, err := testfactory.Pool(t).Exec(t.Context(), `UPDATE users SET disabled_at = now() WHERE organization_id = $1 AND id = $2`,
+		org.ID, org.AdminUserID); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		f, err := s.next(10 * time.Second)
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "stream ended") {
+				t.Fatalf("the disabled admin's stream: %v", err)
+			}
+			break
+		}
+		if f.Event != "" {
+			t.Fatalf("the disabled admin's stream went on: %+v", f)
+		}
+	}
+	if st, body, _ := call("GET", adminStream(srv.base)+"?token="+url.QueryEscape(admin), ""); st != http.StatusUnauthorized {
+		t.Fatalf("reconnecting as the disabled admin: %d %v", st, body)
+	}
 }

@@ -81,6 +81,9 @@ func toError(err error) *Error {
 	if errors.Is(err, context.DeadlineExceeded) {
 		return &Error{Status: http.StatusServiceUnavailable, Code: "TIMEOUT", Message: "Request timed out", RetryAfter: 1}
 	}
+	if errors.Is(err, context.Canceled) { // the client went away: nobody reads this, and it is no fault of ours
+		return &Error{Status: http.StatusServiceUnavailable, Code: "CANCELED", Message: "Request canceled", RetryAfter: 1}
+	}
 	var pg *pgconn.PgError
 	if errors.As(err, &pg) {
 		return pgError(pg)

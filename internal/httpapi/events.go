@@ -14,8 +14,6 @@ import (
 )
 
 const (
-	// sseHeartbeat keeps proxies and browsers from timing an idle stream out.
-	sseHeartbeat = 15 * time.Second
 	// maxReplay is the most missed events a reconnecting client is sent; beyond it, it gets reset.
 	maxReplay = 10_000
 )
@@ -36,7 +34,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := s.callerActive(r); err != nil { // the stream's one look at the caller in the database
+	if err := s.callerActive(r); err != nil { // looked at again with every heartbeat
 		return err
 	}
 	id := identityOf(r)
@@ -88,7 +86,11 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	flusher.Flush()
 
-	heartbeat := time.NewTicker(sseHeartbeat)
+	every := s.cfg.SSEHeartbeat // keeps proxies and browsers from timing an idle stream out
+	if every <= 0 {
+		every = 15 * time.Second
+	}
+	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
 	for {
 		buf.Reset()
@@ -96,6 +98,11 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		case <-r.Context().Done():
 			return nil
 		case <-heartbeat.C:
+			// A caller that may no longer act (disabled, deactivated, signed out) loses its stream within
+			// a heartbeat; a database that cannot answer right now does not end it.
+			if err := s.callerActive(r); err != nil && toError(err).Status == http.StatusUnauthorized {
+				return nil
+			}
 			buf.WriteString(": ping\n\n")
 		case ev, open := <-sub.Events():
 			if !open {

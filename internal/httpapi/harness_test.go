@@ -9,6 +9,7 @@ import (
 	"mime"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"testing"
 	"time"
@@ -48,6 +49,8 @@ func testConfig() config.Config {
 		AuthRefreshReuseGrace:    10 * time.Second,
 		RateLimitLoginPerAccount: 10,
 		RateLimitLoginPerIP:      30,
+		TrustedProxies:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
+		SSEHeartbeat:             15 * time.Second,
 	}
 }
 

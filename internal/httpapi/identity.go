@@ -3,7 +3,6 @@ package httpapi
 import (
 	"errors"
 	"math"
-	"net"
 	"net/http"
 	"strconv"
 
@@ -62,7 +61,7 @@ func (s *Server) gotrueToken(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	if status, code, msg, ok := gotrueFailure(err); ok {
-		if status == http.StatusTooManyRequests {
+		if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 			w.Header().Set("Retry-After", retryAfter(err))
 		}
 		gotrueError(w, status, code, msg)
@@ -89,6 +88,9 @@ func gotrueFailure(err error) (status int, code, msg string, ok bool) {
 		return http.StatusBadRequest, "refresh_token_not_found", "Invalid Refresh Token: Refresh Token Not Found", true
 	case errors.As(err, &limited):
 		return http.StatusTooManyRequests, "over_request_rate_limit", "Request rate limit reached", true
+	case errors.Is(err, identity.ErrNoSigningKey):
+		// 5xx: supabase-js retries it and keeps the session.
+		return http.StatusServiceUnavailable, "unexpected_failure", "Sign-in is starting up; try again", true
 	}
 	return 0, "", "", false
 }
@@ -116,6 +118,7 @@ func (s *Server) gotrueUser(w http.ResponseWriter, r *http.Request) error {
 		return nil
 	}
 	w.Header().Set("X-Supabase-Api-Version", gotrueAPIVersion)
+	w.Header().Set("Cache-Control", "no-store")
 	writeJSON(w, http.StatusOK, userJSON(acct))
 	return nil
 }
@@ -179,10 +182,15 @@ func (s *Server) callerActive(r *http.Request) error {
 
 // jwks is GET /auth/v1/.well-known/jwks.json: the public keys of built-in identity.
 func (s *Server) jwks(w http.ResponseWriter, _ *http.Request) error {
+	keys := s.identity.Keys().JWKS()
+	if keys == nil { // not loaded yet: an empty set must not be cached as the truth
+		return &Error{Status: http.StatusServiceUnavailable, Code: "SERVICE_UNAVAILABLE",
+			Message: "Signing keys are not loaded yet", RetryAfter: 1}
+	}
 	h := w.Header()
 	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "public, max-age=600")
-	_, _ = w.Write(s.identity.Keys().JWKS())
+	_, _ = w.Write(keys)
 	return nil
 }
 
@@ -209,6 +217,8 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		case http.StatusTooManyRequests:
 			e.Code = "RATE_LIMITED"
 			e.RetryAfter, _ = strconv.Atoi(retryAfter(err))
+		case http.StatusServiceUnavailable:
+			e.Code, e.RetryAfter = "SERVICE_UNAVAILABLE", 1
 		}
 		return e
 	}
@@ -221,11 +231,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 
 // clientOf is a login's origin as built-in identity needs it.
 func (s *Server) clientOf(r *http.Request) identity.Client {
-	ip, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		ip = r.RemoteAddr
-	}
-	return identity.Client{IP: ip, UserAgent: r.UserAgent(), Issuer: s.publicURL(r) + auth.LocalIssuerSuffix}
+	return identity.Client{IP: s.clientKey(r), UserAgent: r.UserAgent(), Issuer: s.publicURL(r) + auth.LocalIssuerSuffix}
 }
 
 // sessionJSON is a session as GoTrue answers it.

@@ -5,9 +5,11 @@ import (
 	"crypto/elliptic"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"math/big"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
@@ -190,7 +192,8 @@ func TestIdentity_DisabledUsersAndDeactivatedEmployeesAreRefusedAtOnce(t *testin
 	// login are refused.
 	expect(t, h.call("PATCH", "/admin/employees/"+emp.ID.String()+"/status", adminToken, map[string]any{"is_active": false}), http.StatusOK)
 	expectError(t, h.call("GET", "/attendance/my-sessions", empToken, nil), http.StatusUnauthorized, "EMPLOYEE_DEACTIVATED", "")
-	if r := refresh(h, e["refresh_token"].(string)); r.Status != http.StatusBadRequest || gotrueCode(r) != "user_banned" {
+	// Deactivation ended its sessions.
+	if r := refresh(h, e["refresh_token"].(string)); r.Status != http.StatusBadRequest || gotrueCode(r) != "refresh_token_not_found" {
 		t.Fatalf("refresh of a deactivated employee: %d %s", r.Status, r.Raw)
 	}
 	r := h.call("POST", "/auth/v1/token?grant_type=password", "", map[string]any{"email": worker.Email, "password": worker.Password})
@@ -358,5 +361,169 @@ func TestIdentity_AnswersTheBrowsersPreflight(t *testing.T) {
 	if r.Status != http.StatusNoContent || r.Header.Get("Access-Control-Allow-Origin") != "http://dashboard.test" ||
 		!strings.Contains(r.Header.Get("Access-Control-Allow-Headers"), "apikey") {
 		t.Fatalf("preflight %d %v", r.Status, r.Header)
+	}
+}
+
+// The per-account limit takes its token before the password is checked: guesses sent at once cannot
+// all pass one look at the bucket.
+func TestIdentity_ConcurrentGuessesCannotPassTheAccountLimit(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.RateLimitDisabled = false
+	cfg.RateLimitLoginPerAccount, cfg.RateLimitLoginPerIP = 3, 10_000
+	cfg.RateLimitUserPerMinute, cfg.RateLimitOrgPerMinute = 100_000, 100_000
+	h := setupWith(t, cfg, testfactory.Pool(t))
+	org := testfactory.NewOrg(t)
+	login := testfactory.GivePassword(t, org.ID, org.AdminUserID)
+	var mu sync.Mutex
+	codes := map[string]int{}
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() {
+			r := h.call("POST", "/auth/v1/token?grant_type=password", "",
+				map[string]any{"email": login.Email, "password": fmt.Sprintf("wrong guess %d", i)})
+			mu.Lock()
+			codes[gotrueCode(r)]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if codes["invalid_credentials"] != 3 || codes["over_request_rate_limit"] != 37 {
+		t.Fatalf("40 concurrent guesses against a limit of 3 failures: %v", codes)
+	}
+	// A right password does not count: signing in and out does not lock the account.
+	other := testfactory.GivePassword(t, org.ID, testfactory.NewEmployee(t, org, "Often In").UserID)
+	for range 5 {
+		signIn(t, h, other)
+	}
+}
+
+// Failed logins from an address cannot stop the refreshes from it (a dashboard behind the same proxy
+// would be signed out), and behind a trusted proxy the address is the client's, not the proxy's.
+func TestIdentity_AddressLimitsAreTheClientsAndKeepRefreshesApart(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.RateLimitDisabled = false
+	cfg.RateLimitLoginPerAccount, cfg.RateLimitLoginPerIP = 1000, 3
+	cfg.RateLimitUserPerMinute, cfg.RateLimitOrgPerMinute = 100_000, 100_000
+	h := setupWith(t, cfg, testfactory.Pool(t)) // loopback is a trusted proxy by default
+	org := testfactory.NewOrg(t)
+	login := testfactory.GivePassword(t, org.ID, org.AdminUserID)
+	from := func(addr string) []string { return []string{"X-Forwarded-For", "198.51.100.7, " + addr} }
+	try := func(addr string) response {
+		return h.call("POST", "/auth/v1/token?grant_type=password", "",
+			map[string]any{"email": "nobody-" + uuid.NewString() + "@example.test", "password": "x"}, from(addr)...)
+	}
+	r := h.call("POST", "/auth/v1/token?grant_type=password", "",
+		map[string]any{"email": login.Email, "password": login.Password}, from("203.0.113.5")...)
+	expect(t, r, http.StatusOK)
+	for range 2 {
+		try("203.0.113.5")
+	}
+	if r := try("203.0.113.5"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("the 4th login from one client: %d %s", r.Status, r.Raw)
+	}
+	// The client's refresh still works, and so do the logins of another client behind the same proxy
+	// (the hop before the last is the client's own to write: it does not count).
+	session := h.call("POST", "/auth/v1/token?grant_type=refresh_token", "",
+		map[string]any{"refresh_token": signInFrom(t, h, login, "203.0.113.9")}, from("203.0.113.5")...)
+	expect(t, session, http.StatusOK)
+	if r := try("203.0.113.6"); gotrueCode(r) != "invalid_credentials" {
+		t.Fatalf("another client behind the proxy: %d %s", r.Status, r.Raw)
+	}
+	// An IPv6 client is its /64.
+	for range 3 {
+		try("2001:db8:1:2::a")
+	}
+	if r := try("2001:db8:1:2::b"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("a 4th login from the same /64: %d %s", r.Status, r.Raw)
+	}
+
+	// Without trusted proxies the header is nobody's word: every login counts for the connection.
+	cfg.TrustedProxies = nil
+	h = setupWith(t, cfg, testfactory.Pool(t))
+	for i := range 3 {
+		try(fmt.Sprintf("203.0.113.%d", 20+i))
+	}
+	if r := try("203.0.113.30"); r.Status != http.StatusTooManyRequests {
+		t.Fatalf("X-Forwarded-For believed from an untrusted address: %d %s", r.Status, r.Raw)
+	}
+}
+
+// signInFrom signs in from a client behind the proxy and returns the refresh token.
+func signInFrom(t *testing.T, h *harness, l testfactory.Login, addr string) string {
+	t.Helper()
+	r := h.call("POST", "/auth/v1/token?grant_type=password", "", map[string]any{"email": l.Email, "password": l.Password},
+		"X-Forwarded-For", addr)
+	expect(t, r, http.StatusOK)
+	return r.Body["refresh_token"].(string)
+}
+
+// Built-in identity's tokens carry aud=authenticated (what supabase-js expects) and are accepted whatever
+// audience JWT_AUDIENCE requires of an external issuer's tokens.
+func TestIdentity_OwnTokensWorkWhateverAudienceExternalOnesNeed(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.JWTAudience = "https://api.fieldtrack.example"
+	h := setupWith(t, cfg, testfactory.Pool(t))
+	org := testfactory.NewOrg(t)
+	s := signIn(t, h, testfactory.GivePassword(t, org.ID, org.AdminUserID))
+	expect(t, h.call("GET", "/auth/me", s["access_token"].(string), nil), http.StatusOK)
+	// An external token with aud=authenticated is not enough under that setting.
+	if r := h.call("GET", "/auth/me", testfactory.AdminToken(t, org), nil); r.Status != http.StatusUnauthorized {
+		t.Fatalf("an external token without the configured audience: %d %s", r.Status, r.Raw)
+	}
+}
+
+// A new password ends the account's sessions; setting the same one again does not.
+func TestIdentity_ANewPasswordEndsTheSessions(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	login := testfactory.GivePassword(t, org.ID, org.AdminUserID)
+	s := signIn(t, h, login)
+	expect(t, h.call("GET", "/auth/me", s["access_token"].(string), nil), http.StatusOK)
+	if err := identity.SetPassword(t.Context(), testfactory.Pool(t), login.Email, "a new password 123"); err != nil {
+		t.Fatal(err)
+	}
+	expectError(t, h.call("GET", "/auth/me", s["access_token"].(string), nil), http.StatusUnauthorized, "SESSION_ENDED", "")
+	if r := refresh(h, s["refresh_token"].(string)); gotrueCode(r) != "refresh_token_not_found" {
+		t.Fatalf("refresh after a password change: %d %s", r.Status, r.Raw)
+	}
+	// Setting the same password again (fieldtrack seed on every make run) ends nothing.
+	login.Password = "a new password 123"
+	s = signIn(t, h, login)
+	if err := identity.EnsurePassword(t.Context(), testfactory.Pool(t), login.Email, login.Password); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h.call("GET", "/auth/me", s["access_token"].(string), nil), http.StatusOK)
+}
+
+// Two clients refreshing the same token at once (a tab and the dashboard's server) get the same child.
+func TestIdentity_ConcurrentRefreshesOfOneTokenGetOneChild(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org := testfactory.NewOrg(t)
+	s := signIn(t, h, testfactory.GivePassword(t, org.ID, org.AdminUserID))
+	var mu sync.Mutex
+	children := map[string]int{}
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			r := refresh(h, s["refresh_token"].(string))
+			c, _ := r.Body["refresh_token"].(string)
+			mu.Lock()
+			children[fmt.Sprint(r.Status, " ", c)]++
+			mu.Unlock()
+		})
+	}
+	wg.Wait()
+	if len(children) != 1 {
+		t.Fatalf("8 concurrent refreshes of one token: %v", children)
+	}
+	for k := range children {
+		if !strings.HasPrefix(k, "200 ") {
+			t.Fatalf("8 concurrent refreshes of one token: %v", children)
+		}
 	}
 }

@@ -214,7 +214,7 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		h.Add("Vary", "Origin")
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Idempotent-Replayed")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Idempotent-Replayed, X-Supabase-Api-Version")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
 			if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {

@@ -184,7 +184,7 @@ func (s *Server) getReceipt(w http.ResponseWriter, r *http.Request) error {
 }
 
 // publicURL is how clients reach this server: PUBLIC_URL, or the request's own scheme and host (those a
-// proxy forwarded, when well-formed).
+// trusted proxy forwarded, when well-formed).
 func (s *Server) publicURL(r *http.Request) string {
 	if s.cfg.PublicURL != "" {
 		return s.cfg.PublicURL
@@ -193,11 +193,15 @@ func (s *Server) publicURL(r *http.Request) string {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
-		scheme = p
+	hosts := []string{r.Host}
+	if s.fromTrustedProxy(r) {
+		if p := r.Header.Get("X-Forwarded-Proto"); p == "https" || p == "http" {
+			scheme = p
+		}
+		forwarded, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
+		hosts = []string{strings.TrimSpace(forwarded), r.Host}
 	}
-	forwarded, _, _ := strings.Cut(r.Header.Get("X-Forwarded-Host"), ",")
-	for _, h := range []string{strings.TrimSpace(forwarded), r.Host} {
+	for _, h := range hosts {
 		if hostPort.MatchString(h) {
 			host = h
 			break

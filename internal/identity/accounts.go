@@ -63,7 +63,8 @@ func CreateUser(ctx context.Context, pool *pgxpool.Pool, u NewUser) (uuid.UUID, 
 	return id, err
 }
 
-// SetPassword sets the password of the account of email.
+// SetPassword sets the password of the account of email and ends its sessions (a password reset locks
+// out whoever knew the old one).
 func SetPassword(ctx context.Context, pool *pgxpool.Pool, email, password string) error {
 	hash, err := HashPassword(password)
 	if err != nil {
@@ -74,6 +75,23 @@ func SetPassword(ctx context.Context, pool *pgxpool.Pool, email, password string
 		err = fmt.Errorf("no account with email %s", email)
 	}
 	return err
+}
+
+// EnsurePassword sets the password of the account of email unless it is that already: a password change
+// ends the account's sessions, which re-running `fieldtrack seed` must not do.
+func EnsurePassword(ctx context.Context, pool *pgxpool.Pool, email, password string) error {
+	a, err := db.Do(ctx, pool, db.Claims{}, issuer, func(tx db.DBTX) (db.AuthAccountByEmailRow, error) {
+		return db.New().AuthAccountByEmail(ctx, tx, email)
+	})
+	if err != nil {
+		return err
+	}
+	if a.PasswordHash != nil {
+		if ok, err := checkPassword(*a.PasswordHash, password); err == nil && ok {
+			return nil
+		}
+	}
+	return SetPassword(ctx, pool, email, password)
 }
 
 // SetDisabled disables the account of email (its sessions and outstanding tokens stop at once) or

@@ -198,7 +198,10 @@ func Rotate(ctx context.Context, pool *pgxpool.Pool) (string, error) {
 		if err := q.SigningKeyRetire(ctx, tx); err != nil {
 			return err
 		}
-		_, err := q.SigningKeyCreateFirst(ctx, tx, db.SigningKeyCreateFirstParams{Kid: kid, PrivateKey: der})
+		n, err := q.SigningKeyCreateFirst(ctx, tx, db.SigningKeyCreateFirstParams{Kid: kid, PrivateKey: der})
+		if err == nil && n != 1 { // a concurrent rotation's key is current: ours would not be
+			err = errors.New("another rotation ran at the same time; run it again")
+		}
 		return err
 	})
 	return kid, err

@@ -9,6 +9,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"time"
 
@@ -82,6 +83,8 @@ var (
 	// ErrRefused: the account exists and the password is right, but it may not sign in (disabled, or a
 	// deactivated employee).
 	ErrRefused = errors.New("account may not sign in")
+	// ErrNoSigningKey: the signing keys are not loaded yet (the database was unreachable at start-up).
+	ErrNoSigningKey = errors.New("signing keys not loaded yet")
 	// ErrSessionEnded: the refresh token is unknown, expired, already used, or its session ended.
 	ErrSessionEnded = errors.New("refresh token not valid")
 )
@@ -102,13 +105,19 @@ type Client struct {
 // PasswordLogin checks email and password and opens a session. An unknown email costs the same time as
 // a wrong password and gets the same error.
 func (s *Service) PasswordLogin(ctx context.Context, email, password string, c Client) (Session, error) {
+	if s.keys.signer().priv == nil {
+		return Session{}, ErrNoSigningKey
+	}
 	email = strings.TrimSpace(email)
-	if wait := s.limits.allow(ctx, "ip:"+c.IP, s.cfg.AttemptsPerIP, time.Minute, true); wait > 0 {
+	// Per address first (every attempt counts), then per account: a token is taken before the password
+	// is checked and given back when it was right, so only failures count and concurrent guesses cannot
+	// all pass one look at the bucket.
+	if wait := s.limits.take("login-ip:"+c.IP, s.cfg.AttemptsPerIP, time.Minute); wait > 0 {
 		s.Metrics("password", "rate_limited")
 		return Session{}, &RateLimitedError{RetryAfter: wait}
 	}
 	account := "account:" + strings.ToLower(email)
-	if wait := s.limits.allow(ctx, account, s.cfg.FailuresPerAccount, s.cfg.AccountWindow, false); wait > 0 {
+	if wait := s.limits.take(account, s.cfg.FailuresPerAccount, s.cfg.AccountWindow); wait > 0 {
 		s.Metrics("password", "rate_limited")
 		return Session{}, &RateLimitedError{RetryAfter: wait}
 	}
@@ -128,10 +137,10 @@ func (s *Service) PasswordLogin(ctx context.Context, email, password string, c C
 		return Session{}, err
 	}
 	if !ok || a.PasswordHash == nil {
-		s.limits.spend(account, s.cfg.FailuresPerAccount, s.cfg.AccountWindow)
 		s.Metrics("password", "invalid_credentials")
 		return Session{}, ErrInvalidCredentials
 	}
+	s.limits.refund(account, s.cfg.FailuresPerAccount, s.cfg.AccountWindow)
 	if *a.Disabled || (*a.Role != string(auth.RoleAdmin) && !*a.EmployeeActive) {
 		s.Metrics("password", "refused")
 		return Session{}, ErrRefused
@@ -156,13 +165,18 @@ func (s *Service) PasswordLogin(ctx context.Context, email, password string, c C
 
 // Refresh exchanges a refresh token for a new session state (a new access token and the token's child).
 func (s *Service) Refresh(ctx context.Context, token string, c Client) (Session, error) {
-	if wait := s.limits.allow(ctx, "ip:"+c.IP, s.cfg.AttemptsPerIP*10, time.Minute, true); wait > 0 {
+	if s.keys.signer().priv == nil {
+		return Session{}, ErrNoSigningKey
+	}
+	// A refresh token cannot be guessed; the per-address limit (a bucket of its own, so failed logins
+	// cannot stop a dashboard's refreshes) only bounds the work junk tokens cost.
+	if wait := s.limits.take("refresh-ip:"+c.IP, s.cfg.AttemptsPerIP*10, time.Minute); wait > 0 {
 		s.Metrics("refresh", "rate_limited")
 		return Session{}, &RateLimitedError{RetryAfter: wait}
 	}
 	r, err := db.Do(ctx, s.pool, db.Claims{}, issuer, func(tx db.DBTX) (db.AuthRefreshRow, error) {
 		return s.q.AuthRefresh(ctx, tx, db.AuthRefreshParams{Token: token,
-			TtlSeconds: int64(s.cfg.RefreshTTL.Seconds()), GraceSeconds: int64(s.cfg.ReuseGrace.Seconds())})
+			TtlSeconds: int64(s.cfg.RefreshTTL.Seconds()), GraceSeconds: int64(math.Ceil(s.cfg.ReuseGrace.Seconds()))})
 	})
 	if err != nil {
 		return Session{}, err
