@@ -6,6 +6,7 @@
 //	fieldtrack seed                       load the demo organization and print tokens and logins
 //	fieldtrack user create|disable|enable|password   manage built-in identity's accounts
 //	fieldtrack keys rotate                make a new signing key, retiring the current one
+//	fieldtrack reconcile [--dry-run]      compare the snapshot tables with their sources and repair them
 package main
 
 import (
@@ -44,6 +45,9 @@ commands:
   user disable|enable --email E
                              disable a login (its sessions and tokens stop at once) or enable it
   keys rotate                make a new signing key; the old one verifies until its tokens expire
+  reconcile [--dry-run] [--org ID]
+                             compare every snapshot table with its sources, one organization per
+                             transaction, and repair what drifted (--dry-run: only report it)
 `
 
 func run(ctx context.Context, args []string) error {
@@ -64,6 +68,8 @@ func run(ctx context.Context, args []string) error {
 		return userCmd(ctx, args[1:])
 	case "keys":
 		return keysCmd(ctx, args[1:])
+	case "reconcile":
+		return reconcileCmd(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

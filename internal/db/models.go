@@ -9,7 +9,16 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5/pgtype"
 )
+
+type ActiveUser struct {
+	OrganizationID uuid.UUID   `json:"organization_id"`
+	EmployeeID     uuid.UUID   `json:"employee_id"`
+	SessionID      *uuid.UUID  `json:"session_id"`
+	CheckedInAt    *time.Time  `json:"checked_in_at"`
+	LastSeenAt     interface{} `json:"last_seen_at"`
+}
 
 type AdminSession struct {
 	OrganizationID uuid.UUID  `json:"organization_id"`
@@ -91,6 +100,17 @@ type AppReceiptSigningKey struct {
 	Key       []byte `json:"key"`
 }
 
+type AppReconcileRun struct {
+	RunAt          time.Time  `json:"run_at"`
+	OrganizationID *uuid.UUID `json:"organization_id"`
+	TableName      string     `json:"table_name"`
+	RowsChecked    int64      `json:"rows_checked"`
+	RowsInserted   int64      `json:"rows_inserted"`
+	RowsUpdated    int64      `json:"rows_updated"`
+	RowsDeleted    int64      `json:"rows_deleted"`
+	Seconds        *float64   `json:"seconds"`
+}
+
 type AppRefreshToken struct {
 	TokenHash []byte     `json:"token_hash"`
 	SessionID uuid.UUID  `json:"session_id"`
@@ -126,6 +146,12 @@ type AppSigningKey struct {
 	PrivateKey []byte     `json:"private_key"`
 	CreatedAt  time.Time  `json:"created_at"`
 	RetiredAt  *time.Time `json:"retired_at"`
+}
+
+type AppSnapshotTable struct {
+	TableName  string   `json:"table_name"`
+	KeyColumns []string `json:"key_columns"`
+	Ignored    []string `json:"ignored"`
 }
 
 type AppStreamState struct {
@@ -167,6 +193,57 @@ type Employee struct {
 	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
+type EmployeeDailyMetric struct {
+	OrganizationID  uuid.UUID   `json:"organization_id"`
+	EmployeeID      uuid.UUID   `json:"employee_id"`
+	Date            pgtype.Date `json:"date"`
+	Sessions        int32       `json:"sessions"`
+	DistanceKm      float64     `json:"distance_km"`
+	DurationSeconds int64       `json:"duration_seconds"`
+	ExpensesCount   int32       `json:"expenses_count"`
+	ExpensesAmount  float64     `json:"expenses_amount"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+}
+
+type EmployeeLastState struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	EmployeeID     uuid.UUID  `json:"employee_id"`
+	LastSessionID  *uuid.UUID `json:"last_session_id"`
+	IsCheckedIn    bool       `json:"is_checked_in"`
+	LastCheckInAt  *time.Time `json:"last_check_in_at"`
+	LastCheckOutAt *time.Time `json:"last_check_out_at"`
+	LastLatitude   *float64   `json:"last_latitude"`
+	LastLongitude  *float64   `json:"last_longitude"`
+	LastLocationAt *time.Time `json:"last_location_at"`
+	LastUploadAt   *time.Time `json:"last_upload_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+type EmployeeLatestSession struct {
+	OrganizationID              uuid.UUID  `json:"organization_id"`
+	EmployeeID                  uuid.UUID  `json:"employee_id"`
+	SessionID                   uuid.UUID  `json:"session_id"`
+	LatestCheckin               time.Time  `json:"latest_checkin"`
+	LatestCheckout              *time.Time `json:"latest_checkout"`
+	TotalDistanceKm             *float64   `json:"total_distance_km"`
+	TotalDurationSeconds        *int32     `json:"total_duration_seconds"`
+	DistanceRecalculationStatus string     `json:"distance_recalculation_status"`
+	SessionUpdatedAt            time.Time  `json:"session_updated_at"`
+	UpdatedAt                   time.Time  `json:"updated_at"`
+}
+
+type EmployeeMetricsSnapshot struct {
+	OrganizationID       uuid.UUID  `json:"organization_id"`
+	EmployeeID           uuid.UUID  `json:"employee_id"`
+	TotalSessions        int32      `json:"total_sessions"`
+	TotalDurationSeconds int64      `json:"total_duration_seconds"`
+	TotalHours           *float64   `json:"total_hours"`
+	TotalDistance        float64    `json:"total_distance"`
+	TotalExpenses        float64    `json:"total_expenses"`
+	LastActiveAt         *time.Time `json:"last_active_at"`
+	UpdatedAt            time.Time  `json:"updated_at"`
+}
+
 type Expense struct {
 	OrganizationID         uuid.UUID  `json:"organization_id"`
 	ID                     uuid.UUID  `json:"id"`
@@ -198,12 +275,47 @@ type GpsLocation struct {
 	CreatedAt      time.Time `json:"created_at"`
 }
 
+type OrgDailyMetric struct {
+	OrganizationID       uuid.UUID   `json:"organization_id"`
+	Date                 pgtype.Date `json:"date"`
+	TotalSessions        int32       `json:"total_sessions"`
+	TotalDistanceKm      float64     `json:"total_distance_km"`
+	TotalDurationSeconds int64       `json:"total_duration_seconds"`
+	TotalExpensesCount   int32       `json:"total_expenses_count"`
+	TotalExpensesAmount  float64     `json:"total_expenses_amount"`
+	ActiveEmployees      int32       `json:"active_employees"`
+}
+
+type OrgDashboardSnapshot struct {
+	OrganizationID        uuid.UUID   `json:"organization_id"`
+	ActiveEmployeeCount   int32       `json:"active_employee_count"`
+	RecentEmployeeCount   int32       `json:"recent_employee_count"`
+	InactiveEmployeeCount int32       `json:"inactive_employee_count"`
+	ActiveEmployeesToday  int32       `json:"active_employees_today"`
+	TodaySessionCount     int32       `json:"today_session_count"`
+	TodayDistanceKm       float64     `json:"today_distance_km"`
+	PendingExpenseCount   int32       `json:"pending_expense_count"`
+	PendingExpenseAmount  float64     `json:"pending_expense_amount"`
+	UpdatedAt             interface{} `json:"updated_at"`
+}
+
 type Organization struct {
 	ID        uuid.UUID `json:"id"`
 	Name      string    `json:"name"`
 	Slug      *string   `json:"slug"`
 	CreatedAt time.Time `json:"created_at"`
 	UpdatedAt time.Time `json:"updated_at"`
+	TimeZone  string    `json:"time_zone"`
+}
+
+type PendingExpense struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	ID             uuid.UUID `json:"id"`
+	EmployeeID     uuid.UUID `json:"employee_id"`
+	Amount         float64   `json:"amount"`
+	Description    string    `json:"description"`
+	SubmittedAt    time.Time `json:"submitted_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
 }
 
 type Receipt struct {
