@@ -224,7 +224,8 @@ full_page_writes = off"
 		sed -i "/^# BEGIN fieldtrack/,/^# END fieldtrack/d" "$1"
 		cat >>"$1"
 		printf "%s\n" \
-			"# managed by scripts/pg.sh: loopback only, dev/test clusters" \
+			"# managed by scripts/pg.sh: loopback only, dev/test clusters; analysts log in with their password" \
+			"host all +fieldtrack_analyst 127.0.0.1/32 scram-sha-256" \
 			"host all all 127.0.0.1/32 trust" \
 			"host replication all 127.0.0.1/32 trust" >"$2"
 	' _ "$conf" "$datadir/pg_hba.conf" || die "could not write settings into $datadir"

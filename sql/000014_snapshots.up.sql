@@ -599,38 +599,46 @@ BEGIN
                           WHERE c <> ALL (t.key_columns) AND c <> 'organization_id' AND c <> ALL (t.ignored));
         SELECT string_agg(format('(w.r).%1$I = (h.r).%1$I', k), ' AND ') INTO key_on FROM unnest(t.key_columns) k;
         SELECT string_agg(format('x.%1$I = (d.hr).%1$I', k), ' AND ') INTO key_del FROM unnest(t.key_columns) k;
+        -- The comparison: one snapshot of the definition and the table.
         sql := format($q$
             WITH w AS (SELECT w AS r, to_jsonb(w) - %2$L::text[] AS body FROM app.%3$I($1) w),
                  h AS (SELECT h AS r, to_jsonb(h) - %2$L::text[] AS body, h.xmin AS v
                          FROM public.%1$I h WHERE h.organization_id = $1),
                  d AS (SELECT w.r AS wr, h.r AS hr, h.v, w.body AS wb, h.body AS hb
                          FROM w FULL JOIN h ON %4$s),
-                 drift AS (SELECT * FROM d WHERE wb IS DISTINCT FROM hb),
-                 ins AS (INSERT INTO public.%1$I AS x (%5$s)
-                         SELECT %6$s FROM drift d WHERE NOT $2 AND d.hb IS NULL
+                 drift AS (SELECT * FROM d WHERE wb IS DISTINCT FROM hb)
+            $q$, t.table_name, t.ignored, 'expected_' || t.table_name, key_on);
+        IF p_dry_run THEN -- no write in the statement: a reader (an admin's health check) may run it
+            sql := sql || $q$
+                SELECT (SELECT count(*) FROM d), count(*) FILTER (WHERE hb IS NULL),
+                       count(*) FILTER (WHERE hb IS NOT NULL AND wb IS NOT NULL), count(*) FILTER (WHERE wb IS NULL)
+                  FROM drift
+                $q$;
+        ELSE
+            sql := sql || format($q$,
+                 ins AS (INSERT INTO public.%1$I AS x (%2$s)
+                         SELECT %3$s FROM drift d WHERE d.hb IS NULL
                          ON CONFLICT DO NOTHING RETURNING 1),
                  del AS (DELETE FROM public.%1$I x USING drift d
-                          WHERE NOT $2 AND d.wb IS NULL AND x.organization_id = $1 AND %7$s AND x.xmin = d.v
+                          WHERE d.wb IS NULL AND x.organization_id = $1 AND %4$s AND x.xmin = d.v
                          RETURNING 1),
-                 upd AS (UPDATE public.%1$I x SET (%8$s) = (SELECT %9$s), updated_at = now()
+                 upd AS (UPDATE public.%1$I x SET (%5$s) = (SELECT %6$s), updated_at = now()
                            FROM drift d
-                          WHERE NOT $2 AND d.wb IS NOT NULL AND d.hb IS NOT NULL
-                            AND x.organization_id = $1 AND %7$s AND x.xmin = d.v
+                          WHERE d.wb IS NOT NULL AND d.hb IS NOT NULL
+                            AND x.organization_id = $1 AND %4$s AND x.xmin = d.v
                          RETURNING 1)
-            SELECT (SELECT count(*) FROM d),
-                   CASE WHEN $2 THEN (SELECT count(*) FROM drift WHERE hb IS NULL) ELSE (SELECT count(*) FROM ins) END,
-                   CASE WHEN $2 THEN (SELECT count(*) FROM drift WHERE hb IS NOT NULL AND wb IS NOT NULL)
-                        ELSE (SELECT count(*) FROM upd) END,
-                   CASE WHEN $2 THEN (SELECT count(*) FROM drift WHERE wb IS NULL) ELSE (SELECT count(*) FROM del) END
-            $q$,
-            t.table_name, t.ignored, 'expected_' || t.table_name, key_on,
-            (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
-            (SELECT string_agg(format('(d.wr).%I', c), ', ') FROM unnest(cols) c),
-            key_del,
-            (SELECT string_agg(quote_ident(c), ', ') FROM unnest(setcols) c),
-            (SELECT string_agg(format('(d.wr).%I', c), ', ') FROM unnest(setcols) c));
+                SELECT (SELECT count(*) FROM d), (SELECT count(*) FROM ins), (SELECT count(*) FROM upd),
+                       (SELECT count(*) FROM del)
+                $q$,
+                t.table_name,
+                (SELECT string_agg(quote_ident(c), ', ') FROM unnest(cols) c),
+                (SELECT string_agg(format('(d.wr).%I', c), ', ') FROM unnest(cols) c),
+                key_del,
+                (SELECT string_agg(quote_ident(c), ', ') FROM unnest(setcols) c),
+                (SELECT string_agg(format('(d.wr).%I', c), ', ') FROM unnest(setcols) c));
+        END IF;
         table_name := t.table_name;
-        EXECUTE sql INTO rows_checked, rows_inserted, rows_updated, rows_deleted USING p_org, p_dry_run;
+        EXECUTE sql INTO rows_checked, rows_inserted, rows_updated, rows_deleted USING p_org;
         RETURN NEXT;
     END LOOP;
 END
@@ -756,6 +764,8 @@ SELECT o.id AS organization_id,
 GRANT SELECT ON employee_last_state, employee_latest_sessions, employee_metrics_snapshot, employee_daily_metrics,
     pending_expenses, active_users, org_daily_metrics, org_dashboard_snapshot TO fieldtrack_api;
 GRANT UPDATE (last_latitude, last_longitude, last_location_at, last_upload_at) ON employee_last_state TO fieldtrack_api;
+-- The dry run reads as its caller: an admin's health check compares its organization's snapshots.
+GRANT SELECT ON app.snapshot_tables TO fieldtrack_api;
 
 ALTER TABLE employee_last_state ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE employee_latest_sessions ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;

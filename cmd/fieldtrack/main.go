@@ -7,6 +7,7 @@
 //	fieldtrack user create|disable|enable|password   manage built-in identity's accounts
 //	fieldtrack keys rotate                make a new signing key, retiring the current one
 //	fieldtrack reconcile [--dry-run]      compare the snapshot tables with their sources and repair them
+//	fieldtrack analyst grant|revoke       a Postgres login that reads one organization's analytics views
 package main
 
 import (
@@ -48,6 +49,10 @@ commands:
   reconcile [--dry-run] [--org ID]
                              compare every snapshot table with its sources, one organization per
                              transaction, and repair what drifted (--dry-run: only report it)
+  analyst grant --org ID --login NAME
+                             a Postgres login that reads schema analytics for one organization only
+                             (password read from stdin when piped, else generated and printed once)
+  analyst revoke --login NAME
 `
 
 func run(ctx context.Context, args []string) error {
@@ -70,6 +75,8 @@ func run(ctx context.Context, args []string) error {
 		return keysCmd(ctx, args[1:])
 	case "reconcile":
 		return reconcileCmd(ctx, args[1:])
+	case "analyst":
+		return analystCmd(ctx, args[1:])
 	case "help", "-h", "--help":
 		fmt.Print(usage)
 		return nil

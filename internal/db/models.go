@@ -29,6 +29,114 @@ type AdminSession struct {
 	CreatedAt      time.Time  `json:"created_at"`
 }
 
+type AnalyticsActiveUser struct {
+	OrganizationID uuid.UUID   `json:"organization_id"`
+	EmployeeID     uuid.UUID   `json:"employee_id"`
+	SessionID      *uuid.UUID  `json:"session_id"`
+	CheckedInAt    *time.Time  `json:"checked_in_at"`
+	LastSeenAt     interface{} `json:"last_seen_at"`
+}
+
+type AnalyticsEmployee struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	EmployeeID     uuid.UUID  `json:"employee_id"`
+	Name           string     `json:"name"`
+	EmployeeCode   string     `json:"employee_code"`
+	EmployeeNumber *int32     `json:"employee_number"`
+	IsActive       bool       `json:"is_active"`
+	LastActivityAt *time.Time `json:"last_activity_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+}
+
+type AnalyticsEmployeeDailyMetric struct {
+	OrganizationID  uuid.UUID   `json:"organization_id"`
+	EmployeeID      uuid.UUID   `json:"employee_id"`
+	Date            pgtype.Date `json:"date"`
+	Sessions        int32       `json:"sessions"`
+	DistanceKm      float64     `json:"distance_km"`
+	DurationSeconds int64       `json:"duration_seconds"`
+	ExpensesCount   int32       `json:"expenses_count"`
+	ExpensesAmount  float64     `json:"expenses_amount"`
+	UpdatedAt       time.Time   `json:"updated_at"`
+}
+
+type AnalyticsEmployeeLastState struct {
+	OrganizationID uuid.UUID   `json:"organization_id"`
+	EmployeeID     uuid.UUID   `json:"employee_id"`
+	LastSessionID  *uuid.UUID  `json:"last_session_id"`
+	IsCheckedIn    bool        `json:"is_checked_in"`
+	LastCheckInAt  *time.Time  `json:"last_check_in_at"`
+	LastCheckOutAt *time.Time  `json:"last_check_out_at"`
+	LastLatitude   *float64    `json:"last_latitude"`
+	LastLongitude  *float64    `json:"last_longitude"`
+	LastLocationAt *time.Time  `json:"last_location_at"`
+	ActivityStatus interface{} `json:"activity_status"`
+	UpdatedAt      time.Time   `json:"updated_at"`
+}
+
+type AnalyticsEmployeeLatestSession struct {
+	OrganizationID              uuid.UUID  `json:"organization_id"`
+	EmployeeID                  uuid.UUID  `json:"employee_id"`
+	SessionID                   uuid.UUID  `json:"session_id"`
+	LatestCheckin               time.Time  `json:"latest_checkin"`
+	LatestCheckout              *time.Time `json:"latest_checkout"`
+	TotalDistanceKm             *float64   `json:"total_distance_km"`
+	TotalDurationSeconds        *int32     `json:"total_duration_seconds"`
+	DistanceRecalculationStatus string     `json:"distance_recalculation_status"`
+	Status                      string     `json:"status"`
+	UpdatedAt                   time.Time  `json:"updated_at"`
+}
+
+type AnalyticsEmployeeMetricsSnapshot struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	EmployeeID     uuid.UUID  `json:"employee_id"`
+	TotalSessions  int32      `json:"total_sessions"`
+	TotalHours     *float64   `json:"total_hours"`
+	TotalDistance  float64    `json:"total_distance"`
+	TotalExpenses  float64    `json:"total_expenses"`
+	LastActiveAt   *time.Time `json:"last_active_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
+}
+
+type AnalyticsOrgDailyMetric struct {
+	OrganizationID       uuid.UUID   `json:"organization_id"`
+	Date                 pgtype.Date `json:"date"`
+	TotalSessions        int32       `json:"total_sessions"`
+	TotalDistanceKm      float64     `json:"total_distance_km"`
+	TotalDurationSeconds int64       `json:"total_duration_seconds"`
+	TotalExpensesCount   int32       `json:"total_expenses_count"`
+	TotalExpensesAmount  float64     `json:"total_expenses_amount"`
+	ActiveEmployees      int32       `json:"active_employees"`
+}
+
+type AnalyticsOrgDashboardSnapshot struct {
+	OrganizationID        uuid.UUID   `json:"organization_id"`
+	ActiveEmployeeCount   int32       `json:"active_employee_count"`
+	RecentEmployeeCount   int32       `json:"recent_employee_count"`
+	InactiveEmployeeCount int32       `json:"inactive_employee_count"`
+	ActiveEmployeesToday  int32       `json:"active_employees_today"`
+	TodaySessionCount     int32       `json:"today_session_count"`
+	TodayDistanceKm       float64     `json:"today_distance_km"`
+	PendingExpenseCount   int32       `json:"pending_expense_count"`
+	PendingExpenseAmount  float64     `json:"pending_expense_amount"`
+	UpdatedAt             interface{} `json:"updated_at"`
+}
+
+type AnalyticsPendingExpense struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	ExpenseID      uuid.UUID `json:"expense_id"`
+	EmployeeID     uuid.UUID `json:"employee_id"`
+	Amount         float64   `json:"amount"`
+	Description    string    `json:"description"`
+	SubmittedAt    time.Time `json:"submitted_at"`
+}
+
+type AppAnalystLogin struct {
+	RoleName       string    `json:"role_name"`
+	OrganizationID uuid.UUID `json:"organization_id"`
+	CreatedAt      time.Time `json:"created_at"`
+}
+
 type AppAuthSession struct {
 	ID             uuid.UUID  `json:"id"`
 	OrganizationID uuid.UUID  `json:"organization_id"`
@@ -88,6 +196,18 @@ type AppLatestSession struct {
 	OrganizationID uuid.UUID `json:"organization_id"`
 	EmployeeID     uuid.UUID `json:"employee_id"`
 	SessionID      uuid.UUID `json:"session_id"`
+}
+
+type AppLeaderboardDay struct {
+	OrganizationID  uuid.UUID   `json:"organization_id"`
+	EmployeeID      uuid.UUID   `json:"employee_id"`
+	Date            pgtype.Date `json:"date"`
+	Sessions        int32       `json:"sessions"`
+	DistanceKm      float64     `json:"distance_km"`
+	DurationSeconds int64       `json:"duration_seconds"`
+	ExpensesAmount  float64     `json:"expenses_amount"`
+	EmployeeCode    string      `json:"employee_code"`
+	EmployeeName    string      `json:"employee_name"`
 }
 
 type AppReceiptFilesGone struct {

@@ -53,6 +53,16 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/profile/me", anyUser, s.profileMe)
 	s.handle(r, "GET", "/dashboard/my-summary", anyUser, s.mySummary)
 
+	// analytics (from the snapshots)
+	s.handle(r, "GET", "/admin/dashboard", adminOnly, s.adminDashboard)
+	s.handle(r, "GET", "/admin/org-summary", adminOnly, s.orgSummary)
+	s.handle(r, "GET", "/admin/user-summary", adminOnly, s.userSummary)
+	s.handle(r, "GET", "/admin/top-performers", adminOnly, s.topPerformers)
+	s.handle(r, "GET", "/admin/session-trend", adminOnly, s.sessionTrend)
+	s.handle(r, "GET", "/admin/leaderboard", adminOnly, s.leaderboard)
+	s.handle(r, "GET", "/leaderboard", anyUser, s.leaderboard)
+	s.handle(r, "GET", "/internal/snapshot-health", adminOnly, s.snapshotHealth)
+
 	// expenses and receipts (filing needs an employee: the handlers check it)
 	s.handle(r, "POST", "/expenses/receipt-upload-url", employeeOnly, s.receiptUploadURL)
 	s.handle(r, "POST", "/expenses", anyUser, s.createExpense)

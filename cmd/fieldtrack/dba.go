@@ -1,5 +1,7 @@
 package main
 
+// The DBA's and analyst's commands: reconciliation of the snapshots, and analyst logins.
+
 import (
 	"context"
 	"errors"
@@ -11,6 +13,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldtrack/fieldtrack/internal/analyst"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
 
@@ -93,5 +96,48 @@ func reconcileCmd(ctx context.Context, args []string) error {
 		}
 		return w.Flush()
 	}
+	return nil
+}
+
+// analystCmd is `fieldtrack analyst grant --org ID --login NAME` (password from stdin, or generated and
+// printed once) and `fieldtrack analyst revoke --login NAME`.
+func analystCmd(ctx context.Context, args []string) error {
+	if len(args) == 0 || (args[0] != "grant" && args[0] != "revoke") {
+		return errors.New("analyst needs grant or revoke")
+	}
+	fs := flag.NewFlagSet("analyst "+args[0], flag.ContinueOnError)
+	orgFlag := fs.String("org", "", "the organization the login reads (grant)")
+	login := fs.String("login", "", "the Postgres login (required)")
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if *login == "" {
+		return errors.New("--login is required")
+	}
+	pool, err := ownerPool(ctx)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if args[0] == "revoke" {
+		if err := analyst.Revoke(ctx, pool, *login); err != nil {
+			return err
+		}
+		fmt.Println("revoked analyst login", *login)
+		return nil
+	}
+	org, err := uuid.Parse(*orgFlag)
+	if err != nil {
+		return errors.New("--org must be a UUID")
+	}
+	pw, generated, err := passwordInput()
+	if err != nil {
+		return err
+	}
+	if err := analyst.Grant(ctx, pool, org, *login, pw); err != nil {
+		return err
+	}
+	fmt.Printf("analyst login %s reads organization %s (schema analytics)\n", *login, org)
+	printGenerated(generated, pw)
 	return nil
 }
