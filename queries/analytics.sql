@@ -1,5 +1,6 @@
--- Analytics: the admin dashboard and summaries, from the snapshots (000014) and app.leaderboard
--- (000015). A range of instants [from_at, to_at] is the organization's days they fall on.
+-- Analytics: the admin dashboard and summaries, from the snapshots (000014) and app.leaderboard_days
+-- (000015). A range of instants [from_at, to_at] is the organization's days they fall on (each day
+-- computed once per statement: a scalar subquery).
 
 -- name: DashboardFigures :one
 SELECT active_employee_count, recent_employee_count, inactive_employee_count, active_employees_today,
@@ -14,7 +15,7 @@ WHERE organization_id = @org_id;
 SELECT date, total_sessions AS sessions, total_distance_km::float8 AS distance, total_duration_seconds AS duration
 FROM org_daily_metrics
 WHERE organization_id = @org_id
-  AND date BETWEEN app.org_date(@org_id, @from_at) AND app.org_date(@org_id, @to_at)
+  AND date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))
 ORDER BY date;
 
 -- name: Leaderboard :many
@@ -31,7 +32,7 @@ FROM (SELECT d.employee_id, d.employee_code, d.employee_name, sum(d.distance_km)
                                 ELSE sum(d.distance_km) END AS score
         FROM app.leaderboard_days d
        WHERE d.organization_id = @org_id
-         AND d.date BETWEEN app.org_date(@org_id, @from_at) AND app.org_date(@org_id, @to_at)
+         AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))
        GROUP BY d.employee_id, d.employee_code, d.employee_name) r
 ORDER BY 1
 LIMIT @row_limit;
@@ -40,15 +41,15 @@ LIMIT @row_limit;
 -- Sessions of the days of the range, expenses submitted in it, and who is checked in now.
 SELECT coalesce((SELECT sum(d.total_sessions) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN app.org_date(@org_id, @from_at) AND app.org_date(@org_id, @to_at)), 0)::int
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::int
            AS "totalSessions",
        coalesce((SELECT sum(d.total_distance_km) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN app.org_date(@org_id, @from_at) AND app.org_date(@org_id, @to_at)), 0)::float8
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::float8
            AS "totalDistanceKm",
        coalesce((SELECT sum(d.total_duration_seconds) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN app.org_date(@org_id, @from_at) AND app.org_date(@org_id, @to_at)), 0)::bigint
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::bigint
            AS "totalDurationSeconds",
        x.n::int AS "totalExpenses", round(x.approved, 2)::float8 AS "approvedExpenseAmount",
        round(x.rejected, 2)::float8 AS "rejectedExpenseAmount",
@@ -80,8 +81,8 @@ SELECT coalesce(sum(d.sessions), 0)::int AS "sessionsCount",
            AS "averageSessionDurationSeconds"
 FROM employee_daily_metrics d
 WHERE d.organization_id = @org_id AND d.employee_id = @employee_id
-  AND (sqlc.narg(from_at)::timestamptz IS NULL OR d.date >= app.org_date(@org_id, sqlc.narg(from_at)))
-  AND (sqlc.narg(to_at)::timestamptz IS NULL OR d.date <= app.org_date(@org_id, sqlc.narg(to_at)));
+  AND (sqlc.narg(from_at)::timestamptz IS NULL OR d.date >= (SELECT app.org_date(@org_id, sqlc.narg(from_at))))
+  AND (sqlc.narg(to_at)::timestamptz IS NULL OR d.date <= (SELECT app.org_date(@org_id, sqlc.narg(to_at))));
 
 -- name: SnapshotTables :many
 -- Each snapshot table of the organization: its rows, its latest change, and what the dry run of

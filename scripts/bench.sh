@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench), on this machine: GPS ingest (raw SQL inserts vs the HTTP API), the event
 # pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate) and the CSV export
-# of an organization's expenses (COPY vs the HTTP API, with the server's peak memory).
+# of an organization's expenses (COPY vs the HTTP API, with the server's peak memory), and the snapshots
+# (admin reads at 10k and 10M fixes, reconciliation time, the snapshot work's cost on ingest, hot rows).
 #
 #   scripts/bench.sh
 #   BENCH_SECTIONS=events scripts/bench.sh      # one section only
@@ -25,7 +26,7 @@
 # the server unchanged; the report states the effective worker settings.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,export       (default gps,events,export)
+#   BENCH_SECTIONS        some of gps,events,export,snapshots (default all four)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -35,6 +36,9 @@
 #   BENCH_EVENTS_SECONDS  measured seconds of events      (default 60)
 #   BENCH_EVENTS_PER_TX   events per producer transaction (default 1)
 #   BENCH_EXPORT_ROWS     expenses of the exported organization (default 50000)
+#   BENCH_SNAPSHOT_EMPLOYEES  employees of the snapshots organization (default 1000)
+#   BENCH_SNAPSHOT_SESSIONS   its closed sessions in all          (default 1000000)
+#   BENCH_SNAPSHOT_POINTS     its GPS fixes at the second volume  (default 10000000)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -57,16 +61,19 @@ events_rate="$(int_knob BENCH_EVENTS_RATE 500 1 5000)"
 events_seconds="$(int_knob BENCH_EVENTS_SECONDS 60 1 600)"
 events_per_tx="$(int_knob BENCH_EVENTS_PER_TX 1 1 100)"
 export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
-sections="${BENCH_SECTIONS:-gps,events,export}"
+snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
+snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
+snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
+sections="${BENCH_SECTIONS:-gps,events,export,snapshots}"
 sections="${sections// /}"
 run_events=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps | export) ;;
+	gps | export | snapshots) ;;
 	events) run_events=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events and export, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export and snapshots, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -152,9 +159,11 @@ done
 [ "$ready" -eq 1 ] || die "the server did not become ready within 30 s"
 
 say "running ftbench ($sections): GPS ${seconds}s per phase, $concurrency workers, $employees employees;" \
-	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx; export of $export_rows expenses"
+	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx; export of $export_rows expenses;" \
+	"snapshots of $snap_employees employees, $snap_sessions sessions, $snap_points fixes"
 bin/ftbench -url "$server_url" -server-pid "$server_pid" -sections "$sections" \
 	-seconds "$seconds" -warmup "$warmup" -concurrency "$concurrency" -employees "$employees" \
 	-events-rate "$events_rate" -events-seconds "$events_seconds" -events-per-tx "$events_per_tx" \
 	-export-rows "$export_rows" \
+	-snapshot-employees "$snap_employees" -snapshot-sessions "$snap_sessions" -snapshot-points "$snap_points" \
 	"${receiver_args[@]}"

@@ -20,7 +20,7 @@ SELECT m.organization_id, m.employee_id, m.date, m.sessions, m.distance_km, m.du
        m.expenses_amount, e.employee_code, e.name AS employee_name
   FROM public.employee_daily_metrics m
   JOIN public.employees e ON e.organization_id = m.organization_id AND e.id = m.employee_id
- WHERE m.organization_id = app.org_id();
+ WHERE m.organization_id = (SELECT app.org_id()); -- read once per statement, not per row
 GRANT SELECT ON app.leaderboard_days TO fieldtrack_api;
 
 -- analysts -------------------------------------------------------------------------------------------------

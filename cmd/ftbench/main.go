@@ -39,13 +39,16 @@ func main() {
 	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
-	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export"), "sections to run: some of gps, events, export")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots"), "sections to run: some of gps, events, export, snapshots")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
 	cert := fs.String("receiver-cert", "", "events: PEM certificate of the https webhook receiver (none: plain http)")
 	key := fs.String("receiver-key", "", "events: its PEM private key")
 	exportRows := fs.Int("export-rows", envInt("BENCH_EXPORT_ROWS", 50_000), "export: expenses of the exported organization")
+	snapEmployees := fs.Int("snapshot-employees", envInt("BENCH_SNAPSHOT_EMPLOYEES", 1000), "snapshots: employees")
+	snapSessions := fs.Int("snapshot-sessions", envInt("BENCH_SNAPSHOT_SESSIONS", 1_000_000), "snapshots: closed sessions in all")
+	snapPoints := fs.Int("snapshot-points", envInt("BENCH_SNAPSHOT_POINTS", 10_000_000), "snapshots: fixes at the second volume")
 	writeCert := fs.String("write-receiver-cert", "", "only write a receiver certificate and key into this directory")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -80,6 +83,10 @@ func main() {
 		ReceiverCert: *cert,
 		ReceiverKey:  *key,
 		ExportRows:   *exportRows,
+
+		SnapshotEmployees: *snapEmployees,
+		SnapshotSessions:  *snapSessions,
+		SnapshotPoints:    *snapPoints,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = bench.Run(ctx, cfg, os.Stdout, os.Stderr)

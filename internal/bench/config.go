@@ -50,16 +50,21 @@ type Config struct {
 	ReceiverKey  string        // its PEM private key
 
 	ExportRows int // expenses of the export section's organization
+
+	SnapshotEmployees int // employees of the snapshots section's organization
+	SnapshotSessions  int // its closed sessions, in all
+	SnapshotPoints    int // its fixes at the second volume
 }
 
 // Sections of a run.
 const (
-	SectionGPS    = "gps"
-	SectionEvents = "events"
-	SectionExport = "export"
+	SectionGPS       = "gps"
+	SectionEvents    = "events"
+	SectionExport    = "export"
+	SectionSnapshots = "snapshots"
 )
 
-var allSections = []string{SectionGPS, SectionEvents, SectionExport}
+var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
@@ -87,14 +92,15 @@ func ParseSections(s string) ([]string, error) {
 // Limits on Config: a pool per side of Concurrency connections must fit max_connections (200) of the
 // clusters scripts/pg.sh makes, and a run must stay a few minutes long at most.
 const (
-	maxConcurrency = 90
-	maxEmployees   = 100_000
-	maxPhase       = 10 * time.Minute
-	maxWarmup      = time.Minute
-	maxEventsRate  = 5000
-	maxEventsPerTx = 100
-	maxEvents      = 2_000_000 // per run, warm-up included: bounds the tracker's memory (3 x 8 bytes each)
-	maxExportRows  = 1_000_000
+	maxConcurrency    = 90
+	maxEmployees      = 100_000
+	maxPhase          = 10 * time.Minute
+	maxWarmup         = time.Minute
+	maxEventsRate     = 5000
+	maxEventsPerTx    = 100
+	maxEvents         = 2_000_000 // per run, warm-up included: bounds the tracker's memory (3 x 8 bytes each)
+	maxExportRows     = 1_000_000
+	maxSnapshotPoints = 50_000_000
 )
 
 // Validate checks ranges and that both targets are on this machine.
@@ -118,6 +124,12 @@ func (c Config) Validate() error {
 		if !slices.Contains(allSections, s) {
 			return fmt.Errorf("unknown section %q", s)
 		}
+	}
+	if c.runs(SectionSnapshots) && (c.SnapshotEmployees < 1 || c.SnapshotEmployees > maxEmployees ||
+		c.SnapshotSessions < c.SnapshotEmployees || c.SnapshotSessions > 10_000_000 ||
+		c.SnapshotPoints < 10*c.SnapshotEmployees || c.SnapshotPoints > maxSnapshotPoints) {
+		return fmt.Errorf("snapshots: employees 1..%d, sessions employees..10000000, points 10 x employees..%d; got %d, %d, %d",
+			maxEmployees, maxSnapshotPoints, c.SnapshotEmployees, c.SnapshotSessions, c.SnapshotPoints)
 	}
 	if c.runs(SectionExport) && (c.ExportRows < 1 || c.ExportRows > maxExportRows) {
 		return fmt.Errorf("export rows must be 1..%d, got %d", maxExportRows, c.ExportRows)

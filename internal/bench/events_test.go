@@ -34,18 +34,21 @@ func TestParseSections(t *testing.T) {
 func TestValidateEventsKnobs(t *testing.T) {
 	base := Config{ServerURL: "http://127.0.0.1:1", DatabaseURL: "postgres://u@127.0.0.1:5432/db",
 		Secret: []byte("0123456789abcdef"), Phase: time.Second, Concurrency: 1, Employees: 1,
-		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1, ExportRows: 50_000}
+		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1, ExportRows: 50_000,
+		SnapshotEmployees: 1000, SnapshotSessions: 1_000_000, SnapshotPoints: 10_000_000}
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
 	for name, mod := range map[string]func(*Config){
-		"rate":     func(c *Config) { c.EventsRate = 0 },
-		"duration": func(c *Config) { c.EventsPhase = 0 },
-		"per tx":   func(c *Config) { c.EventsPerTx = 101 },
-		"too many": func(c *Config) { c.EventsRate, c.EventsPhase = 5000, 10*time.Minute },
-		"half tls": func(c *Config) { c.ReceiverCert = "x" },
-		"section":  func(c *Config) { c.Sections = []string{"nope"} },
-		"export":   func(c *Config) { c.ExportRows = 0 },
+		"rate":              func(c *Config) { c.EventsRate = 0 },
+		"duration":          func(c *Config) { c.EventsPhase = 0 },
+		"per tx":            func(c *Config) { c.EventsPerTx = 101 },
+		"too many":          func(c *Config) { c.EventsRate, c.EventsPhase = 5000, 10*time.Minute },
+		"half tls":          func(c *Config) { c.ReceiverCert = "x" },
+		"section":           func(c *Config) { c.Sections = []string{"nope"} },
+		"export":            func(c *Config) { c.ExportRows = 0 },
+		"snapshot points":   func(c *Config) { c.SnapshotPoints = 100 },
+		"snapshot sessions": func(c *Config) { c.SnapshotSessions = 10 },
 	} {
 		c := base
 		mod(&c)

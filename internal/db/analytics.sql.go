@@ -34,8 +34,9 @@ type DashboardFiguresRow struct {
 	UpdatedAt             time.Time `json:"updated_at"`
 }
 
-// Analytics: the admin dashboard and summaries, from the snapshots (000014) and app.leaderboard
-// (000015). A range of instants [from_at, to_at] is the organization's days they fall on.
+// Analytics: the admin dashboard and summaries, from the snapshots (000014) and app.leaderboard_days
+// (000015). A range of instants [from_at, to_at] is the organization's days they fall on (each day
+// computed once per statement: a scalar subquery).
 func (q *Queries) DashboardFigures(ctx context.Context, db DBTX, orgID uuid.UUID) (DashboardFiguresRow, error) {
 	row := db.QueryRow(ctx, dashboardFigures, orgID)
 	var i DashboardFiguresRow
@@ -82,7 +83,7 @@ FROM (SELECT d.employee_id, d.employee_code, d.employee_name, sum(d.distance_km)
                                 ELSE sum(d.distance_km) END AS score
         FROM app.leaderboard_days d
        WHERE d.organization_id = $2
-         AND d.date BETWEEN app.org_date($2, $3) AND app.org_date($2, $4)
+         AND d.date BETWEEN (SELECT app.org_date($2, $3)) AND (SELECT app.org_date($2, $4))
        GROUP BY d.employee_id, d.employee_code, d.employee_name) r
 ORDER BY 1
 LIMIT $5
@@ -170,15 +171,15 @@ func (q *Queries) OpenSessionMeasures(ctx context.Context, db DBTX, orgID uuid.U
 const orgSummary = `-- name: OrgSummary :one
 SELECT coalesce((SELECT sum(d.total_sessions) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN app.org_date($1, $2) AND app.org_date($1, $3)), 0)::int
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::int
            AS "totalSessions",
        coalesce((SELECT sum(d.total_distance_km) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN app.org_date($1, $2) AND app.org_date($1, $3)), 0)::float8
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::float8
            AS "totalDistanceKm",
        coalesce((SELECT sum(d.total_duration_seconds) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN app.org_date($1, $2) AND app.org_date($1, $3)), 0)::bigint
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::bigint
            AS "totalDurationSeconds",
        x.n::int AS "totalExpenses", round(x.approved, 2)::float8 AS "approvedExpenseAmount",
        round(x.rejected, 2)::float8 AS "rejectedExpenseAmount",
@@ -226,7 +227,7 @@ const sessionTrend = `-- name: SessionTrend :many
 SELECT date, total_sessions AS sessions, total_distance_km::float8 AS distance, total_duration_seconds AS duration
 FROM org_daily_metrics
 WHERE organization_id = $1
-  AND date BETWEEN app.org_date($1, $2) AND app.org_date($1, $3)
+  AND date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))
 ORDER BY date
 `
 
@@ -359,8 +360,8 @@ SELECT coalesce(sum(d.sessions), 0)::int AS "sessionsCount",
            AS "averageSessionDurationSeconds"
 FROM employee_daily_metrics d
 WHERE d.organization_id = $1 AND d.employee_id = $2
-  AND ($3::timestamptz IS NULL OR d.date >= app.org_date($1, $3))
-  AND ($4::timestamptz IS NULL OR d.date <= app.org_date($1, $4))
+  AND ($3::timestamptz IS NULL OR d.date >= (SELECT app.org_date($1, $3)))
+  AND ($4::timestamptz IS NULL OR d.date <= (SELECT app.org_date($1, $4)))
 `
 
 type UserSummaryParams struct {
