@@ -14,4 +14,4 @@ REVOKE SELECT (organization_id, id, name, employee_code, employee_number, is_act
     ON employees FROM fieldtrack_analyst;
 DROP FUNCTION IF EXISTS app.analyst_org();
 DROP TABLE IF EXISTS app.analyst_logins;
-DROP VIEW IF EXISTS app.leaderboard_days;
+DROP VIEW IF EXISTS app.leaderboard_days, app.leaderboard_names;

@@ -2,8 +2,9 @@
 --
 -- Why:
 -- * The leaderboard shows every employee of the organization to any of its callers (employees
---   included), while an employee may read only its own rows: app.leaderboard_days is a view of the
---   owner's that answers the caller's organization only (app.org_id()).
+--   included), while an employee may read only its own rows: app.leaderboard_days and
+--   app.leaderboard_names are views of the owner's that answer the caller's organization only
+--   (app.org_id()).
 -- * Analysts query schema analytics: views (as the invoker) over the snapshots and aggregates, with the
 --   activity status computed at read. An analyst is a login role that is a member of
 --   fieldtrack_analyst and bound to one organization in app.analyst_logins (`fieldtrack analyst grant`).
@@ -13,15 +14,18 @@
 --   key and password hashes, receipts) is granted to it.
 -- Locks: creates objects and policies only.
 
--- Every employee's days with its name and code, for the caller's organization (app.org_id()) only. A
--- view of the owner's, not the invoker's: the organization filter is its own, not the tables' policies.
+-- The caller's organization's employees' days, and their names and codes (app.org_id() only). Views
+-- of the owner's, not the invoker's: the organization filter is their own, not the tables' policies.
+-- Days are summed first and named after (a thousand probes, not one per day).
 CREATE VIEW app.leaderboard_days AS
-SELECT m.organization_id, m.employee_id, m.date, m.sessions, m.distance_km, m.duration_seconds,
-       m.expenses_amount, e.employee_code, e.name AS employee_name
+SELECT m.organization_id, m.employee_id, m.date, m.sessions, m.distance_km, m.duration_seconds, m.expenses_amount
   FROM public.employee_daily_metrics m
-  JOIN public.employees e ON e.organization_id = m.organization_id AND e.id = m.employee_id
  WHERE m.organization_id = (SELECT app.org_id()); -- read once per statement, not per row
-GRANT SELECT ON app.leaderboard_days TO fieldtrack_api;
+CREATE VIEW app.leaderboard_names AS
+SELECT e.organization_id, e.id AS employee_id, e.employee_code, e.name AS employee_name
+  FROM public.employees e
+ WHERE e.organization_id = (SELECT app.org_id());
+GRANT SELECT ON app.leaderboard_days, app.leaderboard_names TO fieldtrack_api;
 
 -- analysts -------------------------------------------------------------------------------------------------
 

@@ -34,7 +34,7 @@ type DashboardFiguresRow struct {
 	UpdatedAt             time.Time `json:"updated_at"`
 }
 
-// Analytics: the admin dashboard and summaries, from the snapshots (000014) and app.leaderboard_days
+// Analytics: the admin dashboard and summaries, from the snapshots (000014) and the leaderboard views
 // (000015). A range of instants [from_at, to_at] is the organization's days they fall on (each day
 // computed once per statement: a scalar subquery).
 func (q *Queries) DashboardFigures(ctx context.Context, db DBTX, orgID uuid.UUID) (DashboardFiguresRow, error) {
@@ -72,11 +72,10 @@ func (q *Queries) EmployeeOfUser(ctx context.Context, db DBTX, arg EmployeeOfUse
 }
 
 const leaderboard = `-- name: Leaderboard :many
-SELECT row_number() OVER (ORDER BY r.score DESC, r.employee_id)::int AS rank, r.employee_id, r.employee_code,
-       r.employee_name, r.distance, r.sessions, r.duration, r.expenses
-FROM (SELECT d.employee_id, d.employee_code, d.employee_name, sum(d.distance_km)::float8 AS distance,
-             sum(d.sessions)::int AS sessions, sum(d.duration_seconds)::bigint AS duration,
-             sum(d.expenses_amount)::float8 AS expenses,
+SELECT row_number() OVER (ORDER BY r.score DESC, r.employee_id)::int AS rank, r.employee_id, n.employee_code,
+       n.employee_name, r.distance, r.sessions, r.duration, r.expenses
+FROM (SELECT d.employee_id, sum(d.distance_km)::float8 AS distance, sum(d.sessions)::int AS sessions,
+             sum(d.duration_seconds)::bigint AS duration, sum(d.expenses_amount)::float8 AS expenses,
              CASE $1::text WHEN 'duration' THEN sum(d.duration_seconds)::numeric
                                 WHEN 'sessions' THEN sum(d.sessions)::numeric
                                 WHEN 'expenses' THEN sum(d.expenses_amount)
@@ -84,7 +83,8 @@ FROM (SELECT d.employee_id, d.employee_code, d.employee_name, sum(d.distance_km)
         FROM app.leaderboard_days d
        WHERE d.organization_id = $2
          AND d.date BETWEEN (SELECT app.org_date($2, $3)) AND (SELECT app.org_date($2, $4))
-       GROUP BY d.employee_id, d.employee_code, d.employee_name) r
+       GROUP BY d.employee_id) r
+JOIN app.leaderboard_names n ON n.organization_id = $2 AND n.employee_id = r.employee_id
 ORDER BY 1
 LIMIT $5
 `

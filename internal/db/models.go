@@ -206,8 +206,13 @@ type AppLeaderboardDay struct {
 	DistanceKm      float64     `json:"distance_km"`
 	DurationSeconds int64       `json:"duration_seconds"`
 	ExpensesAmount  float64     `json:"expenses_amount"`
-	EmployeeCode    string      `json:"employee_code"`
-	EmployeeName    string      `json:"employee_name"`
+}
+
+type AppLeaderboardName struct {
+	OrganizationID uuid.UUID `json:"organization_id"`
+	EmployeeID     uuid.UUID `json:"employee_id"`
+	EmployeeCode   string    `json:"employee_code"`
+	EmployeeName   string    `json:"employee_name"`
 }
 
 type AppReceiptFilesGone struct {
