@@ -84,12 +84,9 @@ WHERE d.organization_id = @org_id AND d.employee_id = @employee_id
   AND (sqlc.narg(from_at)::timestamptz IS NULL OR d.date >= (SELECT app.org_date(@org_id, sqlc.narg(from_at))))
   AND (sqlc.narg(to_at)::timestamptz IS NULL OR d.date <= (SELECT app.org_date(@org_id, sqlc.narg(to_at))));
 
--- name: SnapshotTables :many
--- Each snapshot table of the organization: its rows, its latest change, and what the dry run of
--- reconciliation finds behind its sources.
-SELECT r.table_name::text AS table_name, r.rows_checked::bigint AS rows_checked,
-       (r.rows_inserted + r.rows_updated + r.rows_deleted)::bigint AS drift
-FROM app.reconcile_org(@org_id, true) r;
+-- name: SnapshotHealth :many
+-- What the latest reconciliation found for the organization, per table.
+SELECT table_name, checked_at, rows_behind, error FROM app.snapshot_health;
 
 -- name: SnapshotRows :many
 -- Each snapshot table's rows of the organization and its latest change (NULL: no rows).

@@ -9,7 +9,8 @@ $$;
 
 DROP VIEW IF EXISTS org_dashboard_snapshot, org_daily_metrics, active_users;
 DROP FUNCTION IF EXISTS public.reconcile_snapshot_tables(boolean, uuid);
-DROP PROCEDURE IF EXISTS app.reconcile_all();
+DROP VIEW IF EXISTS app.snapshot_health;
+DROP PROCEDURE IF EXISTS app.reconcile_all(uuid);
 DROP TABLE IF EXISTS app.reconcile_runs;
 DROP FUNCTION IF EXISTS app.reconcile_org(uuid, boolean);
 DROP TABLE IF EXISTS app.snapshot_tables;

@@ -25,8 +25,9 @@
 --   changed it meanwhile (its xmin is the one compared): safe beside traffic, no table locks.
 -- * Days are the organization's: organizations.time_zone (default UTC). Changing it re-dates the
 --   organization's daily rows.
--- Locks: adds a column to organizations (no rewrite); creates tables, views and triggers; fills the new
--- tables from the existing rows (one pass over sessions and expenses).
+-- Locks: adds a column to organizations (no rewrite) and triggers on employees, attendance_sessions,
+-- expenses and organizations (writes to them wait until the migration commits); creates the rest. The
+-- snapshots of existing rows are built after it (see the end).
 
 -- time zones -------------------------------------------------------------------------------------------------
 
@@ -36,12 +37,11 @@ CREATE FUNCTION app.organizations_time_zone() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 BEGIN
-    BEGIN
-        PERFORM now() AT TIME ZONE NEW.time_zone;
-    EXCEPTION WHEN invalid_parameter_value THEN
+    -- A name of the time zone database, not a POSIX string ('+05:30' would mean UTC-05:30).
+    IF NOT EXISTS (SELECT FROM pg_catalog.pg_timezone_names WHERE name = NEW.time_zone) THEN
         RAISE EXCEPTION 'time_zone must be an IANA time zone such as Europe/Paris, got %', NEW.time_zone
             USING ERRCODE = 'PT400', HINT = 'VALIDATION_ERROR';
-    END;
+    END IF;
     RETURN NEW;
 END
 $$;
@@ -125,7 +125,10 @@ CREATE TABLE employee_daily_metrics (
     PRIMARY KEY (organization_id, employee_id, date),
     FOREIGN KEY (organization_id, employee_id) REFERENCES employees (organization_id, id) ON DELETE CASCADE
 );
-CREATE INDEX employee_daily_metrics_org_date ON employee_daily_metrics (organization_id, date);
+-- Covering: a range of days is read from the index alone (the rows of one day lie on as many heap pages
+-- as there are employees).
+CREATE INDEX employee_daily_metrics_org_date ON employee_daily_metrics (organization_id, date)
+    INCLUDE (employee_id, sessions, distance_km, duration_seconds, expenses_amount);
 
 -- The expenses waiting for review.
 CREATE TABLE pending_expenses (
@@ -373,6 +376,11 @@ DECLARE
     seconds  bigint := 0;
 BEGIN
     IF TG_OP = 'DELETE' THEN r := OLD; ELSE r := NEW; END IF;
+    -- A session deleted with its employee (or organization): its snapshot rows are going too.
+    IF TG_OP = 'DELETE' AND NOT EXISTS (SELECT FROM public.employees e
+                                         WHERE e.organization_id = r.organization_id AND e.id = r.employee_id) THEN
+        RETURN NULL;
+    END IF;
     IF TG_OP <> 'INSERT' THEN -- what the old row added goes
         sessions := -1;
         IF OLD.checkout_at IS NOT NULL THEN
@@ -458,8 +466,8 @@ CREATE TRIGGER expenses_snapshots
     AFTER INSERT OR DELETE OR UPDATE OF status, amount, submitted_at, description ON expenses
     FOR EACH ROW EXECUTE FUNCTION app.expenses_snapshots();
 
--- Fixes: the employee's last fix (when the batch holds a newer one) and the time they arrived, one
--- update per session of the statement; and, as before, a session already closed is recalculated.
+-- Fixes: as before, a session already closed is recalculated; then the employee's last fix (when the
+-- statement holds a newer one) and the time they arrived, one update per employee of the statement.
 CREATE OR REPLACE FUNCTION app.gps_locations_after_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
@@ -468,22 +476,27 @@ DECLARE
 BEGIN
     -- Distinct sessions first, then primary-key probes: a join would be planned once for a one-row
     -- insert and then scan the organization's sessions for every fix of a batch.
-    FOR s IN SELECT DISTINCT ON (n.organization_id, n.session_id)
-                    n.organization_id, n.session_id, n.employee_id, n.latitude, n.longitude, n.recorded_at
-               FROM new_points n
-              ORDER BY n.organization_id, n.session_id, n.recorded_at DESC LOOP
-        -- (Every SET expression sees the row as it was.)
-        UPDATE employee_last_state l
-           SET last_upload_at = now(),
-               last_latitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_latitude ELSE s.latitude END,
-               last_longitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_longitude ELSE s.longitude END,
-               last_location_at = greatest(l.last_location_at, s.recorded_at)
-         WHERE l.organization_id = s.organization_id AND l.employee_id = s.employee_id;
-        IF EXISTS (SELECT FROM attendance_sessions a
+    -- 1. Closed sessions are recalculated. That locks the session, then (through its snapshots' trigger)
+    --    the employee's rows, in the order every writer of an employee takes them; so it comes first.
+    FOR s IN SELECT DISTINCT n.organization_id, n.session_id FROM new_points n LOOP
+        IF EXISTS (SELECT FROM public.attendance_sessions a
                     WHERE a.organization_id = s.organization_id AND a.id = s.session_id
                       AND a.checkout_at IS NOT NULL) THEN
             PERFORM app.recalculate_session(s.organization_id, s.session_id);
         END IF;
+    END LOOP;
+    -- 2. The employee's last fix (when the statement holds a newer one) and when fixes arrived. (Every
+    --    SET expression sees the row as it was.)
+    FOR s IN SELECT DISTINCT ON (n.organization_id, n.employee_id)
+                    n.organization_id, n.employee_id, n.latitude, n.longitude, n.recorded_at
+               FROM new_points n
+              ORDER BY n.organization_id, n.employee_id, n.recorded_at DESC LOOP
+        UPDATE public.employee_last_state l
+           SET last_upload_at = clock_timestamp(),
+               last_latitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_latitude ELSE s.latitude END,
+               last_longitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_longitude ELSE s.longitude END,
+               last_location_at = greatest(l.last_location_at, s.recorded_at)
+         WHERE l.organization_id = s.organization_id AND l.employee_id = s.employee_id;
     END LOOP;
     RETURN NULL;
 END
@@ -495,8 +508,14 @@ CREATE FUNCTION app.organizations_redate() RETURNS trigger
     SET search_path = pg_catalog, public, app, pg_temp
     AS $$
 BEGIN
+    -- (A session or expense written concurrently under the old zone may land on its old day until the
+    -- next reconciliation.)
     DELETE FROM public.employee_daily_metrics d WHERE d.organization_id = NEW.id;
-    INSERT INTO public.employee_daily_metrics SELECT * FROM app.expected_employee_daily_metrics(NEW.id);
+    INSERT INTO public.employee_daily_metrics AS d SELECT * FROM app.expected_employee_daily_metrics(NEW.id)
+    ON CONFLICT (organization_id, employee_id, date) DO UPDATE
+       SET sessions = excluded.sessions, distance_km = excluded.distance_km,
+           duration_seconds = excluded.duration_seconds, expenses_count = excluded.expenses_count,
+           expenses_amount = excluded.expenses_amount, updated_at = now();
     RETURN NULL;
 END
 $$;
@@ -521,6 +540,7 @@ DECLARE
     s record;
     r record;
     km double precision;
+    seen timestamptz;
 BEGIN
     FOR s IN SELECT a.organization_id, a.id
                FROM public.employee_last_state l
@@ -531,24 +551,34 @@ BEGIN
               ORDER BY ss.computed_at NULLS FIRST
               LIMIT p_limit LOOP
         EXIT WHEN clock_timestamp() - started > p_budget;
-        BEGIN
-            SELECT * INTO r FROM app.session_distance(s.organization_id, s.id);
-            km := round((r.distance_m / 1000)::numeric, 3)::double precision;
-            UPDATE public.attendance_sessions a SET total_distance_km = km
-             WHERE a.organization_id = s.organization_id AND a.id = s.id AND a.checkout_at IS NULL
-               AND a.total_distance_km IS DISTINCT FROM km;
-            INSERT INTO public.session_summaries AS ss (organization_id, session_id, total_distance_km,
-                                                        points_total, points_used, computed_at)
-            VALUES (s.organization_id, s.id, km, r.points_total, r.points_used, now())
-            ON CONFLICT (organization_id, session_id) DO UPDATE
-               SET total_distance_km = excluded.total_distance_km, points_total = excluded.points_total,
-                   points_used = excluded.points_used, last_error = NULL, computed_at = excluded.computed_at;
-        EXCEPTION WHEN OTHERS THEN
-            INSERT INTO public.session_summaries AS ss (organization_id, session_id, last_error, computed_at)
-            VALUES (s.organization_id, s.id, SQLERRM, now())
-            ON CONFLICT (organization_id, session_id) DO UPDATE
-               SET last_error = excluded.last_error, computed_at = excluded.computed_at;
-        END;
+        -- The session, still open, locked against its check-out meanwhile (fixes still come in: their
+        -- key-share lock does not conflict); the session first, as every writer of an employee locks.
+        PERFORM FROM public.attendance_sessions a
+          WHERE a.organization_id = s.organization_id AND a.id = s.id AND a.checkout_at IS NULL
+          FOR NO KEY UPDATE;
+        IF FOUND THEN
+            -- What the measure sees was committed by now; an upload committing later but stamped just
+            -- before counts as unseen (the margin), so it is measured next time.
+            seen := clock_timestamp() - interval '2 seconds';
+            BEGIN
+                SELECT * INTO r FROM app.session_distance(s.organization_id, s.id);
+                km := round((r.distance_m / 1000)::numeric, 3)::double precision;
+                UPDATE public.attendance_sessions a SET total_distance_km = km
+                 WHERE a.organization_id = s.organization_id AND a.id = s.id
+                   AND a.total_distance_km IS DISTINCT FROM km;
+                INSERT INTO public.session_summaries AS ss (organization_id, session_id, total_distance_km,
+                                                            points_total, points_used, computed_at)
+                VALUES (s.organization_id, s.id, km, r.points_total, r.points_used, seen)
+                ON CONFLICT (organization_id, session_id) DO UPDATE
+                   SET total_distance_km = excluded.total_distance_km, points_total = excluded.points_total,
+                       points_used = excluded.points_used, last_error = NULL, computed_at = excluded.computed_at;
+            EXCEPTION WHEN OTHERS THEN
+                INSERT INTO public.session_summaries AS ss (organization_id, session_id, last_error, computed_at)
+                VALUES (s.organization_id, s.id, SQLERRM, seen)
+                ON CONFLICT (organization_id, session_id) DO UPDATE
+                   SET last_error = excluded.last_error, computed_at = excluded.computed_at;
+            END;
+        END IF;
         COMMIT;
     END LOOP;
 END
@@ -558,17 +588,19 @@ REVOKE ALL ON PROCEDURE app.measure_open_sessions(integer, interval) FROM PUBLIC
 -- reconciliation -------------------------------------------------------------------------------------------
 
 -- The snapshots, their keys beside organization_id, and the columns that are bookkeeping, not snapshot.
+-- position: the order repairs lock rows in, the writers' order (days, totals, state, latest session).
 CREATE TABLE app.snapshot_tables (
-    table_name  text   PRIMARY KEY,
-    key_columns text[] NOT NULL,
-    ignored     text[] NOT NULL DEFAULT '{updated_at}'
+    table_name  text    PRIMARY KEY,
+    key_columns text[]  NOT NULL,
+    ignored     text[]  NOT NULL DEFAULT '{updated_at}',
+    position    integer NOT NULL UNIQUE
 );
-INSERT INTO app.snapshot_tables (table_name, key_columns, ignored) VALUES
-    ('employee_last_state', '{employee_id}', '{updated_at,last_upload_at}'),
-    ('employee_latest_sessions', '{employee_id}', '{updated_at}'),
-    ('employee_metrics_snapshot', '{employee_id}', '{updated_at,total_hours}'),
-    ('employee_daily_metrics', '{employee_id,date}', '{updated_at}'),
-    ('pending_expenses', '{id}', '{updated_at}');
+INSERT INTO app.snapshot_tables (table_name, key_columns, ignored, position) VALUES
+    ('employee_daily_metrics', '{employee_id,date}', '{updated_at}', 1),
+    ('employee_metrics_snapshot', '{employee_id}', '{updated_at,total_hours}', 2),
+    ('employee_last_state', '{employee_id}', '{updated_at,last_upload_at}', 3),
+    ('employee_latest_sessions', '{employee_id}', '{updated_at}', 4),
+    ('pending_expenses', '{id}', '{updated_at}', 5);
 
 -- app.reconcile_org compares one organization's snapshots with their definitions and, unless p_dry_run,
 -- repairs what differs: missing rows are inserted, rows without a source deleted, differing rows
@@ -589,7 +621,7 @@ DECLARE
     key_del text;
     sql text;
 BEGIN
-    FOR t IN SELECT * FROM app.snapshot_tables ORDER BY 1 LOOP
+    FOR t IN SELECT * FROM app.snapshot_tables ORDER BY position LOOP
         SELECT array_agg(a.attname::text ORDER BY a.attnum) INTO cols
           FROM pg_attribute a
          WHERE a.attrelid = ('public.' || t.table_name)::regclass AND a.attnum > 0 AND NOT a.attisdropped
@@ -673,13 +705,14 @@ CREATE TABLE app.reconcile_runs (
     rows_inserted   bigint      NOT NULL,
     rows_updated    bigint      NOT NULL,
     rows_deleted    bigint      NOT NULL,
-    seconds         double precision
+    seconds         double precision,
+    error           text        -- the organization's reconciliation failed (rolled back): why
 );
 CREATE INDEX reconcile_runs_run_at ON app.reconcile_runs (run_at DESC);
 
 -- app.reconcile_all: the 5-minute job. One organization per transaction (locks and the snapshot of each
 -- are short), then the run's totals; and old run rows go.
-CREATE PROCEDURE app.reconcile_all()
+CREATE PROCEDURE app.reconcile_all(p_org uuid DEFAULT NULL)
     LANGUAGE plpgsql
     AS $$
 DECLARE
@@ -688,25 +721,46 @@ DECLARE
 BEGIN
     CREATE TEMP TABLE IF NOT EXISTS reconcile_run_totals (LIKE app.reconcile_runs) ON COMMIT PRESERVE ROWS;
     TRUNCATE pg_temp.reconcile_run_totals;
-    FOR o IN SELECT x.id FROM public.organizations x ORDER BY x.id LOOP
-        INSERT INTO pg_temp.reconcile_run_totals
-        SELECT run, o, r.table_name, r.rows_checked, r.rows_inserted, r.rows_updated, r.rows_deleted, NULL
-          FROM app.reconcile_org(o, false) r;
-        INSERT INTO app.reconcile_runs
-        SELECT * FROM pg_temp.reconcile_run_totals t
-         WHERE t.organization_id = o AND t.rows_inserted + t.rows_updated + t.rows_deleted > 0;
+    FOR o IN SELECT x.id FROM public.organizations x WHERE p_org IS NULL OR x.id = p_org ORDER BY x.id LOOP
+        BEGIN -- one organization failing (a deadlock, an employee deleted meanwhile) does not stop the run
+            INSERT INTO pg_temp.reconcile_run_totals
+            SELECT run, o, r.table_name, r.rows_checked, r.rows_inserted, r.rows_updated, r.rows_deleted, NULL, NULL
+              FROM app.reconcile_org(o, false) r;
+            INSERT INTO app.reconcile_runs
+            SELECT * FROM pg_temp.reconcile_run_totals t
+             WHERE t.organization_id = o AND t.rows_inserted + t.rows_updated + t.rows_deleted > 0;
+        EXCEPTION WHEN OTHERS THEN
+            INSERT INTO app.reconcile_runs (run_at, organization_id, table_name, rows_checked, rows_inserted,
+                                            rows_updated, rows_deleted, error)
+            VALUES (run, o, '(all)', 0, 0, 0, 0, SQLERRM);
+        END;
         COMMIT;
     END LOOP;
     INSERT INTO app.reconcile_runs
     SELECT run, NULL, t.table_name, sum(t.rows_checked), sum(t.rows_inserted), sum(t.rows_updated),
-           sum(t.rows_deleted), extract(epoch FROM clock_timestamp() - run)
+           sum(t.rows_deleted), extract(epoch FROM clock_timestamp() - run), NULL
       FROM pg_temp.reconcile_run_totals t GROUP BY t.table_name;
     DELETE FROM app.reconcile_runs WHERE run_at < now() - interval '30 days';
     DROP TABLE pg_temp.reconcile_run_totals;
     COMMIT;
 END
 $$;
-REVOKE ALL ON PROCEDURE app.reconcile_all() FROM PUBLIC;
+REVOKE ALL ON PROCEDURE app.reconcile_all(uuid) FROM PUBLIC;
+
+-- What the latest run found for the caller's organization (app.org_id()), per table: rows that were
+-- behind their sources (repaired since), or the error that stopped it. A view of the owner's: the API
+-- cannot read the run log, only this organization's part of it.
+CREATE VIEW app.snapshot_health AS
+SELECT t.table_name, r.run_at AS checked_at,
+       coalesce(d.rows_inserted + d.rows_updated + d.rows_deleted, 0)::bigint AS rows_behind,
+       (SELECT e.error FROM app.reconcile_runs e
+         WHERE e.run_at = r.run_at AND e.organization_id = (SELECT app.org_id()) AND e.error IS NOT NULL) AS error
+  FROM app.snapshot_tables t
+  LEFT JOIN (SELECT max(x.run_at) AS run_at FROM app.reconcile_runs x
+              WHERE x.organization_id IS NULL OR x.organization_id = (SELECT app.org_id())) r ON true
+  LEFT JOIN app.reconcile_runs d
+         ON d.run_at = r.run_at AND d.organization_id = (SELECT app.org_id()) AND d.table_name = t.table_name;
+GRANT SELECT ON app.snapshot_health TO fieldtrack_api;
 
 -- views ----------------------------------------------------------------------------------------------------
 
@@ -764,8 +818,7 @@ SELECT o.id AS organization_id,
 GRANT SELECT ON employee_last_state, employee_latest_sessions, employee_metrics_snapshot, employee_daily_metrics,
     pending_expenses, active_users, org_daily_metrics, org_dashboard_snapshot TO fieldtrack_api;
 GRANT UPDATE (last_latitude, last_longitude, last_location_at, last_upload_at) ON employee_last_state TO fieldtrack_api;
--- The dry run reads as its caller: an admin's health check compares its organization's snapshots.
-GRANT SELECT ON app.snapshot_tables TO fieldtrack_api;
+
 
 ALTER TABLE employee_last_state ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE employee_latest_sessions ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -793,9 +846,11 @@ CREATE POLICY pending_expenses_select ON pending_expenses FOR SELECT TO fieldtra
 
 -- fill from what exists -------------------------------------------------------------------------------------
 
+-- Every employee's two rows here; the rest is built after the migration commits, one organization per
+-- transaction (`fieldtrack migrate up` does it when it applies this file; so would the first 5-minute
+-- run), so that no table stays locked while a large history is summed.
 INSERT INTO employee_last_state (organization_id, employee_id) SELECT organization_id, id FROM employees;
 INSERT INTO employee_metrics_snapshot (organization_id, employee_id) SELECT organization_id, id FROM employees;
-SELECT FROM organizations o, app.reconcile_org(o.id, false);
 
 -- jobs ----------------------------------------------------------------------------------------------------
 

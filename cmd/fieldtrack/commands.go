@@ -60,8 +60,21 @@ func migrateCmd(args []string) error {
 	defer m.Close()
 	switch args[0] {
 	case "up":
+		before, _, err := m.Version()
+		if err != nil {
+			return err
+		}
 		if err := m.Up(); err != nil {
 			return err
+		}
+		after, _, err := m.Version()
+		if err != nil {
+			return err
+		}
+		if before < snapshotsVersion && after >= snapshotsVersion {
+			if err := buildSnapshots(context.Background(), url); err != nil {
+				return fmt.Errorf("build the snapshots of existing rows (run `fieldtrack reconcile` again): %w", err)
+			}
 		}
 		// The outbox slot must exist before anything writes events, or those events would sit outside
 		// the WAL the listener reads (the listener would hand them off from the table when it creates

@@ -99,6 +99,32 @@ func reconcileCmd(ctx context.Context, args []string) error {
 	return nil
 }
 
+// snapshotsVersion is the migration that creates the snapshot tables (sql/000014).
+const snapshotsVersion = 14
+
+// buildSnapshots fills the snapshot tables from the existing rows after the migration that made them,
+// one organization per transaction (a large history would otherwise hold the migration's locks).
+func buildSnapshots(ctx context.Context, url string) error {
+	pool, err := db.NewPool(ctx, db.PoolConfig{URL: url, MaxConns: 1})
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	q := db.New()
+	orgs, err := q.OrganizationIDs(ctx, pool)
+	if err != nil || len(orgs) == 0 {
+		return err
+	}
+	started := time.Now()
+	for _, org := range orgs {
+		if _, err := q.ReconcileOrg(ctx, pool, db.ReconcileOrgParams{OrgID: org, DryRun: false}); err != nil {
+			return fmt.Errorf("organization %s: %w", org, err)
+		}
+	}
+	fmt.Printf("built the snapshots of %d organizations in %s\n", len(orgs), time.Since(started).Round(time.Millisecond))
+	return nil
+}
+
 // analystCmd is `fieldtrack analyst grant --org ID --login NAME` (password from stdin, or generated and
 // printed once) and `fieldtrack analyst revoke --login NAME`.
 func analystCmd(ctx context.Context, args []string) error {

@@ -5,6 +5,11 @@ package analyst
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/pbkdf2"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
 	"errors"
 	"fmt"
 	"regexp"
@@ -25,6 +30,15 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID, login, passwo
 	}
 	if len(password) < 12 {
 		return errors.New("the password must have at least 12 characters")
+	}
+	for _, c := range password {
+		if c < 0x20 || c > 0x7e {
+			return errors.New("the password must be printable ASCII")
+		}
+	}
+	verifier, err := scramVerifier(password)
+	if err != nil {
+		return err
 	}
 	return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var exists bool
@@ -48,18 +62,29 @@ func Grant(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID, login, passwo
 			return fmt.Errorf("no organization %s", org)
 		}
 		ident := pgx.Identifier{login}.Sanitize()
-		// The password goes as a literal (utility statements take no parameters); format %L-quotes it.
-		var quoted string
-		if err := tx.QueryRow(ctx, `SELECT quote_literal($1)`, password).Scan(&quoted); err != nil {
-			return err
-		}
+		// Utility statements take no parameters: the password goes as its SCRAM verifier, never in
+		// clear text (statements can reach logs and pg_stat_statements).
+		quoted := "'" + verifier + "'"
 		if !exists {
-			// Its privileges are fieldtrack_analyst's; its search path starts with the analysts' views.
-			for _, stmt := range []string{
+			// Its privileges are fieldtrack_analyst's; its search path starts with the analysts' views;
+			// its sessions read only, and neither a runaway query nor an idle transaction can hold the
+			// database for long.
+			stmts := []string{
 				fmt.Sprintf(`CREATE ROLE %s LOGIN INHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS
 					CONNECTION LIMIT 10 PASSWORD %s IN ROLE fieldtrack_analyst`, ident, quoted),
 				fmt.Sprintf(`ALTER ROLE %s SET search_path = analytics, public`, ident),
-			} {
+				fmt.Sprintf(`ALTER ROLE %s SET default_transaction_read_only = on`, ident),
+				fmt.Sprintf(`ALTER ROLE %s SET statement_timeout = '5min'`, ident),
+				fmt.Sprintf(`ALTER ROLE %s SET idle_in_transaction_session_timeout = '5min'`, ident),
+			}
+			var super bool
+			if err := tx.QueryRow(ctx, `SELECT rolsuper FROM pg_roles WHERE rolname = current_user`).Scan(&super); err != nil {
+				return err
+			}
+			if super { // only a superuser may bound its temporary files
+				stmts = append(stmts, fmt.Sprintf(`ALTER ROLE %s SET temp_file_limit = '1GB'`, ident))
+			}
+			for _, stmt := range stmts {
 				if _, err := tx.Exec(ctx, stmt); err != nil {
 					return err
 				}
@@ -85,4 +110,26 @@ func Revoke(ctx context.Context, pool *pgxpool.Pool, login string) error {
 		_, err = tx.Exec(ctx, `DROP ROLE `+pgx.Identifier{login}.Sanitize())
 		return err
 	})
+}
+
+// scramVerifier is what Postgres stores for a SCRAM-SHA-256 password (RFC 5802, 7677), computed here so
+// that the password itself never reaches the server. (Printable ASCII needs no SASLprep.)
+func scramVerifier(password string) (string, error) {
+	const iterations = 4096
+	salt := make([]byte, 16)
+	if _, err := rand.Read(salt); err != nil {
+		return "", err
+	}
+	salted, err := pbkdf2.Key(sha256.New, password, salt, iterations, sha256.Size)
+	if err != nil {
+		return "", err
+	}
+	mac := func(key []byte, msg string) []byte {
+		h := hmac.New(sha256.New, key)
+		h.Write([]byte(msg))
+		return h.Sum(nil)
+	}
+	stored := sha256.Sum256(mac(salted, "Client Key"))
+	b64 := base64.StdEncoding.EncodeToString
+	return fmt.Sprintf("SCRAM-SHA-256$%d:%s$%s:%s", iterations, b64(salt), b64(stored[:]), b64(mac(salted, "Server Key"))), nil
 }

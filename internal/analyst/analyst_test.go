@@ -109,7 +109,14 @@ func TestAnalyst_ReadsOnlyItsOrganizationAndCannotWidenIt(t *testing.T) {
 			t.Errorf("the analyst became %s", role)
 		}
 	}
-	// It reads, nothing else, and no secret.
+	// It reads, nothing else, and no secret: its sessions are read-only, and without that, it has no grant.
+	var readOnly string
+	if err := conn.QueryRow(t.Context(), `SHOW default_transaction_read_only`).Scan(&readOnly); err != nil || readOnly != "on" {
+		t.Errorf("default_transaction_read_only = %q (%v)", readOnly, err)
+	}
+	if _, err := conn.Exec(t.Context(), `SET default_transaction_read_only = off`); err != nil {
+		t.Fatal(err)
+	}
 	wantDenied(`INSERT INTO employee_daily_metrics (organization_id, employee_id, date) SELECT organization_id, employee_id, '2001-01-01' FROM employee_last_state`)
 	wantDenied(`UPDATE employee_metrics_snapshot SET total_expenses = 0`)
 	wantDenied(`DELETE FROM pending_expenses`)

@@ -271,6 +271,36 @@ func (q *Queries) SessionTrend(ctx context.Context, db DBTX, arg SessionTrendPar
 	return items, nil
 }
 
+const snapshotHealth = `-- name: SnapshotHealth :many
+SELECT table_name, checked_at, rows_behind, error FROM app.snapshot_health
+`
+
+// What the latest reconciliation found for the organization, per table.
+func (q *Queries) SnapshotHealth(ctx context.Context, db DBTX) ([]AppSnapshotHealth, error) {
+	rows, err := db.Query(ctx, snapshotHealth)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []AppSnapshotHealth{}
+	for rows.Next() {
+		var i AppSnapshotHealth
+		if err := rows.Scan(
+			&i.TableName,
+			&i.CheckedAt,
+			&i.RowsBehind,
+			&i.Error,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const snapshotRows = `-- name: SnapshotRows :many
 SELECT 'employee_last_state'::text AS table_name, count(*) AS row_count, max(x.updated_at) AS latest_update_at
   FROM employee_last_state x WHERE x.organization_id = $1
@@ -301,40 +331,6 @@ func (q *Queries) SnapshotRows(ctx context.Context, db DBTX, orgID uuid.UUID) ([
 	for rows.Next() {
 		var i SnapshotRowsRow
 		if err := rows.Scan(&i.TableName, &i.RowCount, &i.LatestUpdateAt); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
-}
-
-const snapshotTables = `-- name: SnapshotTables :many
-SELECT r.table_name::text AS table_name, r.rows_checked::bigint AS rows_checked,
-       (r.rows_inserted + r.rows_updated + r.rows_deleted)::bigint AS drift
-FROM app.reconcile_org($1, true) r
-`
-
-type SnapshotTablesRow struct {
-	TableName   string `json:"table_name"`
-	RowsChecked int64  `json:"rows_checked"`
-	Drift       int64  `json:"drift"`
-}
-
-// Each snapshot table of the organization: its rows, its latest change, and what the dry run of
-// reconciliation finds behind its sources.
-func (q *Queries) SnapshotTables(ctx context.Context, db DBTX, orgID uuid.UUID) ([]SnapshotTablesRow, error) {
-	rows, err := db.Query(ctx, snapshotTables, orgID)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []SnapshotTablesRow{}
-	for rows.Next() {
-		var i SnapshotTablesRow
-		if err := rows.Scan(&i.TableName, &i.RowsChecked, &i.Drift); err != nil {
 			return nil, err
 		}
 		items = append(items, i)

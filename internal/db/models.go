@@ -234,6 +234,7 @@ type AppReconcileRun struct {
 	RowsUpdated    int64      `json:"rows_updated"`
 	RowsDeleted    int64      `json:"rows_deleted"`
 	Seconds        *float64   `json:"seconds"`
+	Error          *string    `json:"error"`
 }
 
 type AppRefreshToken struct {
@@ -273,10 +274,18 @@ type AppSigningKey struct {
 	RetiredAt  *time.Time `json:"retired_at"`
 }
 
+type AppSnapshotHealth struct {
+	TableName  string      `json:"table_name"`
+	CheckedAt  interface{} `json:"checked_at"`
+	RowsBehind int64       `json:"rows_behind"`
+	Error      *string     `json:"error"`
+}
+
 type AppSnapshotTable struct {
 	TableName  string   `json:"table_name"`
 	KeyColumns []string `json:"key_columns"`
 	Ignored    []string `json:"ignored"`
+	Position   int32    `json:"position"`
 }
 
 type AppStreamState struct {

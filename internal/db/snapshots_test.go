@@ -335,3 +335,64 @@ func TestSnapshots_ReconciliationReportsAndRepairsCorruption(t *testing.T) {
 		t.Fatalf("reconcile_all logged %d summary rows (%v)", runs, err)
 	}
 }
+
+// Late fixes (which recalculate their closed session), check-ins and check-outs, and recalculations of
+// one employee at once: every path locks the session before the employee's snapshot rows, so none
+// deadlocks, and the snapshots stay exact.
+func TestSnapshots_ConcurrentWritersOfOneEmployeeDoNotDeadlock(t *testing.T) {
+	t.Parallel()
+	org := testfactory.NewOrg(t)
+	e := testfactory.NewEmployee(t, org, "Busy")
+	pool := testfactory.Pool(t)
+	in := time.Now().Add(-10 * time.Hour).Truncate(time.Second)
+	closed := testfactory.ClosedSession(t, e, in, in.Add(8*time.Hour))
+	// Enough fixes that a recalculation takes a while (the window a lock-order inversion needs).
+	if _, err := pool.Exec(t.Context(), `INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+		latitude, longitude, accuracy) SELECT $1, $2, $3::timestamptz + i * interval '5 seconds', $4, 12.9 + i * 0.00001, 77.6, 5
+		FROM generate_series(1, 3000) i`, org.ID, closed, in, e.ID); err != nil {
+		t.Fatal(err)
+	}
+	w := &snapshotWorld{t: t}
+	errs := make(chan error, 3)
+	run := func(n int, do func(i int) error) {
+		go func() {
+			for i := range n {
+				if err := do(i); err != nil {
+					errs <- fmt.Errorf("step %d: %w", i, err)
+					return
+				}
+			}
+			errs <- nil
+		}()
+	}
+	tx := func(c db.Claims, sql string, args ...any) error {
+		return db.InTx(t.Context(), pool, c, db.TxOptions{}, func(tx db.DBTX) error {
+			_, err := tx.Exec(t.Context(), sql, args...)
+			return err
+		})
+	}
+	run(20, func(i int) error { // late fixes, each recalculating the closed session
+		at := in.Add(time.Duration(3000*5+i+1) * time.Second)
+		return tx(testfactory.EmployeeClaims(e), `SELECT app.record_locations($1, $2, $3, $4, $5, $6, $7)`, org.ID, closed,
+			[]float64{12.95}, []float64{77.6}, []float64{5}, []time.Time{at}, []int32{0})
+	})
+	run(10, func(int) error { // check-in, check-out
+		if err := tx(testfactory.EmployeeClaims(e), `INSERT INTO attendance_sessions (organization_id, employee_id) VALUES ($1, $2)`,
+			org.ID, e.ID); err != nil {
+			return err
+		}
+		return tx(testfactory.EmployeeClaims(e), `UPDATE attendance_sessions SET checkout_at = now()
+			WHERE organization_id = $1 AND employee_id = $2 AND checkout_at IS NULL`, org.ID, e.ID)
+	})
+	run(10, func(int) error { // an admin's recalculations
+		return tx(testfactory.AdminClaims(org), `SELECT app.recalculate_session($1, $2)`, org.ID, closed)
+	})
+	for range 3 {
+		if err := <-errs; err != nil {
+			t.Fatal(err)
+		}
+	}
+	if d := w.drift(org.ID); len(d) > 0 {
+		t.Fatalf("drift after concurrent writers: %v", d)
+	}
+}

@@ -180,21 +180,29 @@ func TestAnalytics_OrgAndUserSummaries(t *testing.T) {
 	}
 }
 
-// The health check compares the organization's snapshots with their sources: a corrupted row makes it
-// 503 until reconciliation repairs it.
-func TestAnalytics_SnapshotHealthIsStaleWhenBehindItsSources(t *testing.T) {
+// The health check reports what the latest reconciliation found: a corrupted row makes it 503 once a
+// run found (and repaired) it, and the next run, finding nothing, makes it healthy again.
+func TestAnalytics_SnapshotHealthReportsWhatReconciliationFound(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
 	a := newAnalyticsOrg(t, h)
+	reconcile := func() {
+		t.Helper()
+		if _, err := testfactory.Pool(t).Exec(t.Context(), `CALL app.reconcile_all($1)`, a.org.ID); err != nil {
+			t.Fatal(err)
+		}
+	}
+	reconcile()
 	r := h.call("GET", "/internal/snapshot-health", a.admin, nil)
 	expect(t, r, http.StatusOK)
-	if r.data()["status"] != "healthy" {
+	if r.data()["status"] != "healthy" || r.data()["reconciledAt"] == nil {
 		t.Fatalf("health %s", r.Raw)
 	}
 	if _, err := testfactory.Pool(t).Exec(t.Context(), `UPDATE employee_daily_metrics SET sessions = 9 WHERE organization_id = $1`,
 		a.org.ID); err != nil {
 		t.Fatal(err)
 	}
+	reconcile()
 	r = h.call("GET", "/internal/snapshot-health", a.admin, nil)
 	expect(t, r, http.StatusServiceUnavailable)
 	tables := r.data()["tables"].(map[string]any)
@@ -204,11 +212,13 @@ func TestAnalytics_SnapshotHealthIsStaleWhenBehindItsSources(t *testing.T) {
 	if tables["employee_last_state"].(map[string]any)["stale"] != false || tables["org_dashboard_snapshot"].(map[string]any)["stale"] != true {
 		t.Fatalf("tables %v", tables)
 	}
-	// Another organization is not affected, and reconciliation repairs this one.
-	expect(t, h.call("GET", "/internal/snapshot-health", testfactory.AdminToken(t, testfactory.NewOrg(t)), nil), http.StatusOK)
-	if _, err := testfactory.Pool(t).Exec(t.Context(), `SELECT reconcile_snapshot_tables(false, $1)`, a.org.ID); err != nil {
+	// Another organization is not affected; the next run finds nothing.
+	other := testfactory.NewOrg(t)
+	if _, err := testfactory.Pool(t).Exec(t.Context(), `CALL app.reconcile_all($1)`, other.ID); err != nil {
 		t.Fatal(err)
 	}
+	expect(t, h.call("GET", "/internal/snapshot-health", testfactory.AdminToken(t, other), nil), http.StatusOK)
+	reconcile()
 	expect(t, h.call("GET", "/internal/snapshot-health", a.admin, nil), http.StatusOK)
 }
 
