@@ -27,6 +27,7 @@ DROP FUNCTION IF EXISTS app.employees_snapshots();
 DROP FUNCTION IF EXISTS app.add_metrics(uuid, uuid, integer, bigint, numeric, numeric);
 DROP FUNCTION IF EXISTS app.add_daily(uuid, uuid, date, integer, numeric, bigint, integer, numeric);
 DROP FUNCTION IF EXISTS app.refresh_employee_sessions(uuid, uuid);
+DROP FUNCTION IF EXISTS app.note_fix(uuid, uuid, double precision, double precision, timestamptz);
 
 -- The fixes' trigger as 000006 made it.
 CREATE OR REPLACE FUNCTION app.gps_locations_after_insert() RETURNS trigger

@@ -15,8 +15,9 @@
 --   it removes (commutative, so concurrent writers need no lock beyond the row's); the latest session and
 --   the last state are recomputed for the employee, after locking its employee_last_state row so two
 --   writers of one employee cannot store each other's stale view.
--- * A GPS upload writes one snapshot row: the employee's last fix (employee_last_state), in the statement
---   trigger that already runs once per insert. active_users is a view of the checked-in employees' rows.
+-- * A GPS upload writes one snapshot row: the employee's last fix (employee_last_state, through
+--   app.note_fix), in the statement trigger that already runs once per insert. active_users is a view of
+--   the checked-in employees' rows.
 -- * An open session's distance so far is measured every minute by pg_cron (app.measure_open_sessions,
 --   with app.session_distance, the function of the final distance) for the sessions that received fixes
 --   since their last measure; ingest pays nothing for it.
@@ -466,37 +467,49 @@ CREATE TRIGGER expenses_snapshots
     AFTER INSERT OR DELETE OR UPDATE OF status, amount, submitted_at, description ON expenses
     FOR EACH ROW EXECUTE FUNCTION app.expenses_snapshots();
 
+-- app.note_fix records an employee's fix as its last one when it is newer, and when fixes arrived. As
+-- the owner (no policies to evaluate on the ingest path; the API role writes no snapshot row).
+CREATE FUNCTION app.note_fix(p_org uuid, p_employee uuid, p_lat double precision, p_lon double precision,
+                             p_at timestamptz) RETURNS void
+    LANGUAGE sql SECURITY DEFINER
+    SET search_path = pg_catalog, public, app, pg_temp
+    AS $$
+        UPDATE public.employee_last_state l
+           SET last_upload_at = clock_timestamp(),
+               last_latitude = CASE WHEN l.last_location_at >= p_at THEN l.last_latitude ELSE p_lat END,
+               last_longitude = CASE WHEN l.last_location_at >= p_at THEN l.last_longitude ELSE p_lon END,
+               last_location_at = greatest(l.last_location_at, p_at)
+         WHERE l.organization_id = p_org AND l.employee_id = p_employee
+    $$;
+REVOKE ALL ON FUNCTION app.note_fix(uuid, uuid, double precision, double precision, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION app.note_fix(uuid, uuid, double precision, double precision, timestamptz) TO fieldtrack_api;
+
 -- Fixes: as before, a session already closed is recalculated; then the employee's last fix (when the
--- statement holds a newer one) and the time they arrived, one update per employee of the statement.
+-- statement holds a newer one) and the time they arrived, one update per session of the statement.
 CREATE OR REPLACE FUNCTION app.gps_locations_after_insert() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 DECLARE
     s record;
 BEGIN
-    -- Distinct sessions first, then primary-key probes: a join would be planned once for a one-row
-    -- insert and then scan the organization's sessions for every fix of a batch.
-    -- 1. Closed sessions are recalculated. That locks the session, then (through its snapshots' trigger)
-    --    the employee's rows, in the order every writer of an employee takes them; so it comes first.
-    FOR s IN SELECT DISTINCT n.organization_id, n.session_id FROM new_points n LOOP
+    -- Distinct sessions first (with the newest fix of each), then primary-key probes: a join would be
+    -- planned once for a one-row insert and then scan the organization's sessions for every fix of a batch.
+    FOR s IN SELECT DISTINCT ON (n.organization_id, n.session_id)
+                    n.organization_id, n.session_id, n.employee_id, n.latitude, n.longitude, n.recorded_at
+               FROM new_points n
+              ORDER BY n.organization_id, n.session_id, n.recorded_at DESC LOOP
+        -- 1. A closed session is recalculated. That locks the session, then (through its snapshots'
+        --    trigger) the employee's rows, in the order every writer of an employee takes them: before
+        --    this statement locks the employee's state below.
         IF EXISTS (SELECT FROM public.attendance_sessions a
                     WHERE a.organization_id = s.organization_id AND a.id = s.session_id
                       AND a.checkout_at IS NOT NULL) THEN
             PERFORM app.recalculate_session(s.organization_id, s.session_id);
         END IF;
-    END LOOP;
-    -- 2. The employee's last fix (when the statement holds a newer one) and when fixes arrived. (Every
-    --    SET expression sees the row as it was.)
-    FOR s IN SELECT DISTINCT ON (n.organization_id, n.employee_id)
-                    n.organization_id, n.employee_id, n.latitude, n.longitude, n.recorded_at
-               FROM new_points n
-              ORDER BY n.organization_id, n.employee_id, n.recorded_at DESC LOOP
-        UPDATE public.employee_last_state l
-           SET last_upload_at = clock_timestamp(),
-               last_latitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_latitude ELSE s.latitude END,
-               last_longitude = CASE WHEN l.last_location_at >= s.recorded_at THEN l.last_longitude ELSE s.longitude END,
-               last_location_at = greatest(l.last_location_at, s.recorded_at)
-         WHERE l.organization_id = s.organization_id AND l.employee_id = s.employee_id;
+        -- 2. The employee's last fix (when this one is newer) and when fixes arrived. (Every SET expression
+        --    sees the row as it was.) The API's statements hold one session; an import of several sessions
+        --    of one employee in one statement holds the employee's state while it goes on.
+        PERFORM app.note_fix(s.organization_id, s.employee_id, s.latitude, s.longitude, s.recorded_at);
     END LOOP;
     RETURN NULL;
 END
@@ -812,12 +825,10 @@ SELECT o.id AS organization_id,
 
 -- privileges and row-level security -------------------------------------------------------------------------
 -- Admins read their organization's snapshots; an employee its own rows (its state, its latest session,
--- its totals and days). Only the triggers write, except the last fix, which the employee's own upload
--- writes to its own state row (what it could write by sending the fix anyway).
+-- its totals and days). Only the triggers and functions of the owner write.
 
 GRANT SELECT ON employee_last_state, employee_latest_sessions, employee_metrics_snapshot, employee_daily_metrics,
     pending_expenses, active_users, org_daily_metrics, org_dashboard_snapshot TO fieldtrack_api;
-GRANT UPDATE (last_latitude, last_longitude, last_location_at, last_upload_at) ON employee_last_state TO fieldtrack_api;
 
 
 ALTER TABLE employee_last_state ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -829,9 +840,6 @@ ALTER TABLE pending_expenses ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY
 CREATE POLICY employee_last_state_select ON employee_last_state FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id())
         AND ((SELECT app.role()) = 'ADMIN' OR employee_id = (SELECT app.employee_id())));
-CREATE POLICY employee_last_state_update ON employee_last_state FOR UPDATE TO fieldtrack_api
-    USING (organization_id = (SELECT app.org_id()) AND employee_id = (SELECT app.employee_id()))
-    WITH CHECK (organization_id = (SELECT app.org_id()) AND employee_id = (SELECT app.employee_id()));
 CREATE POLICY employee_latest_sessions_select ON employee_latest_sessions FOR SELECT TO fieldtrack_api
     USING (organization_id = (SELECT app.org_id())
         AND ((SELECT app.role()) = 'ADMIN' OR employee_id = (SELECT app.employee_id())));
