@@ -480,6 +480,9 @@ CREATE FUNCTION app.note_fix(p_org uuid, p_employee uuid, p_lat double precision
                last_longitude = CASE WHEN l.last_location_at >= p_at THEN l.last_longitude ELSE p_lon END,
                last_location_at = greatest(l.last_location_at, p_at)
          WHERE l.organization_id = p_org AND l.employee_id = p_employee
+           -- a request may note its own employee's fixes only (the trigger runs in the inserter's name)
+           AND (current_setting('role', true) IS DISTINCT FROM 'fieldtrack_api'
+                OR (p_org = app.org_id() AND p_employee = app.employee_id()))
     $$;
 REVOKE ALL ON FUNCTION app.note_fix(uuid, uuid, double precision, double precision, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION app.note_fix(uuid, uuid, double precision, double precision, timestamptz) TO fieldtrack_api;

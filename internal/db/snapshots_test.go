@@ -396,3 +396,26 @@ func TestSnapshots_ConcurrentWritersOfOneEmployeeDoNotDeadlock(t *testing.T) {
 		t.Fatalf("drift after concurrent writers: %v", d)
 	}
 }
+
+// A request can note only its own employee's fix: app.note_fix, which the fixes' trigger calls in the
+// inserter's name, writes nothing of another employee or organization.
+func TestSnapshots_ARequestNotesOnlyItsOwnFixes(t *testing.T) {
+	t.Parallel()
+	org := testfactory.NewOrg(t)
+	me, colleague := testfactory.NewEmployee(t, org, "Me"), testfactory.NewEmployee(t, org, "Colleague")
+	stranger := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Stranger")
+	for _, target := range []testfactory.Employee{colleague, stranger} {
+		err := db.InTx(t.Context(), testfactory.Pool(t), testfactory.EmployeeClaims(me), db.TxOptions{}, func(tx db.DBTX) error {
+			_, err := tx.Exec(t.Context(), `SELECT app.note_fix($1, $2, 1, 2, now())`, target.OrgID, target.ID)
+			return err
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var at *time.Time
+		if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT last_location_at FROM employee_last_state
+			WHERE organization_id = $1 AND employee_id = $2`, target.OrgID, target.ID).Scan(&at); err != nil || at != nil {
+			t.Fatalf("%s's last fix written by another employee: %v (%v)", target.Name, at, err)
+		}
+	}
+}
