@@ -1,7 +1,6 @@
 DROP TRIGGER IF EXISTS employees_sessions_ended ON employees;
-DROP FUNCTION IF EXISTS app.employees_sessions_ended();
 DROP TRIGGER IF EXISTS user_passwords_changed ON app.user_passwords;
-DROP FUNCTION IF EXISTS app.user_passwords_changed();
+DROP FUNCTION IF EXISTS app.sessions_end_trigger();
 DROP FUNCTION IF EXISTS app.end_sessions(uuid, uuid, text);
 
 -- The caller check as 000012 made it.

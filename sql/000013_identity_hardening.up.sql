@@ -63,33 +63,25 @@ CREATE FUNCTION app.end_sessions(p_org uuid, p_user uuid, p_reason text) RETURNS
     $$;
 REVOKE ALL ON FUNCTION app.end_sessions(uuid, uuid, text) FROM PUBLIC;
 
-CREATE FUNCTION app.user_passwords_changed() RETURNS trigger
+-- A row naming a user (its organization_id and user_id) changed so that the user's sessions end; the
+-- reason is the trigger's argument.
+CREATE FUNCTION app.sessions_end_trigger() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app, pg_temp
     AS $$
 BEGIN
-    PERFORM app.end_sessions(NEW.organization_id, NEW.user_id, 'password');
+    PERFORM app.end_sessions(NEW.organization_id, NEW.user_id, TG_ARGV[0]);
     RETURN NULL;
 END
 $$;
 
 CREATE TRIGGER user_passwords_changed AFTER UPDATE OF password_hash ON app.user_passwords
     FOR EACH ROW WHEN (OLD.password_hash IS DISTINCT FROM NEW.password_hash)
-    EXECUTE FUNCTION app.user_passwords_changed();
-
-CREATE FUNCTION app.employees_sessions_ended() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, public, app, pg_temp
-    AS $$
-BEGIN
-    PERFORM app.end_sessions(NEW.organization_id, NEW.user_id, 'deactivated');
-    RETURN NULL;
-END
-$$;
+    EXECUTE FUNCTION app.sessions_end_trigger('password');
 
 CREATE TRIGGER employees_sessions_ended AFTER UPDATE OF is_active ON employees
     FOR EACH ROW WHEN (OLD.is_active AND NOT NEW.is_active AND NEW.user_id IS NOT NULL)
-    EXECUTE FUNCTION app.employees_sessions_ended();
+    EXECUTE FUNCTION app.sessions_end_trigger('deactivated');
 
 -- pg_temp last in every SECURITY DEFINER function of ours that pins a search_path.
 DO $$

@@ -132,3 +132,15 @@ func TestReportVerdicts(t *testing.T) {
 		t.Errorf("failure() = %v, want B1 named", err)
 	}
 }
+
+// The ingest comparison's baseline is the fixes' trigger of 000006, taken whole from the migration.
+func TestPlainFixesTriggerIsTheMigrations(t *testing.T) {
+	def, err := plainFixesTrigger()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(def, "CREATE OR REPLACE FUNCTION app.gps_locations_after_insert()") ||
+		!strings.HasSuffix(def, "$$") || strings.Contains(def, "CREATE TRIGGER") || !strings.Contains(def, "recalculate_session") {
+		t.Fatalf("the baseline trigger: %q", def)
+	}
+}

@@ -2,10 +2,13 @@ package bench
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/http"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -13,6 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
+	schema "github.com/fieldtrack/fieldtrack/sql"
 )
 
 // The snapshots section (sql/000014):
@@ -39,24 +43,22 @@ const targetReadRatio = 1.3
 // targetTriggerCost is the largest share of single-fix ingest the snapshot work may cost.
 const targetTriggerCost = 0.15
 
-// plainFixesTrigger is the fixes' trigger before the snapshots (000006): late fixes recalculate their
-// closed session, nothing else.
-const plainFixesTrigger = `CREATE OR REPLACE FUNCTION app.gps_locations_after_insert() RETURNS trigger
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    s record;
-BEGIN
-    FOR s IN SELECT DISTINCT n.organization_id, n.session_id FROM new_points n LOOP
-        IF EXISTS (SELECT FROM attendance_sessions a
-                    WHERE a.organization_id = s.organization_id AND a.id = s.session_id
-                      AND a.checkout_at IS NOT NULL) THEN
-            PERFORM app.recalculate_session(s.organization_id, s.session_id);
-        END IF;
-    END LOOP;
-    RETURN NULL;
-END
-$$`
+// plainFixesTrigger is the fixes' trigger before the snapshots, as 000006 made it (late fixes
+// recalculate their closed session, nothing else), read from the embedded migration.
+func plainFixesTrigger() (string, error) {
+	src, err := fs.ReadFile(schema.Migrations, "000006_gps_and_distance.up.sql")
+	if err != nil {
+		return "", err
+	}
+	const head = "CREATE FUNCTION app.gps_locations_after_insert()"
+	text := string(src)
+	start := strings.Index(text, head)
+	end := strings.Index(text[max(start, 0):], "\n$$;")
+	if start < 0 || end < 0 {
+		return "", errors.New("000006 has no app.gps_locations_after_insert to compare with")
+	}
+	return "CREATE OR REPLACE" + strings.TrimPrefix(text[start:start+end+3], "CREATE"), nil
+}
 
 type routeLatency struct {
 	route    string
@@ -277,6 +279,10 @@ func ingestWithAndWithout(ctx context.Context, cfg Config, admin *pgxpool.Pool, 
 			err = fmt.Errorf("restore the fixes' trigger: %w", rerr)
 		}
 	}()
+	plain, err := plainFixesTrigger()
+	if err != nil {
+		return nil, nil, err
+	}
 	f, err := newFleet(ctx, admin, cfg.Employees, cfg.Secret)
 	if err != nil {
 		return nil, nil, err
@@ -285,7 +291,7 @@ func ingestWithAndWithout(ctx context.Context, cfg Config, admin *pgxpool.Pool, 
 		on := i%2 == 0
 		def := current
 		if !on {
-			def = plainFixesTrigger
+			def = plain
 		}
 		if _, err := admin.Exec(ctx, def); err != nil {
 			return nil, nil, err

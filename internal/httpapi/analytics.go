@@ -90,19 +90,25 @@ func trendPoints(rows []db.SessionTrendRow) []trendPoint {
 	return out
 }
 
-// leaderboard is GET /leaderboard (any caller) and /admin/leaderboard: employees ranked by metric over
-// the range (default the last 30 days).
-func (s *Server) leaderboard(w http.ResponseWriter, r *http.Request) error {
+// ranking reads the query of a leaderboard (metric, default distance; limit; the range, default the last
+// 30 days) and ranks the organization's employees by it.
+func (s *Server) ranking(r *http.Request) (rows []db.LeaderboardRow, metric string, err error) {
 	from, to, err := timeRange(r, 30)
 	if err != nil {
-		return err
+		return nil, "", err
 	}
-	metric := r.URL.Query().Get("metric")
+	metric = r.URL.Query().Get("metric")
 	if metric == "" {
 		metric = "distance"
 	}
-	rows, err := one(s, r, s.q.Leaderboard, db.LeaderboardParams{OrgID: identityOf(r).OrgID, FromAt: *from, ToAt: *to,
+	rows, err = one(s, r, s.q.Leaderboard, db.LeaderboardParams{OrgID: identityOf(r).OrgID, FromAt: *from, ToAt: *to,
 		Metric: metric, RowLimit: int32(queryInt(r, "limit", 10))})
+	return rows, metric, err
+}
+
+// leaderboard is GET /leaderboard (any caller) and /admin/leaderboard.
+func (s *Server) leaderboard(w http.ResponseWriter, r *http.Request) error {
+	rows, metric, err := s.ranking(r)
 	if err != nil {
 		return err
 	}
@@ -111,16 +117,7 @@ func (s *Server) leaderboard(w http.ResponseWriter, r *http.Request) error {
 
 // topPerformers is GET /admin/top-performers: the leaderboard's first, with only the metric's figure.
 func (s *Server) topPerformers(w http.ResponseWriter, r *http.Request) error {
-	from, to, err := timeRange(r, 30)
-	if err != nil {
-		return err
-	}
-	metric := r.URL.Query().Get("metric")
-	if metric == "" {
-		metric = "distance"
-	}
-	rows, err := one(s, r, s.q.Leaderboard, db.LeaderboardParams{OrgID: identityOf(r).OrgID, FromAt: *from, ToAt: *to,
-		Metric: metric, RowLimit: int32(queryInt(r, "limit", 10))})
+	rows, metric, err := s.ranking(r)
 	if err != nil {
 		return err
 	}
