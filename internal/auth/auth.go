@@ -38,21 +38,25 @@ const (
 
 // Identity is the verified caller of one request.
 type Identity struct {
-	Subject    string          // JWT sub (a UUID string); for API keys later "api_key:<id>"
+	Subject    string          // JWT sub (a UUID string); for API keys "api_key:<id>"
 	UserID     uuid.UUID       // parsed sub (zero for API keys)
 	Email      string          // optional email claim
-	Role       Role            // ADMIN or EMPLOYEE
+	Role       Role            // ADMIN or EMPLOYEE (an API key acts as ADMIN)
 	OrgID      uuid.UUID       // organisation the caller acts in
 	EmployeeID uuid.NullUUID   // Valid only when the token carries employee_id
-	AuthType   string          // "jwt" (API keys come later: "api_key")
+	AuthType   string          // AuthTypeJWT or AuthTypeAPIKey
 	SessionID  uuid.NullUUID   // the session of a token this server issued (built-in identity)
-	APIKeyID   uuid.NullUUID   // unused for now, for API keys later
-	Scopes     []string        // unused for now
+	APIKeyID   uuid.NullUUID   // the key of an API-key caller
+	Scopes     []string        // the key's scopes (API keys only)
+	ExpiresAt  time.Time       // when the token expires (zero for API keys: they last until revoked)
 	Claims     json.RawMessage // the whole verified claim set as JSON (sent to Postgres as request.jwt.claims)
 }
 
-// AuthTypeJWT is the Identity.AuthType of callers authenticated by a JWT.
-const AuthTypeJWT = "jwt"
+// The values of Identity.AuthType.
+const (
+	AuthTypeJWT    = "jwt"
+	AuthTypeAPIKey = "api_key"
+)
 
 // Error is an authentication failure carrying the public message and code of
 // the API contract.
@@ -289,11 +293,10 @@ func (v *Verifier) verifyClaims(ctx context.Context, token string) (Identity, ti
 	if len(problems) > 0 {
 		return Identity{}, time.Time{}, &Error{Message: "Invalid token claims: " + strings.Join(problems, "; "), Code: CodeUnauthorized}
 	}
-	var exp time.Time
 	if e, err := claims.GetExpirationTime(); err == nil && e != nil {
-		exp = e.Time
+		id.ExpiresAt = e.Time
 	}
-	return id, exp, nil
+	return id, id.ExpiresAt, nil
 }
 
 // issuerOK checks iss: our tokens' must be our issuer; an external token's the configured one, if any.
