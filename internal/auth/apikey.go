@@ -54,7 +54,9 @@ func (k APIKey) Preview() string { return k.Prefix + "..." + k.Last4 }
 // CodeInvalidAPIKey is the code of every API-key authentication failure.
 const CodeInvalidAPIKey = "INVALID_API_KEY"
 
-func errAPIKeyFormat() *Error { return &Error{Message: "Invalid API key format", Code: CodeInvalidAPIKey} }
+func errAPIKeyFormat() *Error {
+	return &Error{Message: "Invalid API key format", Code: CodeInvalidAPIKey}
+}
 
 // ErrAPIKeyUnknown is the answer for a well-formed key that is unknown, inactive or revoked.
 func ErrAPIKeyUnknown() *Error { return &Error{Message: "Invalid API key", Code: CodeInvalidAPIKey} }
