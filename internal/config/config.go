@@ -40,7 +40,13 @@ type Config struct {
 	RateLimitLocationsPer10s      int
 	RateLimitExpensesPerMinute    int
 	RateLimitRecalculatePerMinute int
-	ShutdownGracePeriod           time.Duration
+	RateLimitAPIKeyPerMinute      int
+	RateLimitIPPerMinute          int // every request of a client address, before authentication
+	// RateLimitProcesses is how many server processes share the limits: each enforces its share, 1/N of
+	// every rate (the login limits included; not the SSE cap, which is per process by contract).
+	RateLimitProcesses  int
+	APIKeyUsageFlush    time.Duration // how often a process writes its API keys' counts
+	ShutdownGracePeriod time.Duration
 
 	SSEMaxStreamsPerOrg int
 	SSEHeartbeat        time.Duration // a comment frame on idle streams, and a new look at the caller
@@ -101,6 +107,10 @@ func Load(getenv func(string) string) (Config, error) {
 		RateLimitLocationsPer10s:      r.int("RATE_LIMIT_LOCATIONS_PER_10S", 10, 1, 100_000),
 		RateLimitExpensesPerMinute:    r.int("RATE_LIMIT_EXPENSES_PER_MIN", 10, 1, 100_000),
 		RateLimitRecalculatePerMinute: r.int("RATE_LIMIT_RECALCULATE_PER_MIN", 5, 1, 100_000),
+		RateLimitAPIKeyPerMinute:      r.int("RATE_LIMIT_API_KEY_PER_MIN", 600, 1, 1_000_000),
+		RateLimitIPPerMinute:          r.int("RATE_LIMIT_IP_PER_MIN", 6000, 1, 10_000_000),
+		RateLimitProcesses:            r.int("RATE_LIMIT_PROCESSES", 1, 1, 1000),
+		APIKeyUsageFlush:              time.Duration(r.int("API_KEY_USAGE_FLUSH_MS", 10_000, 100, 600_000)) * time.Millisecond,
 		ShutdownGracePeriod:           r.millis("SHUTDOWN_GRACE_MS", 10_000),
 		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
 		SSEHeartbeat:                  time.Duration(r.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000)) * time.Millisecond,

@@ -20,6 +20,18 @@ type ActiveUser struct {
 	LastSeenAt     interface{} `json:"last_seen_at"`
 }
 
+type AdminAuditLog struct {
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	ID             uuid.UUID       `json:"id"`
+	CreatedAt      time.Time       `json:"created_at"`
+	Event          string          `json:"event"`
+	ActorType      string          `json:"actor_type"`
+	ActorID        *uuid.UUID      `json:"actor_id"`
+	ResourceType   string          `json:"resource_type"`
+	ResourceID     *string         `json:"resource_id"`
+	Payload        json.RawMessage `json:"payload"`
+}
+
 type AdminSession struct {
 	OrganizationID uuid.UUID  `json:"organization_id"`
 	ID             uuid.UUID  `json:"id"`
@@ -129,6 +141,24 @@ type AnalyticsPendingExpense struct {
 	Amount         float64   `json:"amount"`
 	Description    string    `json:"description"`
 	SubmittedAt    time.Time `json:"submitted_at"`
+}
+
+type ApiKey struct {
+	OrganizationID uuid.UUID  `json:"organization_id"`
+	ID             uuid.UUID  `json:"id"`
+	Name           string     `json:"name"`
+	KeyHash        []byte     `json:"key_hash"`
+	KeyPrefix      string     `json:"key_prefix"`
+	KeyLast4       string     `json:"key_last4"`
+	Scopes         []string   `json:"scopes"`
+	Active         bool       `json:"active"`
+	RequestCount   int64      `json:"request_count"`
+	ErrorCount     int64      `json:"error_count"`
+	CreatedBy      *uuid.UUID `json:"created_by"`
+	LastUsedAt     *time.Time `json:"last_used_at"`
+	RevokedAt      *time.Time `json:"revoked_at"`
+	CreatedAt      time.Time  `json:"created_at"`
+	UpdatedAt      time.Time  `json:"updated_at"`
 }
 
 type AppAnalystLogin struct {
@@ -286,6 +316,12 @@ type AppSnapshotTable struct {
 	KeyColumns []string `json:"key_columns"`
 	Ignored    []string `json:"ignored"`
 	Position   int32    `json:"position"`
+}
+
+type AppStreamKey struct {
+	ID        int16     `json:"id"`
+	Key       []byte    `json:"key"`
+	CreatedAt time.Time `json:"created_at"`
 }
 
 type AppStreamState struct {

@@ -1473,22 +1473,118 @@ func TestIdentity_SecretsAreOutOfReachOfTheAPIAndWorkerRoles(t *testing.T) {
 
 // The definer functions search pg_temp last: a temporary table of the API role named like a table they
 // read does not change what they see.
-func TestDefinerFunctions_AreNotFooledByTemporaryTables(t *testing.T) {
+func TestTemporaryTables_AreRefusedToTheRequestRoles(t *testing.T) {
 	t.Parallel()
 	org := testfactory.NewOrg(t)
-	if _, err := testfactory.Pool(t).Exec(t.Context(), `UPDATE users SET disabled_at = now() WHERE organization_id = $1 AND id = $2`,
-		org.ID, org.AdminUserID); err != nil {
-		t.Fatal(err)
-	}
-	err := inTx(t, withoutUser(testfactory.AdminClaims(org)), db.TxOptions{}, func(tx db.DBTX) error {
-		if _, err := tx.Exec(t.Context(), `CREATE TEMP TABLE users (organization_id uuid, id uuid, role text,
-			disabled_at timestamptz) ON COMMIT DROP`); err != nil {
-			return err
-		}
-		_, err := tx.Exec(t.Context(), `SELECT app.check_caller($1, $2, NULL, NULL)`, org.ID, org.AdminUserID)
+	err := inTx(t, testfactory.AdminClaims(org), db.TxOptions{}, func(tx db.DBTX) error {
+		_, err := tx.Exec(t.Context(), `CREATE TEMP TABLE webhook_events (id uuid) ON COMMIT DROP`)
 		return err
 	})
-	if pg := wantCode(t, err, "PT401"); pg.Hint != "ACCOUNT_DISABLED" {
-		t.Fatalf("a disabled user with a temporary users table: %v", pg)
+	wantCode(t, err, "42501")
+}
+
+// The review's attack: a session that runs SQL as (a member of) fieldtrack_api and may create temporary
+// tables shadows webhook_events with one whose trigger records who runs it, then checks in: the check-in's
+// event is written by SECURITY DEFINER functions. They must write the real outbox and never run the
+// trigger (which would run as their owner).
+func TestDefinerFunctions_AreNotFooledByTemporaryTables(t *testing.T) {
+	t.Parallel()
+	owner := testfactory.Pool(t)
+	ctx := t.Context()
+	org := testfactory.NewOrg(t)
+	emp := testfactory.NewEmployee(t, org, "Shadow")
+	attacker := "ft_attacker_" + strings.ReplaceAll(uuid.NewString()[:8], "-", "")
+	var database string
+	if err := owner.QueryRow(ctx, `SELECT current_database()`).Scan(&database); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`CREATE ROLE ` + attacker + ` NOLOGIN IN ROLE fieldtrack_api`,
+		`GRANT TEMPORARY ON DATABASE ` + pgx.Identifier{database}.Sanitize() + ` TO ` + attacker,
+	} {
+		if _, err := owner.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(func() {
+		for _, q := range []string{
+			`REVOKE TEMPORARY ON DATABASE ` + pgx.Identifier{database}.Sanitize() + ` FROM ` + attacker,
+			`DROP ROLE ` + attacker,
+		} {
+			if _, err := owner.Exec(context.Background(), q); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+
+	var ran []string
+	var events int
+	err := inTx(t, testfactory.EmployeeClaims(emp), db.TxOptions{Role: attacker}, func(tx db.DBTX) error {
+		for _, q := range []string{
+			`CREATE TEMP TABLE ran (who text) ON COMMIT DROP`,
+			`CREATE TEMP TABLE webhook_events (LIKE public.webhook_events) ON COMMIT DROP`,
+			`CREATE FUNCTION pg_temp.record() RETURNS trigger LANGUAGE plpgsql AS
+				$f$ BEGIN INSERT INTO pg_temp.ran VALUES (current_user); RETURN NEW; END $f$`,
+			`CREATE TRIGGER record BEFORE INSERT ON pg_temp.webhook_events FOR EACH ROW EXECUTE FUNCTION pg_temp.record()`,
+			`INSERT INTO attendance_sessions (organization_id, employee_id) VALUES ('` + org.ID.String() + `', '` + emp.ID.String() + `')`,
+		} {
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("%s: %w", q, err)
+			}
+		}
+		rows, err := tx.Query(ctx, `SELECT who FROM pg_temp.ran`)
+		if err != nil {
+			return err
+		}
+		ran, err = pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT count(*) FROM pg_temp.webhook_events`).Scan(&events)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(ran) > 0 || events > 0 {
+		t.Fatalf("the temporary table was written by a definer function (trigger ran as %v; %d rows)", ran, events)
+	}
+	var real int
+	if err := owner.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE organization_id = $1 AND event_type = 'session.checkin'`,
+		org.ID).Scan(&real); err != nil || real != 1 {
+		t.Fatalf("check-in events in the real outbox: %d (%v), want 1", real, err)
+	}
+}
+
+// Every SECURITY DEFINER function of ours searches pg_temp last and is owned by a role that is not a
+// superuser: a later migration that forgets either fails here.
+func TestDefinerFunctions_PinASafeSearchPathAndAreNotOwnedByASuperuser(t *testing.T) {
+	t.Parallel()
+	rows, err := testfactory.Pool(t).Query(t.Context(), `
+		SELECT p.oid::regprocedure::text, r.rolsuper, coalesce((SELECT c FROM unnest(p.proconfig) c
+		       WHERE c LIKE 'search_path=%'), '')
+		  FROM pg_proc p JOIN pg_roles r ON r.oid = p.proowner
+		 WHERE p.prosecdef AND p.pronamespace IN ('app'::regnamespace, 'public'::regnamespace)
+		   AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+		                     AND d.deptype = 'e')`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for rows.Next() {
+		var fn, path string
+		var super bool
+		if err := rows.Scan(&fn, &super, &path); err != nil {
+			t.Fatal(err)
+		}
+		n++
+		if super {
+			t.Errorf("%s is owned by a superuser", fn)
+		}
+		if !strings.HasSuffix(path, ", pg_temp") {
+			t.Errorf("%s: %q, want a search_path ending in pg_temp", fn, path)
+		}
+	}
+	if rows.Err() != nil || n < 20 {
+		t.Fatalf("%d definer functions found (%v)", n, rows.Err())
 	}
 }

@@ -36,6 +36,8 @@ type Claims struct {
 	Role       string
 	EmployeeID uuid.NullUUID
 	SessionID  uuid.NullUUID
+	APIKeyID   uuid.NullUUID // an API-key caller's key, checked still active
+	Scope      string        // the scope the key must hold for this request ("" for none)
 	JWT        json.RawMessage
 }
 
@@ -119,9 +121,9 @@ const settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jw
 	set_config('synchronous_commit', coalesce(nullif($8, ''), current_setting('synchronous_commit')), true)`
 
 // checkCallerSQL refuses the transaction of a caller that may no longer act (a disabled user, a
-// deactivated employee, a role that changed, a session that ended): the claims are checked where the request runs, so no
-// cache outlives the change. Its own statement, after the role is switched (the API role may call it).
-const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4)`
+// deactivated employee, a session that ended, a revoked API key or one without the route's scope): the
+// claims are checked where the request runs, so no cache outlives the change. Its own statement, after the role is switched (the API role may call it).
+const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4, $5, nullif($6, ''))`
 
 // begin returns the batch that opens a transaction: BEGIN, the settings and, for a caller's request, the
 // caller check, queued until the first statement carries them to the server.
@@ -150,8 +152,8 @@ func begin(c Claims, o TxOptions) *pgx.Batch {
 	}
 	b.Queue(settingsSQL, role, claims, text(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
 		text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit)
-	if role == APIRole && c.UserID.Valid {
-		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID)
+	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
+		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)
 	}
 	return b
 }

@@ -3,7 +3,10 @@ package httpapi
 import (
 	"encoding/json"
 	"net/http"
+	"regexp"
 	"strconv"
+
+	"github.com/go-chi/chi/v5"
 )
 
 // handlerFunc is an endpoint: it writes a success itself and returns any failure for writeError.
@@ -48,6 +51,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if e.Status >= 500 {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", info.id, "error", err.Error())
 	}
+	switch e.Status {
+	case http.StatusTooManyRequests, http.StatusUnauthorized:
+		s.noteAbuse(r, e)
+	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))
 	}
@@ -56,4 +63,34 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		body["details"] = e.Details
 	}
 	writeJSON(w, e.Status, body)
+}
+
+// authRoute tells the routes whose refusals look like password guessing (the original's pattern).
+var authRoute = regexp.MustCompile(`(?i)/auth/|/login|/sign-?in|/token`)
+
+// noteAbuse logs and counts a 429 or a 401: the client's address, the route and its user agent, never
+// the credentials.
+func (s *Server) noteAbuse(r *http.Request, e *Error) {
+	route := routePattern(r)
+	attrs := []any{"request_id", infoOf(r.Context()).id, "ip", s.clientAddr(r).String(), "route", route,
+		"user_agent", r.UserAgent(), "code", e.Code}
+	if e.Status == http.StatusUnauthorized {
+		s.metrics.AuthFailures.WithLabelValues(e.Code).Inc()
+		s.log.WarnContext(r.Context(), "authentication refused", attrs...)
+		return
+	}
+	s.metrics.RateLimitHits.WithLabelValues(route).Inc()
+	s.log.WarnContext(r.Context(), "rate limited", attrs...)
+	if authRoute.MatchString(route) {
+		s.metrics.AuthBruteforce.Inc()
+		s.log.WarnContext(r.Context(), "possible brute force on authentication", attrs...)
+	}
+}
+
+// routePattern is the request's chi route pattern ("unmatched" before routing or for unknown paths).
+func routePattern(r *http.Request) string {
+	if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
+		return rc.RoutePattern()
+	}
+	return "unmatched"
 }

@@ -174,7 +174,7 @@ func (s *Server) gotrueCaller(w http.ResponseWriter, r *http.Request) (auth.Iden
 // reach the database in the caller's name.
 func (s *Server) callerActive(r *http.Request) error {
 	ctx := r.Context()
-	_, err := db.Do(ctx, s.pool, claimsOf(identityOf(r)), s.txOptions(r, true), func(tx db.DBTX) (int32, error) {
+	_, err := db.Do(ctx, s.pool, claimsOf(r), s.txOptions(r, true), func(tx db.DBTX) (int32, error) {
 		return s.q.CallerActive(ctx, tx)
 	})
 	return err

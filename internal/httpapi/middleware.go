@@ -9,10 +9,10 @@ import (
 	"regexp"
 	"runtime/debug"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
@@ -24,6 +24,7 @@ import (
 type requestInfo struct {
 	id       string
 	identity *auth.Identity
+	scope    string // the scope an API-key caller was admitted with, checked again in Postgres
 }
 
 type infoKey struct{}
@@ -99,11 +100,15 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		s.metrics.Started()
 		next.ServeHTTP(sw, r)
 		info := infoOf(r.Context())
-		route := "unmatched"
-		if rc := chi.RouteContext(r.Context()); rc != nil && rc.RoutePattern() != "" {
-			route = rc.RoutePattern()
-		}
+		route := routePattern(r)
 		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath)
+		if id := info.identity; id != nil && id.AuthType == auth.AuthTypeAPIKey {
+			s.keys.count(*id, sw.status)
+			s.metrics.APIKeyRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			if sw.status >= 400 {
+				s.metrics.APIKeyErrors.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
+			}
+		}
 		attrs := []slog.Attr{
 			slog.String("request_id", info.id),
 			slog.String("method", r.Method),
@@ -115,6 +120,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if id := info.identity; id != nil {
 			attrs = append(attrs, slog.String("org", id.OrgID.String()), slog.String("user", id.Subject),
 				slog.String("auth", id.AuthType))
+			if id.APIKeyID.Valid {
+				attrs = append(attrs, slog.String("api_key_id", id.APIKeyID.UUID.String()))
+			}
 		}
 		level := slog.LevelInfo
 		if sw.status >= 500 {
@@ -184,15 +192,25 @@ func (b idleBody) Read(p []byte) (int, error) {
 	return b.ReadCloser.Read(p)
 }
 
-// securityHeaders sets the API-relevant subset of the original's Helmet headers.
+// securityHeaders sets the original's Helmet headers (its defaults: a strict CSP fit for an API, no
+// framing by others, no sniffing, HSTS).
 func securityHeaders(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Set("X-Content-Type-Options", "nosniff")
-		h.Set("X-Frame-Options", "SAMEORIGIN")
-		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self';base-uri 'self';font-src 'self' https: data:;"+
+			"form-action 'self';frame-ancestors 'self';img-src 'self' data:;object-src 'none';script-src 'self';"+
+			"script-src-attr 'none';style-src 'self' 'unsafe-inline';upgrade-insecure-requests")
 		h.Set("Cross-Origin-Opener-Policy", "same-origin")
+		h.Set("Cross-Origin-Resource-Policy", "same-origin")
+		h.Set("Origin-Agent-Cluster", "?1")
+		h.Set("Referrer-Policy", "no-referrer")
 		h.Set("Strict-Transport-Security", "max-age=31536000; includeSubDomains")
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-DNS-Prefetch-Control", "off")
+		h.Set("X-Download-Options", "noopen")
+		h.Set("X-Frame-Options", "SAMEORIGIN")
+		h.Set("X-Permitted-Cross-Domain-Policies", "none")
+		h.Set("X-XSS-Protection", "0")
 		next.ServeHTTP(w, r)
 	})
 }
@@ -214,7 +232,8 @@ func (s *Server) cors(next http.Handler) http.Handler {
 		h.Add("Vary", "Origin")
 		h.Set("Access-Control-Allow-Origin", origin)
 		h.Set("Access-Control-Allow-Credentials", "true")
-		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Idempotent-Replayed, X-Supabase-Api-Version")
+		h.Set("Access-Control-Expose-Headers", "X-Request-Id, Retry-After, Idempotent-Replayed, X-Supabase-Api-Version, "+
+			"X-RateLimit-Limit, X-RateLimit-Remaining, X-RateLimit-Reset")
 		if r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != "" {
 			h.Set("Access-Control-Allow-Methods", "GET, POST, PUT, PATCH, DELETE")
 			if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
@@ -228,12 +247,12 @@ func (s *Server) cors(next http.Handler) http.Handler {
 	})
 }
 
-// authenticate verifies the caller: a bearer JWT, or (later) an API key when no Authorization header is
-// sent. Failures are *auth.Error (401).
+// authenticate verifies the caller: a bearer JWT, or an API key when no Authorization header is sent (as
+// the original: with both, the JWT wins). Failures are *auth.Error (401).
 func (s *Server) authenticate(r *http.Request) (auth.Identity, error) {
 	header := r.Header.Get("Authorization")
-	if header == "" && strings.TrimSpace(r.Header.Get("X-API-Key")) != "" {
-		return auth.Identity{}, &auth.Error{Message: "Invalid API key", Code: "INVALID_API_KEY"}
+	if key := r.Header.Get("X-API-Key"); header == "" && strings.TrimSpace(key) != "" {
+		return s.keys.authenticate(r.Context(), key, false)
 	}
 	if header == "" && r.URL.Path == eventsPath && r.URL.Query().Get("token") != "" {
 		// Browsers' EventSource cannot send headers: the stream also takes the token in the query.

@@ -12,10 +12,12 @@ import (
 // A handler that reads or writes one thing makes one call of one; a handler with several statements that
 // must see each other uses s.tx; a list uses fetchPage.
 
-// claimsOf is what Postgres policies read of the caller.
-func claimsOf(id auth.Identity) db.Claims {
+// claimsOf is what Postgres policies read of the request's caller, and what app.check_caller checks.
+func claimsOf(r *http.Request) db.Claims {
+	info := infoOf(r.Context())
+	id := identityOf(r)
 	c := db.Claims{OrgID: id.OrgID, Role: string(id.Role), EmployeeID: id.EmployeeID, SessionID: id.SessionID,
-		JWT: id.Claims}
+		APIKeyID: id.APIKeyID, Scope: info.scope, JWT: id.Claims}
 	if id.AuthType == auth.AuthTypeJWT {
 		c.UserID.UUID, c.UserID.Valid = id.UserID, true
 	}
@@ -35,14 +37,14 @@ func (s *Server) txOptions(r *http.Request, single bool) db.TxOptions {
 
 // tx runs fn, any number of statements, in one transaction under the caller's claims.
 func (s *Server) tx(r *http.Request, fn func(db.DBTX) error) error {
-	return db.InTx(r.Context(), s.pool, claimsOf(identityOf(r)), s.txOptions(r, false), fn)
+	return db.InTx(r.Context(), s.pool, claimsOf(r), s.txOptions(r, false), fn)
 }
 
 // one runs query with its argument alone in a transaction under the caller's claims: BEGIN, the claims,
 // the statement and COMMIT travel to Postgres in one round trip. It returns the query's result or error.
 func one[A, T any](s *Server, r *http.Request, query func(context.Context, db.DBTX, A) (T, error), arg A) (T, error) {
 	ctx := r.Context()
-	return db.Do(ctx, s.pool, claimsOf(identityOf(r)), s.txOptions(r, true), func(tx db.DBTX) (T, error) {
+	return db.Do(ctx, s.pool, claimsOf(r), s.txOptions(r, true), func(tx db.DBTX) (T, error) {
 		return query(ctx, tx, arg)
 	})
 }
@@ -54,7 +56,7 @@ func fetchPage[T db.Counted](s *Server, r *http.Request, limit, offset int32,
 	fetch func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]T, error)) ([]T, int64, error) {
 	ctx := r.Context()
 	page := func(limit, offset int32) ([]T, error) {
-		return db.Do(ctx, s.pool, claimsOf(identityOf(r)), s.txOptions(r, true), func(tx db.DBTX) ([]T, error) {
+		return db.Do(ctx, s.pool, claimsOf(r), s.txOptions(r, true), func(tx db.DBTX) ([]T, error) {
 			return fetch(ctx, tx, limit, offset)
 		})
 	}

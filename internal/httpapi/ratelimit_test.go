@@ -52,16 +52,16 @@ func TestRateLimiter_RefillsAndCountsTheOrganization(t *testing.T) {
 	a := auth.Identity{Subject: "a", OrgID: org}
 	b := auth.Identity{Subject: "b", OrgID: org}
 	for i, who := range []auth.Identity{a, b, a} {
-		if ok, _ := rl.allow(who, "GET /x"); !ok {
+		if d := rl.allow(who, "GET /x"); !d.ok {
 			t.Fatalf("request %d refused under the organization's limit", i)
 		}
 	}
-	ok, wait := rl.allow(b, "GET /x")
-	if ok || wait <= 0 || wait > 20*time.Second {
-		t.Fatalf("fourth request of the organization: ok=%v wait=%v, want refused for about 20 s", ok, wait)
+	d := rl.allow(b, "GET /x")
+	if d.ok || d.wait <= 0 || d.wait > 20*time.Second {
+		t.Fatalf("fourth request of the organization: ok=%v wait=%v, want refused for about 20 s", d.ok, d.wait)
 	}
-	now = now.Add(wait)
-	if ok, _ := rl.allow(b, "GET /x"); !ok {
+	now = now.Add(d.wait)
+	if d := rl.allow(b, "GET /x"); !d.ok {
 		t.Fatal("still refused after waiting Retry-After")
 	}
 }

@@ -85,8 +85,8 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)
 	s.handle(r, "POST", "/admin/force-checkout", adminOnly, s.forceCheckOut)
 	s.handle(r, "POST", "/admin/queues/replay-distance-dlq", adminOnly, s.replayDistance)
-	s.handle(r, "POST", "/admin/start-monitoring", adminOnly, s.startMonitoring)
-	s.handle(r, "POST", "/admin/stop-monitoring", adminOnly, s.stopMonitoring)
+	s.handle(r, "POST", "/admin/start-monitoring", adminUser, s.startMonitoring)
+	s.handle(r, "POST", "/admin/stop-monitoring", adminUser, s.stopMonitoring)
 	s.handle(r, "GET", "/admin/monitoring-history", adminOnly, s.monitoringHistory)
 
 	// employees
@@ -112,5 +112,12 @@ func (s *Server) Handler() http.Handler {
 	}
 	s.handle(r, "GET", "/admin/webhook-dlq", adminOnly, s.listDeadLetters)
 	s.handle(r, "POST", "/admin/webhook-dlq/{id}/retry", adminOnly, s.retryDeadLetter)
+
+	// API keys (a user's JWT only: keys never manage keys) and the audit log
+	s.handle(r, "GET", "/admin/api-keys", adminUser, s.listAPIKeys)
+	s.handle(r, "POST", "/admin/api-keys", adminUser, s.createAPIKey)
+	s.handle(r, "PATCH", "/admin/api-keys/{id}", adminUser, s.updateAPIKey)
+	s.handle(r, "DELETE", "/admin/api-keys/{id}", adminUser, s.deleteAPIKey)
+	s.handle(r, "GET", "/admin/audit-log", adminOnly, s.auditLog)
 	return r
 }

@@ -31,6 +31,7 @@ type Server struct {
 	configHash string
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
+	keys       *keyring
 	identity   *identity.Service
 	receipts   receipt.Store
 	exports    chan struct{} // a slot per CSV export running
@@ -67,6 +68,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
+	s.keys = newKeyring(s)
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
@@ -86,30 +88,56 @@ type access int
 const (
 	public       access = iota // no authentication
 	anyUser                    // any authenticated caller
-	adminOnly                  // role ADMIN
+	adminOnly                  // role ADMIN (a user's JWT, or an API key with the route's scope)
+	adminUser                  // role ADMIN with a user's JWT: API keys cannot (keys never manage keys)
 	employeeOnly               // role EMPLOYEE
 )
 
-// handle registers one route: authentication and the role guard (401/403 first, as the original), the
-// rate limits (429), then validation against the OpenAPI operation of the same method and pattern, then
-// the handler.
+// handle registers one route. A request goes through: the client address's rate limit (before anything
+// else, so floods of bad credentials are cut too), authentication and the role and scope guards (401/403,
+// as the original), the caller's rate limits (429), validation against the OpenAPI operation of the same
+// method and pattern, then the handler.
 func (s *Server) handle(r chi.Router, method, pattern string, who access, h handlerFunc) {
 	route := s.spec.operation(method, pattern)
+	scope := routeScope(method, pattern)
 	r.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
+		if s.limiter != nil && !probe(pattern) {
+			if d := s.limiter.allowAddr(s.clientKey(req)); !d.ok {
+				s.writeError(w, req, errRateLimited(d))
+				return
+			}
+		}
 		if who != public {
 			id, err := s.authenticate(req)
 			if err != nil {
 				s.writeError(w, req, err)
 				return
 			}
-			infoOf(req.Context()).identity = &id
+			info := infoOf(req.Context())
+			info.identity = &id
+			if id.AuthType == auth.AuthTypeAPIKey { // the scope first, as the original
+				if !hasScope(id.Scopes, scope) { // the cache may be behind a scope granted since
+					if id, err = s.keys.authenticate(req.Context(), req.Header.Get("X-API-Key"), true); err != nil {
+						s.writeError(w, req, err)
+						return
+					}
+					info.identity = &id
+				}
+				if !hasScope(id.Scopes, scope) {
+					s.writeError(w, req, errMissingScope(scope))
+					return
+				}
+				info.scope = scope
+			}
 			if err := guard(id, who); err != nil {
 				s.writeError(w, req, err)
 				return
 			}
 			if s.limiter != nil {
-				if ok, wait := s.limiter.allow(id, method+" "+pattern); !ok {
-					s.writeError(w, req, errRateLimited(wait))
+				d := s.limiter.allow(id, method+" "+pattern)
+				d.setHeaders(w.Header())
+				if !d.ok {
+					s.writeError(w, req, errRateLimited(d))
 					return
 				}
 			}
@@ -124,12 +152,17 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 	}))
 }
 
+// probe tells the health probes, which no limit applies to.
+func probe(pattern string) bool { return pattern == "/health" || pattern == "/ready" }
+
 func guard(id auth.Identity, who access) error {
 	switch {
-	case who == adminOnly && id.Role != auth.RoleAdmin:
+	case (who == adminOnly || who == adminUser) && id.Role != auth.RoleAdmin:
 		return errForbidden("This action requires ADMIN role")
 	case who == employeeOnly && id.Role != auth.RoleEmployee:
 		return errForbidden("This action requires EMPLOYEE role")
+	case who == adminUser && id.AuthType != auth.AuthTypeJWT:
+		return &Error{Status: http.StatusForbidden, Code: "JWT_REQUIRED", Message: "This endpoint requires JWT user authentication"}
 	}
 	return nil
 }

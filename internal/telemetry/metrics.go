@@ -22,6 +22,14 @@ type Metrics struct {
 	// AuthAttempts counts built-in identity's logins and refreshes by outcome (abuse shows as
 	// invalid_credentials, reused and rate_limited).
 	AuthAttempts *prometheus.CounterVec
+	// APIKeyRequests and APIKeyErrors count API-key requests (errors: status 400 and above), as the
+	// original's.
+	APIKeyRequests, APIKeyErrors *prometheus.CounterVec
+	// RateLimitHits counts 429 answers by route; AuthBruteforce those on authentication routes; and
+	// AuthFailures the 401 answers by code (bad tokens, unknown API keys, refused callers).
+	RateLimitHits  *prometheus.CounterVec
+	AuthBruteforce prometheus.Counter
+	AuthFailures   *prometheus.CounterVec
 }
 
 // New registers the HTTP instruments and the Go runtime collectors on a fresh registry.
@@ -44,8 +52,24 @@ func New() *Metrics {
 		AuthAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "fieldtrack_auth_attempts_total", Help: "Logins (kind=password) and refreshes (kind=refresh) by outcome.",
 		}, []string{"kind", "outcome"}),
+		APIKeyRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_key_requests_total", Help: "Requests authenticated by an API key, by route pattern and status.",
+		}, []string{"route", "status_code"}),
+		APIKeyErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "api_key_errors_total", Help: "API-key requests answered 400 or above, by route pattern and status.",
+		}, []string{"route", "status_code"}),
+		RateLimitHits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "security_rate_limit_hits_total", Help: "Requests refused with 429, by route pattern.",
+		}, []string{"route"}),
+		AuthBruteforce: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "security_auth_bruteforce_total", Help: "429 answers on authentication routes (login, token).",
+		}),
+		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "security_auth_failures_total", Help: "401 answers by error code.",
+		}, []string{"code"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored, m.AuthAttempts,
+		m.APIKeyRequests, m.APIKeyErrors, m.RateLimitHits, m.AuthBruteforce, m.AuthFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }
