@@ -38,13 +38,12 @@ type outcome struct {
 }
 
 // newClient is the HTTP client of every attempt: no proxy (a proxy would be dialled instead of the target
-// and defeat the SSRF guard), no redirects (a 3xx is the answer), the attempt timeout, and — unless private
-// targets are allowed — a dialer that refuses internal addresses after DNS resolution.
+// and defeat the SSRF guard), no redirects (a 3xx is the answer), the attempt timeout, and a dialer that
+// refuses internal addresses after DNS resolution (AllowPrivateTargets lets loopback, private and link-local
+// ones through, see blockedReason).
 func newClient(c Config) *http.Client {
-	dialer := &net.Dialer{Timeout: min(c.Timeout, 10*time.Second), KeepAlive: 30 * time.Second}
-	if !c.AllowPrivateTargets {
-		dialer.Control = dialControl
-	}
+	dialer := &net.Dialer{Timeout: min(c.Timeout, 10*time.Second), KeepAlive: 30 * time.Second,
+		Control: guard(c.AllowPrivateTargets)}
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,

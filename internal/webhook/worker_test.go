@@ -104,6 +104,14 @@ func (f *fixture) delivery(id uuid.UUID) deliveryRow {
 	return d
 }
 
+// text is a nullable column's value for a failure message.
+func text(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}
+
 // webhookRow is the webhook's delivery state.
 type webhookRow struct {
 	Active         bool
@@ -428,6 +436,25 @@ func TestWorker_RefusesInternalTargetsUnlessAllowed(t *testing.T) {
 	}
 	if f.rc.Count() != 0 {
 		t.Fatalf("the receiver on loopback got %d requests", f.rc.Count())
+	}
+}
+
+// WEBHOOK_ALLOW_PRIVATE_TARGETS lets loopback through, not the rest of the guard: 0.0.0.0 would reach the
+// receiver on loopback by another name, and is refused.
+func TestWorker_AllowingPrivateTargetsStillRefusesTheUnspecifiedAddress(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	port := f.rc.URL[strings.LastIndex(f.rc.URL, ":")+1:]
+	hook := f.newWebhook("http://0.0.0.0:" + port + "/unspecified")
+	_, delivery := f.event(hook)
+	f.until(f.worker(f.config()), "the refusal", func() bool { return f.delivery(delivery).Status != "pending" })
+	if d := f.delivery(delivery); d.Status != "failed" || d.LastError == nil || !strings.Contains(*d.LastError, "unspecified address") {
+		t.Fatalf("delivery to 0.0.0.0: %+v (error %q)", d, text(d.LastError))
+	}
+	for _, r := range f.rc.Requests() {
+		if r.Path == "/unspecified" {
+			t.Fatal("the receiver on loopback got the delivery addressed to 0.0.0.0")
+		}
 	}
 }
 
