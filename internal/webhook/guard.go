@@ -10,7 +10,13 @@ import (
 	"syscall"
 )
 
+// errTargetNotAllowed is all the delivery log (and so the API) says about a target the guard refused. The
+// refusal names the address a hostname resolved to, and telling an admin that would answer DNS questions
+// about the internal network; the server's log line of the attempt keeps the detail.
+const errTargetNotAllowed = "target not allowed"
+
 // BlockedAddressError is the SSRF guard's refusal of an address; the dial error of the attempt wraps it.
+// Its message names the address, so it belongs in the server's log only.
 type BlockedAddressError struct {
 	Addr   netip.Addr
 	Reason string // "loopback", "private", "link-local", "multicast", "Teredo", ...

@@ -1,9 +1,17 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -178,6 +186,92 @@ func TestGuard_RefusesTheDialledAddress(t *testing.T) {
 		case c.want != "" && (err == nil || !isBlocked(err) || err.Error() != c.want):
 			t.Errorf("guard(%t)(%s) = %v, want %q", c.allowPrivate, c.address, err, c.want)
 		}
+	}
+}
+
+// A network error keeps its story in the delivery log but not the addresses: the one a hostname resolved
+// to, the server's own, the DNS server's. The URL stays as the admin typed it.
+func TestStoredError_LeavesOutNetworkAddresses(t *testing.T) {
+	t.Parallel()
+	tcp := func(s string) *net.TCPAddr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	post := func(u string, err error) error { return &url.Error{Op: "Post", URL: u, Err: err} }
+	refused := &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{post("https://hooks.example.com/x", &net.OpError{Op: "dial", Net: "tcp", Addr: tcp("10.9.8.7:443"), Err: refused}),
+			`Post "https://hooks.example.com/x": dial tcp: connect: connection refused`},
+		{post("https://hooks.example.com/x", &net.OpError{Op: "read", Net: "tcp", Source: tcp("10.0.0.7:40312"),
+			Addr: tcp("93.184.216.34:443"), Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}),
+			`Post "https://hooks.example.com/x": read tcp: read: connection reset by peer`},
+		{post("https://hooks.example.com/x", &net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "hooks.example.com", Server: "10.0.0.2:53", IsNotFound: true}}),
+			`Post "https://hooks.example.com/x": dial tcp: lookup hooks.example.com: no such host`},
+		{post("http://93.184.216.34:8080/x", &net.OpError{Op: "dial", Net: "tcp", Addr: tcp("93.184.216.34:8080"), Err: refused}),
+			`Post "http://93.184.216.34:8080/x": dial tcp: connect: connection refused`},
+		{post("https://hooks.example.com/x", errors.New("net/http: TLS handshake timeout")),
+			`Post "https://hooks.example.com/x": net/http: TLS handshake timeout`},
+	} {
+		if got := storedError(c.err); got != c.want {
+			t.Errorf("storedError(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// A refused target is stored as the generic text only, in the delivery and in its attempt log: the refusal
+// names the address the hostname resolved to, and admins read those through the API (a DNS oracle). The
+// server's log line keeps the address, at warn level.
+func TestWorker_RefusedTargetStoresOnlyTheGenericError(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	port := f.rc.URL[strings.LastIndex(f.rc.URL, ":")+1:]
+	hook := f.newWebhook("http://localhost:" + port + "/hook")
+	_, delivery := f.event(hook)
+	c := f.config()
+	c.AllowPrivateTargets = false
+	var logs bytes.Buffer // written under the handler's lock; read once the attempts are over
+	w := NewWorker(f.pool, c, slog.New(slog.NewTextHandler(&logs, nil)))
+	f.until(w, "the refusal", func() bool { return f.delivery(delivery).Status != "pending" })
+
+	d := f.delivery(delivery)
+	if d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" ||
+		d.ResponseStatus != nil || d.ResponseBody != nil {
+		t.Fatalf("refused delivery %+v (error %q)", d, text(d.LastError))
+	}
+	var stored []string
+	rows, err := f.pool.Query(context.Background(), `SELECT coalesce(error, '') FROM webhook_delivery_attempts
+		WHERE organization_id = $1 AND delivery_id = $2`, f.org.ID, delivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, e)
+	}
+	if rows.Err() != nil || len(stored) != 1 || stored[0] != "target not allowed" {
+		t.Fatalf("attempt log errors %q (%v)", stored, rows.Err())
+	}
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		if strings.Contains(*d.LastError+stored[0], ip) {
+			t.Errorf("the stored error names %s", ip)
+		}
+	}
+	var line string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, delivery.String()) && strings.Contains(l, "level=WARN") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "refusing to connect to 127.0.0.1 (loopback") && !strings.Contains(line, "refusing to connect to ::1 (loopback") {
+		t.Errorf("no warn line with the refused address for delivery %s in the server's log:\n%s", delivery, logs.String())
+	}
+	if f.rc.Count() != 0 {
+		t.Fatalf("the receiver got %d requests", f.rc.Count())
 	}
 }
 

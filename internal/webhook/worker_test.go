@@ -430,8 +430,8 @@ func TestWorker_RefusesInternalTargetsUnlessAllowed(t *testing.T) {
 		_, delivery := f.event(hook)
 		f.until(w, "the refusal of "+host, func() bool { return f.delivery(delivery).Status != "pending" })
 		d := f.delivery(delivery)
-		if d.Status != "failed" || d.LastError == nil || !strings.Contains(*d.LastError, "SSRF guard") || d.ResponseStatus != nil {
-			t.Errorf("%s: %+v (error %v)", host, d, d.LastError)
+		if d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" || d.ResponseStatus != nil {
+			t.Errorf("%s: %+v (error %q)", host, d, text(d.LastError))
 		}
 	}
 	if f.rc.Count() != 0 {
@@ -448,7 +448,7 @@ func TestWorker_AllowingPrivateTargetsStillRefusesTheUnspecifiedAddress(t *testi
 	hook := f.newWebhook("http://0.0.0.0:" + port + "/unspecified")
 	_, delivery := f.event(hook)
 	f.until(f.worker(f.config()), "the refusal", func() bool { return f.delivery(delivery).Status != "pending" })
-	if d := f.delivery(delivery); d.Status != "failed" || d.LastError == nil || !strings.Contains(*d.LastError, "unspecified address") {
+	if d := f.delivery(delivery); d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" {
 		t.Fatalf("delivery to 0.0.0.0: %+v (error %q)", d, text(d.LastError))
 	}
 	for _, r := range f.rc.Requests() {
