@@ -32,19 +32,19 @@ type outcome struct {
 	verdict    verdict
 	status     int           // HTTP status; 0 when there was no answer
 	body       string        // the answer, truncated to maxStoredBody bytes of valid UTF-8
-	err        string        // why it failed; "" on success
+	err        string        // why it failed, as stored and shown to admins; "" on success
+	detail     string        // the full error, for the server's log only (it may name addresses)
 	retryAfter time.Duration // the receiver's Retry-After
 	duration   time.Duration
 }
 
 // newClient is the HTTP client of every attempt: no proxy (a proxy would be dialled instead of the target
-// and defeat the SSRF guard), no redirects (a 3xx is the answer), the attempt timeout, and — unless private
-// targets are allowed — a dialer that refuses internal addresses after DNS resolution.
+// and defeat the SSRF guard), no redirects (a 3xx is the answer), the attempt timeout, and a dialer that
+// refuses internal addresses after DNS resolution (AllowPrivateTargets lets loopback, private and link-local
+// ones through, see blockedReason).
 func newClient(c Config) *http.Client {
-	dialer := &net.Dialer{Timeout: min(c.Timeout, 10*time.Second), KeepAlive: 30 * time.Second}
-	if !c.AllowPrivateTargets {
-		dialer.Control = dialControl
-	}
+	dialer := &net.Dialer{Timeout: min(c.Timeout, 10*time.Second), KeepAlive: 30 * time.Second,
+		Control: guard(c.AllowPrivateTargets)}
 	transport := &http.Transport{
 		Proxy:                 nil,
 		DialContext:           dialer.DialContext,
@@ -86,13 +86,13 @@ func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
 	start := time.Now()
 	res, err := w.client.Do(req)
 	if err != nil {
-		o := outcome{verdict: retry, err: err.Error(), duration: time.Since(start)}
+		o := outcome{verdict: retry, err: storedError(err), detail: err.Error(), duration: time.Since(start)}
 		var ne net.Error
 		switch {
 		case ctx.Err() != nil:
 			o.verdict = aborted
 		case isBlocked(err):
-			o.verdict = permanent
+			o.verdict, o.err = permanent, errTargetNotAllowed
 		case errors.As(err, &ne) && ne.Timeout():
 			o.err = fmt.Sprintf("timeout: no complete answer within %s", w.cfg.Timeout)
 		}
@@ -125,4 +125,24 @@ func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
 // by the truncation is dropped.
 func storable(b []byte) string {
 	return strings.ToValidUTF8(strings.ReplaceAll(string(b), "\x00", ""), "")
+}
+
+// storedError is a failed request's error as the delivery log keeps it: without the addresses a network
+// error names (the one a hostname resolved to, this server's own, the DNS server's). An admin reads the
+// delivery log and must not learn the internal network from it; the server's log keeps the whole error.
+func storedError(err error) string {
+	msg := err.Error()
+	var op *net.OpError
+	if errors.As(err, &op) && (op.Source != nil || op.Addr != nil) {
+		bare := *op
+		bare.Source, bare.Addr = nil, nil
+		msg = strings.Replace(msg, op.Error(), bare.Error(), 1)
+	}
+	var dns *net.DNSError
+	if errors.As(err, &dns) && dns.Server != "" {
+		bare := *dns
+		bare.Server = ""
+		msg = strings.Replace(msg, dns.Error(), bare.Error(), 1)
+	}
+	return msg
 }

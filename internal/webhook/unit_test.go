@@ -1,9 +1,17 @@
 package webhook
 
 import (
+	"bytes"
+	"context"
+	"errors"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/netip"
+	"net/url"
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -48,37 +56,222 @@ func TestSignature_HeadersVerifyWithBothSchemes(t *testing.T) {
 
 func TestBlockedReason_RefusesInternalAddresses(t *testing.T) {
 	t.Parallel()
-	for addr, want := range map[string]string{
-		"127.0.0.1":          "loopback",
-		"127.255.0.9":        "loopback",
-		"::1":                "loopback",
-		"::ffff:127.0.0.1":   "loopback",
-		"10.1.2.3":           "private",
-		"172.16.0.1":         "private",
-		"172.31.255.255":     "private",
-		"192.168.1.1":        "private",
-		"fd00:ec2::254":      "private",
-		"169.254.169.254":    "link-local",
-		"fe80::1":            "link-local",
-		"fe80::1%eth0":       "link-local",
-		"100.64.0.1":         "carrier-grade NAT",
-		"0.0.0.0":            "unspecified",
-		"0.1.2.3":            "this-network",
-		"::":                 "unspecified",
-		"224.0.0.1":          "multicast",
-		"ff02::1":            "multicast",
-		"255.255.255.255":    "reserved",
-		"64:ff9b::a9fe:a9fe": "link-local", // NAT64 of 169.254.169.254
-		"2002:7f00:1::":      "loopback",   // 6to4 of 127.0.0.1
-		"93.184.216.34":      "",
-		"172.32.0.1":         "",
-		"100.128.0.1":        "",
-		"2606:4700::1111":    "",
-		"64:ff9b::5db8:d822": "", // NAT64 of a public address
+	for _, c := range []struct {
+		addr          string
+		strict, allow string // the reason without and with WEBHOOK_ALLOW_PRIVATE_TARGETS; "" = may be dialled
+	}{
+		// What the flag allows: loopback, private and link-local unicast, also as IPv4-mapped, NAT64 or 6to4.
+		{"127.0.0.1", "loopback", ""},
+		{"127.255.0.9", "loopback", ""},
+		{"::1", "loopback", ""},
+		{"::ffff:127.0.0.1", "loopback", ""},
+		{"10.1.2.3", "private", ""},
+		{"172.16.0.1", "private", ""},
+		{"172.31.255.255", "private", ""},
+		{"192.168.1.1", "private", ""},
+		{"fd00:ec2::254", "private", ""},
+		{"169.254.169.254", "link-local", ""},
+		{"fe80::1", "link-local", ""},
+		{"fe80::1%eth0", "link-local", ""},
+		{"febf:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "link-local", ""}, // last of fe80::/10
+		{"64:ff9b::a9fe:a9fe", "link-local", ""},                      // NAT64 of 169.254.169.254
+		{"2002:7f00:1::", "loopback", ""},                             // 6to4 of 127.0.0.1
+		{"::ffff:a00:1", "private", ""},                               // IPv4-mapped 10.0.0.1
+
+		// Not global unicast: refused with the flag too.
+		{"0.0.0.0", "unspecified", "unspecified"},
+		{"::", "unspecified", "unspecified"},
+		{"::ffff:0.0.0.0", "unspecified", "unspecified"},
+		{"224.0.0.0", "multicast", "multicast"},
+		{"224.0.0.1", "multicast", "multicast"},
+		{"239.255.255.255", "multicast", "multicast"},
+		{"::ffff:224.0.0.1", "multicast", "multicast"},
+		{"ff00::", "multicast", "multicast"},
+		{"ff01::1", "multicast", "multicast"}, // interface-local
+		{"ff02::1", "multicast", "multicast"}, // link-local
+		{"ff0e::1", "multicast", "multicast"}, // global scope
+		{"255.255.255.255", "reserved", "reserved"},
+
+		// The special-purpose ranges, with the addresses just inside and just outside each new one.
+		{"100.64.0.1", "carrier-grade NAT", "carrier-grade NAT"},
+		{"0.1.2.3", "this-network", "this-network"},
+		{"198.18.0.1", "benchmarking", "benchmarking"},
+		{"fec0::1", "site-local", "site-local"}, // just past fe80::/10
+		{"feff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "site-local", "site-local"},
+
+		{"64:ff9b:1::", "local-use NAT64", "local-use NAT64"},
+		{"64:ff9b:1::a00:1", "local-use NAT64", "local-use NAT64"}, // whatever IPv4 it may carry
+		{"64:ff9b:1:ffff:ffff:ffff:ffff:ffff", "local-use NAT64", "local-use NAT64"},
+		{"64:ff9b:0:ffff:ffff:ffff:ffff:ffff", "reserved", "reserved"}, // just below: neither NAT64 prefix
+		{"64:ff9b:2::", "reserved", "reserved"},                        // just above
+
+		{"::2", "IPv4-compatible", "IPv4-compatible"},
+		{"::7f00:1", "IPv4-compatible", "IPv4-compatible"}, // ::127.0.0.1 is not loopback, and the flag does not allow it
+		{"::5db8:d822", "IPv4-compatible", "IPv4-compatible"},
+		{"::ffff:ffff", "IPv4-compatible", "IPv4-compatible"}, // last of ::/96
+		{"::1:0:0", "reserved", "reserved"},                   // first after ::/96
+
+		{"::ffff:0:0:0", "IPv4-translated", "IPv4-translated"},
+		{"::ffff:0:5db8:d822", "IPv4-translated", "IPv4-translated"}, // a public IPv4 address, translated
+		{"::ffff:0:ffff:ffff", "IPv4-translated", "IPv4-translated"},
+		{"::fffe:ffff:ffff:ffff", "reserved", "reserved"}, // just below
+		{"::ffff:1:0:0", "reserved", "reserved"},          // just above
+		{"::ffff:5db8:d822", "", ""},                      // IPv4-mapped (::ffff:0:0/96): judged as 93.184.216.34
+
+		{"2001::", "Teredo", "Teredo"},
+		{"2001:0:4136:e378:8000:63bf:3fff:fdd2", "Teredo", "Teredo"}, // RFC 4380's example
+		{"2001:0:ffff:ffff:ffff:ffff:ffff:ffff", "Teredo", "Teredo"},
+		{"2000:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "", ""}, // just below
+		{"2001:1::", "", ""},                                // just above
+
+		{"2001:2::", "benchmarking", "benchmarking"},
+		{"2001:2:0:ffff:ffff:ffff:ffff:ffff", "benchmarking", "benchmarking"},
+		{"2001:2:1::", "", ""},
+		{"2001:db8::1", "documentation", "documentation"},
+		{"2001:db7:ffff:ffff:ffff:ffff:ffff:ffff", "", ""},
+		{"2001:db9::", "", ""},
+		{"3fff::", "documentation", "documentation"},
+		{"3fff:fff:ffff:ffff:ffff:ffff:ffff:ffff", "documentation", "documentation"},
+		{"3fff:1000::", "", ""},
+		{"100::", "discard-only", "discard-only"},
+		{"100:0:0:1::", "reserved", "reserved"}, // just past 100::/64
+
+		// IPv6 outside 2000::/3 is reserved, though netip counts it as global unicast.
+		{"1fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "reserved", "reserved"},
+		{"2000::", "", ""},
+		{"3fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff", "", ""},
+		{"4000::", "reserved", "reserved"},
+		{"5f00::1", "reserved", "reserved"},
+
+		// Public addresses.
+		{"93.184.216.34", "", ""},
+		{"223.255.255.255", "", ""}, // just below multicast
+		{"172.32.0.1", "", ""},
+		{"100.128.0.1", "", ""},
+		{"2606:4700::1111", "", ""},
+		{"64:ff9b::5db8:d822", "", ""}, // NAT64 of a public address
 	} {
-		if got := blockedReason(netip.MustParseAddr(addr)); got != want {
-			t.Errorf("blockedReason(%s) = %q, want %q", addr, got, want)
+		addr := netip.MustParseAddr(c.addr)
+		if got := blockedReason(addr, false); got != c.strict {
+			t.Errorf("blockedReason(%s, false) = %q, want %q", c.addr, got, c.strict)
 		}
+		if got := blockedReason(addr, true); got != c.allow {
+			t.Errorf("blockedReason(%s, true) = %q, want %q", c.addr, got, c.allow)
+		}
+	}
+}
+
+// The dialer's guard refuses what blockedReason refuses, with the flag too, and its (logged) message says
+// when the flag would help.
+func TestGuard_RefusesTheDialledAddress(t *testing.T) {
+	t.Parallel()
+	for _, c := range []struct {
+		address      string
+		allowPrivate bool
+		want         string // "" = allowed; otherwise the refusal's message
+	}{
+		{"93.184.216.34:443", false, ""},
+		{"127.0.0.1:8080", true, ""},
+		{"127.0.0.1:8080", false,
+			"SSRF guard: refusing to connect to 127.0.0.1 (loopback address; WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)"},
+		{"[::ffff:10.0.0.1]:80", false,
+			"SSRF guard: refusing to connect to 10.0.0.1 (private address; WEBHOOK_ALLOW_PRIVATE_TARGETS=true allows it)"},
+		{"[2001::1]:443", true, "SSRF guard: refusing to connect to 2001::1 (Teredo address)"},
+		{"0.0.0.0:8080", true, "SSRF guard: refusing to connect to 0.0.0.0 (unspecified address)"},
+	} {
+		err := guard(c.allowPrivate)("tcp", c.address, nil)
+		switch {
+		case c.want == "" && err != nil:
+			t.Errorf("guard(%t)(%s) = %v, want allowed", c.allowPrivate, c.address, err)
+		case c.want != "" && (err == nil || !isBlocked(err) || err.Error() != c.want):
+			t.Errorf("guard(%t)(%s) = %v, want %q", c.allowPrivate, c.address, err, c.want)
+		}
+	}
+}
+
+// A network error keeps its story in the delivery log but not the addresses: the one a hostname resolved
+// to, the server's own, the DNS server's. The URL stays as the admin typed it.
+func TestStoredError_LeavesOutNetworkAddresses(t *testing.T) {
+	t.Parallel()
+	tcp := func(s string) *net.TCPAddr { return net.TCPAddrFromAddrPort(netip.MustParseAddrPort(s)) }
+	post := func(u string, err error) error { return &url.Error{Op: "Post", URL: u, Err: err} }
+	refused := &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}
+	for _, c := range []struct {
+		err  error
+		want string
+	}{
+		{post("https://hooks.example.com/x", &net.OpError{Op: "dial", Net: "tcp", Addr: tcp("10.9.8.7:443"), Err: refused}),
+			`Post "https://hooks.example.com/x": dial tcp: connect: connection refused`},
+		{post("https://hooks.example.com/x", &net.OpError{Op: "read", Net: "tcp", Source: tcp("10.0.0.7:40312"),
+			Addr: tcp("93.184.216.34:443"), Err: &os.SyscallError{Syscall: "read", Err: syscall.ECONNRESET}}),
+			`Post "https://hooks.example.com/x": read tcp: read: connection reset by peer`},
+		{post("https://hooks.example.com/x", &net.OpError{Op: "dial", Net: "tcp",
+			Err: &net.DNSError{Err: "no such host", Name: "hooks.example.com", Server: "10.0.0.2:53", IsNotFound: true}}),
+			`Post "https://hooks.example.com/x": dial tcp: lookup hooks.example.com: no such host`},
+		{post("http://93.184.216.34:8080/x", &net.OpError{Op: "dial", Net: "tcp", Addr: tcp("93.184.216.34:8080"), Err: refused}),
+			`Post "http://93.184.216.34:8080/x": dial tcp: connect: connection refused`},
+		{post("https://hooks.example.com/x", errors.New("net/http: TLS handshake timeout")),
+			`Post "https://hooks.example.com/x": net/http: TLS handshake timeout`},
+	} {
+		if got := storedError(c.err); got != c.want {
+			t.Errorf("storedError(%v) = %q, want %q", c.err, got, c.want)
+		}
+	}
+}
+
+// A refused target is stored as the generic text only, in the delivery and in its attempt log: the refusal
+// names the address the hostname resolved to, and admins read those through the API (a DNS oracle). The
+// server's log line keeps the address, at warn level.
+func TestWorker_RefusedTargetStoresOnlyTheGenericError(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	port := f.rc.URL[strings.LastIndex(f.rc.URL, ":")+1:]
+	hook := f.newWebhook("http://localhost:" + port + "/hook")
+	_, delivery := f.event(hook)
+	c := f.config()
+	c.AllowPrivateTargets = false
+	var logs bytes.Buffer // written under the handler's lock; read once the attempts are over
+	w := NewWorker(f.pool, c, slog.New(slog.NewTextHandler(&logs, nil)))
+	f.until(w, "the refusal", func() bool { return f.delivery(delivery).Status != "pending" })
+
+	d := f.delivery(delivery)
+	if d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" ||
+		d.ResponseStatus != nil || d.ResponseBody != nil {
+		t.Fatalf("refused delivery %+v (error %q)", d, text(d.LastError))
+	}
+	var stored []string
+	rows, err := f.pool.Query(context.Background(), `SELECT coalesce(error, '') FROM webhook_delivery_attempts
+		WHERE organization_id = $1 AND delivery_id = $2`, f.org.ID, delivery)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			t.Fatal(err)
+		}
+		stored = append(stored, e)
+	}
+	if rows.Err() != nil || len(stored) != 1 || stored[0] != "target not allowed" {
+		t.Fatalf("attempt log errors %q (%v)", stored, rows.Err())
+	}
+	for _, ip := range []string{"127.0.0.1", "::1"} {
+		if strings.Contains(*d.LastError+stored[0], ip) {
+			t.Errorf("the stored error names %s", ip)
+		}
+	}
+	var line string
+	for l := range strings.Lines(logs.String()) {
+		if strings.Contains(l, delivery.String()) && strings.Contains(l, "level=WARN") {
+			line = l
+		}
+	}
+	if !strings.Contains(line, "refusing to connect to 127.0.0.1 (loopback") && !strings.Contains(line, "refusing to connect to ::1 (loopback") {
+		t.Errorf("no warn line with the refused address for delivery %s in the server's log:\n%s", delivery, logs.String())
+	}
+	if f.rc.Count() != 0 {
+		t.Fatalf("the receiver got %d requests", f.rc.Count())
 	}
 }
 
@@ -102,8 +295,19 @@ func TestCheckURL_AppliesTheEnvironmentsRules(t *testing.T) {
 		{"http://[::1]:9/x", false, false, "Loopback, private, and link-local"},
 		{"http://169.254.169.254/latest/meta-data", false, false, "Loopback, private, and link-local"},
 		{"http://10.0.0.5/x", false, false, "Loopback, private, and link-local"},
+		{"http://[::ffff:127.0.0.1]/x", false, false, "Loopback, private, and link-local"},
+		{"http://[2001::1]/x", false, false, "Loopback, private, and link-local"},
+		{"http://hooks.internal.example/x", false, false, ""}, // a name is not resolved when saved
 		{"http://localhost:8080/x", false, true, ""},
 		{"http://127.0.0.1:9/x", false, true, ""},
+		{"http://[::ffff:127.0.0.1]:9/x", false, true, ""},
+		{"http://[fe80::1%25eth0]:9/x", false, true, ""},
+		{"http://0.0.0.0:8080/x", false, true, "Multicast, reserved and other special-purpose addresses are not permitted"},
+		{"http://[2001::1]/x", false, true, "Multicast, reserved and other special-purpose"},
+		{"http://[64:ff9b:1::a00:1]/x", false, true, "Multicast, reserved and other special-purpose"},
+		{"http://[::7f00:1]/x", false, true, "Multicast, reserved and other special-purpose"},
+		{"http://[::ffff:0:7f00:1]/x", false, true, "Multicast, reserved and other special-purpose"},
+		{"http://[ff02::1]/x", false, true, "Multicast, reserved and other special-purpose"},
 	}
 	for _, c := range cases {
 		err := CheckURL(c.url, c.httpsOnly, c.allowPrivate)

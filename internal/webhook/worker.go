@@ -224,6 +224,9 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
 	defer cancel()
 	log := w.log.With("delivery_id", c.ID, "webhook_id", c.WebhookID, "event_id", c.EventID, "attempt", c.AttemptCount)
+	if o.detail != "" && o.detail != o.err {
+		log = log.With("detail", o.detail) // what the stored error leaves out, e.g. the address the guard refused
+	}
 	if o.verdict == aborted {
 		err := w.tx(rctx, func(tx db.DBTX) error {
 			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{

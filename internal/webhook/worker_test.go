@@ -104,6 +104,14 @@ func (f *fixture) delivery(id uuid.UUID) deliveryRow {
 	return d
 }
 
+// text is a nullable column's value for a failure message.
+func text(s *string) string {
+	if s == nil {
+		return "<null>"
+	}
+	return *s
+}
+
 // webhookRow is the webhook's delivery state.
 type webhookRow struct {
 	Active         bool
@@ -422,12 +430,31 @@ func TestWorker_RefusesInternalTargetsUnlessAllowed(t *testing.T) {
 		_, delivery := f.event(hook)
 		f.until(w, "the refusal of "+host, func() bool { return f.delivery(delivery).Status != "pending" })
 		d := f.delivery(delivery)
-		if d.Status != "failed" || d.LastError == nil || !strings.Contains(*d.LastError, "SSRF guard") || d.ResponseStatus != nil {
-			t.Errorf("%s: %+v (error %v)", host, d, d.LastError)
+		if d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" || d.ResponseStatus != nil {
+			t.Errorf("%s: %+v (error %q)", host, d, text(d.LastError))
 		}
 	}
 	if f.rc.Count() != 0 {
 		t.Fatalf("the receiver on loopback got %d requests", f.rc.Count())
+	}
+}
+
+// WEBHOOK_ALLOW_PRIVATE_TARGETS lets loopback through, not the rest of the guard: 0.0.0.0 would reach the
+// receiver on loopback by another name, and is refused.
+func TestWorker_AllowingPrivateTargetsStillRefusesTheUnspecifiedAddress(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	port := f.rc.URL[strings.LastIndex(f.rc.URL, ":")+1:]
+	hook := f.newWebhook("http://0.0.0.0:" + port + "/unspecified")
+	_, delivery := f.event(hook)
+	f.until(f.worker(f.config()), "the refusal", func() bool { return f.delivery(delivery).Status != "pending" })
+	if d := f.delivery(delivery); d.Status != "failed" || d.LastError == nil || *d.LastError != "target not allowed" {
+		t.Fatalf("delivery to 0.0.0.0: %+v (error %q)", d, text(d.LastError))
+	}
+	for _, r := range f.rc.Requests() {
+		if r.Path == "/unspecified" {
+			t.Fatal("the receiver on loopback got the delivery addressed to 0.0.0.0")
+		}
 	}
 }
 
