@@ -216,7 +216,7 @@ BEGIN
     INSERT INTO public.admin_audit_log (organization_id, event, actor_type, actor_id, resource_type, resource_id, payload)
     VALUES (app.org_id(), p_event,
             CASE WHEN v_key IS NOT NULL THEN 'api_key' WHEN v_user IS NOT NULL THEN 'user' ELSE 'system' END,
-            coalesce(v_key, v_user), p_resource_type, p_resource_id, coalesce(p_payload, '{}'));
+            coalesce(v_key, v_user), p_resource_type, nullif(p_resource_id, ''), coalesce(p_payload, '{}'));
 END
 $$;
 REVOKE ALL ON FUNCTION app.audit(text, text, text, jsonb) FROM PUBLIC;

@@ -63,7 +63,7 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	notifier := events.NewNotifier(cfg.DatabaseURL, log)
 	bgs := httpapi.Background{Notifier: notifier,
 		Hub: events.NewHub(pool, notifier.Subscribe(), cfg.SSEMaxStreamsPerOrg, log)}
-	background := []func(context.Context){notifier.Run, bgs.Hub.Run, keys.Run}
+	background := []func(context.Context){notifier.Run, bgs.Hub.Run, keys.Run, api.RunKeyUsage}
 	if cfg.ListenerEnabled {
 		bgs.Listener = events.NewListener(cfg.DatabaseURL, pool, log)
 		background = append(background, bgs.Listener.Run)
@@ -110,6 +110,10 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	defer cancel()
 	if err := srv.Shutdown(shutdownCtx); err != nil {
 		return fmt.Errorf("shutdown: %w", err)
+	}
+	// The API keys' counts of the last requests (the flusher stopped with the background).
+	if err := api.FlushKeyUsage(shutdownCtx); err != nil {
+		log.Warn("API key usage of the last requests not written", "error", err.Error())
 	}
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err

@@ -1540,7 +1540,12 @@ func TestDefinerFunctions_AreNotFooledByTemporaryTables(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `SELECT count(*) FROM pg_temp.webhook_events`).Scan(&events)
+		if err := tx.QueryRow(ctx, `SELECT count(*) FROM pg_temp.webhook_events`).Scan(&events); err != nil {
+			return err
+		}
+		// The pooled connection keeps temporary functions past the transaction: none may outlive it.
+		_, err = tx.Exec(ctx, `DROP FUNCTION pg_temp.record() CASCADE`)
+		return err
 	})
 	if err != nil {
 		t.Fatal(err)

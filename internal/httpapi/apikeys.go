@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -147,11 +148,16 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// audit records an admin action that changes no row of its own, in the request's transaction.
-func (s *Server) audit(r *http.Request, tx db.DBTX, event, resourceType, resourceID string, payload []byte) error {
-	if payload == nil {
-		payload = []byte("{}")
+// audit records an admin's action that changes no row of its own, in the request's transaction (an
+// employee's, e.g. recalculating its own session, is not audited).
+func (s *Server) audit(r *http.Request, tx db.DBTX, event, resourceType, resourceID string, payload map[string]any) error {
+	if identityOf(r).Role != auth.RoleAdmin {
+		return nil
+	}
+	b, err := json.Marshal(payload)
+	if err != nil {
+		return err
 	}
 	return s.q.Audit(r.Context(), tx, db.AuditParams{Event: event, ResourceType: resourceType,
-		ResourceID: resourceID, Payload: payload})
+		ResourceID: resourceID, Payload: b})
 }

@@ -49,6 +49,9 @@ func testConfig() config.Config {
 		AuthRefreshReuseGrace:    10 * time.Second,
 		RateLimitLoginPerAccount: 10,
 		RateLimitLoginPerIP:      30,
+		RateLimitAPIKeyPerMinute: 600,
+		RateLimitIPPerMinute:     6000,
+		RateLimitProcesses:       1,
 		TrustedProxies:           []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")},
 		SSEHeartbeat:             15 * time.Second,
 	}

@@ -165,7 +165,10 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		d, err = s.q.DeliveryInsert(ctx, tx, db.DeliveryInsertParams{
 			OrgID: org, WebhookID: id, EventID: event, EventType: "webhook.test"})
-		return err
+		if err != nil {
+			return err
+		}
+		return s.audit(r, tx, "webhook.tested", "webhook", id.String(), map[string]any{"event_id": event})
 	})
 	if err != nil {
 		return err

@@ -267,8 +267,16 @@ func nullUUID(u uuid.NullUUID) *uuid.UUID {
 // FromConfig is the service's configuration from the server's: token lives, and the login limits
 // (none with RATE_LIMIT_DISABLED).
 func FromConfig(c config.Config) Config {
+	// Each of RATE_LIMIT_PROCESSES processes enforces its share of the limits.
+	share := func(limit int) int {
+		if limit <= 0 {
+			return limit
+		}
+		return max(1, limit/max(1, c.RateLimitProcesses))
+	}
 	out := Config{AccessTTL: c.AuthAccessTokenTTL, RefreshTTL: c.AuthRefreshTokenTTL, ReuseGrace: c.AuthRefreshReuseGrace,
-		FailuresPerAccount: c.RateLimitLoginPerAccount, AccountWindow: 15 * time.Minute, AttemptsPerIP: c.RateLimitLoginPerIP}
+		FailuresPerAccount: share(c.RateLimitLoginPerAccount), AccountWindow: 15 * time.Minute,
+		AttemptsPerIP: share(c.RateLimitLoginPerIP)}
 	if c.RateLimitDisabled {
 		out.FailuresPerAccount, out.AttemptsPerIP = 0, 0
 	}
