@@ -3,6 +3,7 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"slices"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
 
+	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -24,7 +26,11 @@ type matrixRow struct {
 	scope string // the scope a key needs (original-api §1.7); "" any key
 	id    string // the object the path's {id} names: employee, session, expense, webhook, delivery, key, other
 	body  any    // a valid body, so that an allowed caller reaches the handler (and another org's the lookup)
+	query string // a valid query string, for the same reason
 	own   bool   // a public route that checks credentials of its own (not in the matrix)
+	// employee: the caller must act for an employee (403 "Employee context required" otherwise: admins
+	// without one, keys)
+	employee bool
 }
 
 var authzMatrix = map[string]matrixRow{
@@ -38,9 +44,9 @@ var authzMatrix = map[string]matrixRow{
 	"GET /attendance/my-sessions":              {who: anyUser, scope: scopeReadSessions},
 	"GET /attendance/org-sessions":             {who: adminOnly, scope: scopeAdminAll},
 	"POST /attendance/{sessionId}/recalculate": {who: anyUser, scope: scopeAdminAll, id: "session"},
-	"POST /locations":                          {who: employeeOnly, scope: scopeAdminAll},
-	"POST /locations/batch":                    {who: employeeOnly, scope: scopeAdminAll},
-	"GET /locations/my-route":                  {who: employeeOnly, scope: scopeAdminAll},
+	"POST /locations":                          {who: employeeOnly, scope: scopeAdminAll, body: matrixFix(nil)},
+	"POST /locations/batch":                    {who: employeeOnly, scope: scopeAdminAll, body: map[string]any{"session_id": uuid.New(), "points": []any{matrixFix(nil)}}},
+	"GET /locations/my-route":                  {who: employeeOnly, scope: scopeAdminAll, query: "?sessionId=" + uuid.NewString()},
 	"POST /auth/login":                         {who: public, own: true},
 	"POST /auth/v1/token":                      {who: public, own: true},
 	"GET /auth/v1/user":                        {who: public, own: true},
@@ -57,8 +63,8 @@ var authzMatrix = map[string]matrixRow{
 	"GET /admin/leaderboard":                   {who: adminOnly, scope: scopeAdminAll},
 	"GET /leaderboard":                         {who: anyUser},
 	"GET /internal/snapshot-health":            {who: adminOnly, scope: scopeAdminAll},
-	"POST /expenses/receipt-upload-url":        {who: employeeOnly, scope: scopeAdminAll},
-	"POST /expenses":                           {who: anyUser, scope: scopeAdminAll},
+	"POST /expenses/receipt-upload-url":        {who: employeeOnly, scope: scopeAdminAll, body: map[string]any{"extension": "jpg"}},
+	"POST /expenses":                           {who: anyUser, employee: true, scope: scopeAdminAll, body: map[string]any{"amount": 5, "description": "Matrix"}},
 	"GET /expenses/my":                         {who: anyUser, scope: scopeWriteExpenses},
 	"PUT /receipts/uploads/{id}":               {who: public, own: true}, // the signed URL is the credential
 	"GET /receipts/{id}":                       {who: anyUser, scope: scopeAdminAll, id: "other"},
@@ -111,6 +117,12 @@ func init() {
 	}
 }
 
+// matrixFix is a well-formed GPS fix for a session that is nobody's.
+func matrixFix(_ map[string]any) map[string]any {
+	return map[string]any{"session_id": uuid.New(), "latitude": 52.5, "longitude": 13.4, "accuracy": 10,
+		"recorded_at": time.Now().Add(-time.Minute).UTC().Format(time.RFC3339Nano)}
+}
+
 // caller is one kind of caller: its headers.
 type caller struct {
 	name    string
@@ -120,6 +132,9 @@ type caller struct {
 func TestAuthorizationMatrix_EveryRouteAndEveryCaller(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
+	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), 100, slog.New(slog.DiscardHandler))
+	go hub.Run(t.Context())
+	h.server.WithBackground(Background{Hub: hub})
 	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)
 	adminTok := testfactory.AdminToken(t, org)
 	emp := testfactory.NewEmployee(t, org, "Matrix")
@@ -232,7 +247,7 @@ func expected(row matrixRow, who string) (status int, ok bool) {
 		}
 		return http.StatusUnauthorized, false
 	case who == "admin", who == "admin of another organization":
-		if row.who == employeeOnly {
+		if row.who == employeeOnly || row.employee {
 			return http.StatusForbidden, false
 		}
 		if who != "admin" && row.id != "" {
@@ -243,7 +258,7 @@ func expected(row matrixRow, who string) (status int, ok bool) {
 		if row.scope != "" && held != row.scope && held != scopeAdminAll {
 			return http.StatusForbidden, false
 		}
-		if row.who == employeeOnly || row.who == adminUser {
+		if row.who == employeeOnly || row.who == adminUser || row.employee {
 			return http.StatusForbidden, false
 		}
 	}
@@ -258,6 +273,7 @@ func matrixCall(t *testing.T, h *harness, route string, row matrixRow, ids map[s
 	for _, p := range []string{"{id}", "{sessionId}"} {
 		path = strings.ReplaceAll(path, p, ids[row.id])
 	}
+	path += row.query
 	var body []byte
 	if row.body != nil {
 		body, _ = json.Marshal(row.body)
