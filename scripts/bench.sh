@@ -26,7 +26,7 @@
 # the server unchanged; the report states the effective worker settings.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,export,snapshots (default all four)
+#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth (default all five)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -64,16 +64,16 @@ export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
 snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
-sections="${BENCH_SECTIONS:-gps,events,export,snapshots}"
+sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth}"
 sections="${sections// /}"
 run_events=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps | export | snapshots) ;;
+	gps | export | snapshots | auth) ;;
 	events) run_events=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export and snapshots, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots and auth, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -141,7 +141,12 @@ if [ "$run_events" -eq 1 ]; then
 	cert_env=(SSL_CERT_FILE="$cert")
 fi
 say "starting the server on $server_url"
-env "${cert_env[@]}" PORT="$api_port" RATE_LIMIT_DISABLED=true APP_ENV=production LOG_LEVEL=warn \
+# The rate limits are on, as in production, but too high to refuse the load (the auth section measures
+# their cost).
+env "${cert_env[@]}" PORT="$api_port" APP_ENV=production LOG_LEVEL=warn \
+	RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_ORG_PER_MIN=10000000 RATE_LIMIT_API_KEY_PER_MIN=1000000 \
+	RATE_LIMIT_IP_PER_MIN=10000000 RATE_LIMIT_LOCATIONS_PER_10S=100000 RATE_LIMIT_EXPENSES_PER_MIN=100000 \
+	RATE_LIMIT_RECALCULATE_PER_MIN=100000 \
 	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true RECEIPTS_DIR="$tmp/receipts" \
 	WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
 	bin/fieldtrack serve >"$tmp/server.log" 2>&1 &

@@ -22,7 +22,7 @@ type measured struct {
 	result
 }
 
-// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, and writes each one's report as
+// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth, and writes each one's report as
 // Markdown to out as soon as it is done; progress goes to logw. It returns an error when set-up fails or
 // when a section failed more than 1% of its units (phases, producer transactions); a missed target is
 // reported, not an error.
@@ -82,6 +82,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 			fmt.Fprintln(out)
 		}
 		rep, err := runSnapshots(ctx, cfg, admin, hc, probe, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
+	if cfg.runs(SectionAuth) {
+		fmt.Fprintln(out)
+		rep, err := runAuth(ctx, cfg, admin, hc, logf)
 		if err != nil {
 			return errors.Join(append(failed, err)...)
 		}

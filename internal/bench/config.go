@@ -62,9 +62,10 @@ const (
 	SectionEvents    = "events"
 	SectionExport    = "export"
 	SectionSnapshots = "snapshots"
+	SectionAuth      = "auth"
 )
 
-var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots}
+var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
