@@ -26,8 +26,9 @@ import (
 // J and K against U1 is the price of knowing the caller on a route that reaches Postgres anyway.
 
 // authPhase is one GET of the auth section with its headers.
-func authPhase(hc *http.Client, id, url string, headers ...string) phase {
-	return phase{id: id, path: "`GET " + url[len("http://"):] + "`", api: true, batch: 1,
+func authPhase(hc *http.Client, id, base, route string, headers ...string) phase {
+	url := base + route
+	return phase{id: id, path: "`GET " + route + "`", api: true, batch: 1,
 		newWorker: func(int) work {
 			return func(ctx context.Context) (int, bool, error) {
 				req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
@@ -90,10 +91,10 @@ func runAuth(ctx context.Context, cfg Config, admin *pgxpool.Pool, hc *http.Clie
 	}
 	base := cfg.ServerURL
 	for _, p := range []phase{
-		authPhase(hc, "U0", base+"/health"),
-		authPhase(hc, "U1", base+"/ready"),
-		authPhase(hc, "J", base+"/auth/me", "Authorization", "Bearer "+tok),
-		authPhase(hc, "K", base+"/auth/me", "X-API-Key", text),
+		authPhase(hc, "U0", base, "/health"),
+		authPhase(hc, "U1", base, "/ready"),
+		authPhase(hc, "J", base, "/auth/me", "Authorization", "Bearer "+tok),
+		authPhase(hc, "K", base, "/auth/me", "X-API-Key", text),
 	} {
 		logf("auth: phase %s %s (warm-up %s, %s)", p.id, p.path, cfg.Warmup, cfg.Phase)
 		run(ctx, p, cfg.Concurrency, cfg.Warmup)
