@@ -80,11 +80,16 @@ SELECT pg_try_advisory_lock(@lock_key::bigint)::bool AS leading;
 SELECT app.outbox_slot()::text AS slot_name, coalesce(app.slot_wal_status(), '')::text AS wal_status,
        coalesce(app.slot_confirmed_lsn(), '')::text AS confirmed_lsn;
 
--- name: SlotCreate :one
--- Creates the outbox slot unless it exists; answers whether it did.
-SELECT app.create_outbox_slot()::bool AS created;
-
 -- name: ConnectionAsWorker :exec
 -- Makes a connection of its own (the notifier's, the leader lock's: never a pooled one) act as the worker
 -- role for the rest of its life, so the server's login role itself needs nothing but to switch.
 SELECT set_config('role', 'fieldtrack_worker', false);
+
+-- name: LoginAttributes :one
+-- What the connection's login (session_user, whichever role it switched to since) may do beyond its own
+-- grants: superuser, REPLICATION, and whether it may switch to fieldtrack_api (a superuser may switch to
+-- any role). serve checks the listener's login and the pool's with it.
+SELECT session_user::text AS login, r.rolsuper::bool AS superuser, r.rolreplication::bool AS replication,
+       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api
+FROM pg_catalog.pg_roles r
+WHERE r.rolname = session_user;

@@ -16,14 +16,16 @@
 # status: non-zero on set-up failure or more than 1% errors in a phase or in
 # the events producer, not for a missed target.
 #
-# The server runs with APP_ENV=production, the outbox listener and the webhook
-# worker on, and WEBHOOK_ALLOW_PRIVATE_TARGETS=true so that it delivers to the
-# receiver ftbench runs on loopback. Production sends webhooks over https only,
-# so for the events section ftbench first writes a self-signed certificate for
-# 127.0.0.1 into the temporary directory and the server trusts it through
-# SSL_CERT_FILE (Go reads that variable; the system's certificate directories
-# still count). Other WEBHOOK_* or EVENTS_* variables in the environment reach
-# the server unchanged; the report states the effective worker settings.
+# The server runs with APP_ENV=production, the outbox listener (logging in as
+# fieldtrack_listener: production refuses a listener login that may act as the
+# API) and the webhook worker on, and WEBHOOK_ALLOW_PRIVATE_TARGETS=true so that
+# it delivers to the receiver ftbench runs on loopback. Production sends
+# webhooks over https only, so for the events section ftbench first writes a
+# self-signed certificate for 127.0.0.1 into the temporary directory and the
+# server trusts it through SSL_CERT_FILE (Go reads that variable; the system's
+# certificate directories still count). Other WEBHOOK_* or EVENTS_* variables in
+# the environment reach the server unchanged; the report states the effective
+# worker settings.
 #
 # Knobs (environment):
 #   BENCH_SECTIONS        some of gps,events,export,snapshots,auth (default all five)
@@ -148,6 +150,7 @@ env "${cert_env[@]}" PORT="$api_port" APP_ENV=production LOG_LEVEL=warn \
 	RATE_LIMIT_IP_PER_MIN=10000000 RATE_LIMIT_LOCATIONS_PER_10S=100000 RATE_LIMIT_EXPENSES_PER_MIN=100000 \
 	RATE_LIMIT_RECALCULATE_PER_MIN=100000 \
 	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true RECEIPTS_DIR="$tmp/receipts" \
+	LISTENER_DATABASE_URL="${DATABASE_URL/:\/\/*@/://fieldtrack_listener@}" \
 	WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
 	bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
 server_pid=$!

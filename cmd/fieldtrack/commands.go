@@ -78,9 +78,11 @@ func migrateCmd(args []string) error {
 		}
 		// The outbox slot must exist before anything writes events, or those events would sit outside
 		// the WAL the listener reads (the listener would hand them off from the table when it creates
-		// the slot itself, but only then).
-		if err := events.EnsureSlot(context.Background(), url); err != nil {
-			fmt.Fprintln(os.Stderr, "fieldtrack: warning: could not create the outbox replication slot now:", err)
+		// the slot itself, but only then). It is created as the listener logs in (LISTENER_DATABASE_URL,
+		// default DATABASE_URL): that login has REPLICATION, an owner usually has not.
+		if err := ensureSlot(); err != nil {
+			fmt.Fprintln(os.Stderr, "fieldtrack: warning: could not create the outbox replication slot now "+
+				"(the listener creates it when it starts):", err)
 		}
 	case "down":
 		if len(args) != 2 {
@@ -105,6 +107,16 @@ func migrateCmd(args []string) error {
 	}
 	fmt.Printf("migration version %d (dirty=%v)\n", v, dirty)
 	return nil
+}
+
+// ensureSlot creates the outbox slot with the listener's login (LISTENER_DATABASE_URL, which defaults to
+// DATABASE_URL). It returns the configuration's error when the environment does not load.
+func ensureSlot() error {
+	cfg, err := config.Load(os.Getenv)
+	if err != nil {
+		return err
+	}
+	return events.EnsureSlot(context.Background(), cfg.ListenerDatabaseURL)
 }
 
 func tokenCmd(args []string) error {

@@ -39,6 +39,9 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		return err
 	}
 	defer pool.Close()
+	if err := checkLogins(ctx, cfg, pool, log); err != nil {
+		return err
+	}
 
 	// Built-in identity signs with keys kept in Postgres (the first one is made on first start); its
 	// tokens verify beside those of the external issuers configured.
@@ -65,7 +68,7 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		Hub: events.NewHub(pool, notifier.Subscribe(), cfg.SSEMaxStreamsPerOrg, log)}
 	background := []func(context.Context){notifier.Run, bgs.Hub.Run, keys.Run, api.RunKeyUsage}
 	if cfg.ListenerEnabled {
-		bgs.Listener = events.NewListener(cfg.DatabaseURL, pool, log)
+		bgs.Listener = events.NewListener(cfg.ListenerDatabaseURL, pool, log).RefuseAPILogin(cfg.Production())
 		background = append(background, bgs.Listener.Run)
 	}
 	if cfg.WebhookWorkerEnabled {

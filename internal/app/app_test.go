@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"io"
 	"log/slog"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"time"
 
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -77,5 +79,24 @@ func TestRun_InvalidConfigurationStopsStartup(t *testing.T) {
 		slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err == nil || !strings.Contains(err.Error(), "JWT_SECRET") {
 		t.Fatalf("Run with a 5-byte JWT_SECRET: %v, want it refused", err)
+	}
+}
+
+// In production a listener login that may act as the API (here the test cluster's superuser, the default
+// when LISTENER_DATABASE_URL is unset) stops start-up with the error naming the fix.
+func TestRun_ProductionRefusesAListenerLoginThatMayActAsTheAPI(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "APP_ENV": "production", "RECEIPTS_DIR": t.TempDir()}
+	cfg, err := config.Load(func(k string) string { return vars[k] })
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = Run(context.Background(), cfg, ln, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if !errors.Is(err, events.ErrLoginTooBroad) || !strings.Contains(err.Error(), "fieldtrack_listener") {
+		t.Fatalf("Run in production as a superuser listener login: %v, want it refused naming fieldtrack_listener", err)
 	}
 }

@@ -51,6 +51,9 @@ type Config struct {
 	SSEMaxStreamsPerOrg int
 	SSEHeartbeat        time.Duration // a comment frame on idle streams, and a new look at the caller
 	ListenerEnabled     bool
+	// ListenerDatabaseURL is the listener's own login (it needs REPLICATION; in production
+	// fieldtrack_listener); default DATABASE_URL.
+	ListenerDatabaseURL string
 
 	// PublicURL is how clients reach this server (upload and receipt URLs are built on it); empty: from
 	// each request's Host (and X-Forwarded-Proto / X-Forwarded-Host).
@@ -115,6 +118,13 @@ func Load(getenv func(string) string) (Config, error) {
 		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
 		SSEHeartbeat:                  time.Duration(r.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000)) * time.Millisecond,
 		ListenerEnabled:               r.bool("EVENTS_LISTENER_ENABLED", true),
+		ListenerDatabaseURL:           r.str("LISTENER_DATABASE_URL", getenv("DATABASE_URL")),
+	}
+	// The listener adds replication=database to it, so it must be a URL (not key=value settings).
+	if v := strings.TrimSpace(getenv("LISTENER_DATABASE_URL")); v != "" {
+		if u, err := url.Parse(v); err != nil || (u.Scheme != "postgres" && u.Scheme != "postgresql") {
+			r.fail("LISTENER_DATABASE_URL", "must be a postgres:// URL")
+		}
 	}
 	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {
 	case "debug":
@@ -189,6 +199,9 @@ func (c Config) ValidateServe() error {
 	// Tokens of built-in identity always verify; JWT_SECRET and JWT_JWKS_URL add external issuers.
 	if c.DatabaseURL == "" {
 		return fmt.Errorf("config: DATABASE_URL is required (or use `make run`, which starts a local cluster)")
+	}
+	if c.ListenerEnabled && c.ListenerDatabaseURL == "" {
+		return fmt.Errorf("config: LISTENER_DATABASE_URL is required when EVENTS_LISTENER_ENABLED (it defaults to DATABASE_URL)")
 	}
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 16 {
 		return fmt.Errorf("config: JWT_SECRET must be at least 16 bytes")

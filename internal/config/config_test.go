@@ -137,6 +137,8 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 		{"DB_MAX_CONNS zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"REQUEST_TIMEOUT_MS negative", map[string]string{"REQUEST_TIMEOUT_MS": "-5"}, "REQUEST_TIMEOUT_MS"},
 		{"DB_ACQUIRE_TIMEOUT_MS not a number", map[string]string{"DB_ACQUIRE_TIMEOUT_MS": "5s"}, "DB_ACQUIRE_TIMEOUT_MS"},
+		{"LISTENER_DATABASE_URL key=value settings", map[string]string{"LISTENER_DATABASE_URL": "host=db user=fieldtrack_listener"}, "LISTENER_DATABASE_URL"},
+		{"LISTENER_DATABASE_URL http scheme", map[string]string{"LISTENER_DATABASE_URL": "http://db/fieldtrack"}, "LISTENER_DATABASE_URL"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -152,6 +154,32 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 				t.Errorf("Load returned a non-zero Config with its error: %+v", c)
 			}
 		})
+	}
+}
+
+// The listener logs in on its own (it needs REPLICATION); with one login for everything, as make run and
+// the tests have, it is DATABASE_URL's.
+func TestLoad_ListenerDatabaseURLDefaultsToDatabaseURL(t *testing.T) {
+	t.Parallel()
+	const pool, listener = "postgres://fieldtrack_authenticator@db/fieldtrack", "postgresql://fieldtrack_listener@db/fieldtrack"
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"unset", map[string]string{"DATABASE_URL": pool}, pool},
+		{"blank", map[string]string{"DATABASE_URL": pool, "LISTENER_DATABASE_URL": "  "}, pool},
+		{"set", map[string]string{"DATABASE_URL": pool, "LISTENER_DATABASE_URL": listener}, listener},
+		{"set without DATABASE_URL", map[string]string{"LISTENER_DATABASE_URL": listener}, listener},
+	} {
+		c, err := Load(env(tc.env))
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if c.ListenerDatabaseURL != tc.want || c.DatabaseURL != tc.env["DATABASE_URL"] {
+			t.Errorf("%s: ListenerDatabaseURL %q, DatabaseURL %q; want %q and %q", tc.name, c.ListenerDatabaseURL,
+				c.DatabaseURL, tc.want, tc.env["DATABASE_URL"])
+		}
 	}
 }
 
@@ -191,6 +219,8 @@ func TestValidateServe(t *testing.T) {
 		{"built-in identity alone (no JWT_SECRET, no JWT_JWKS_URL)", Config{DatabaseURL: db}, ""},
 		{"secret of 15 bytes", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcde")}, "at least 16"},
 		{"short secret even with JWKS", Config{DatabaseURL: db, JWTSecret: []byte("short"), JWKSURL: "https://idp.example/jwks"}, "JWT_SECRET"},
+		{"listener without its URL", Config{DatabaseURL: db, ListenerEnabled: true}, "LISTENER_DATABASE_URL"},
+		{"listener with its URL", Config{DatabaseURL: db, ListenerEnabled: true, ListenerDatabaseURL: db}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -197,6 +197,35 @@ func (q *Queries) ListenerTryLead(ctx context.Context, db DBTX, lockKey int64) (
 	return leading, err
 }
 
+const loginAttributes = `-- name: LoginAttributes :one
+SELECT session_user::text AS login, r.rolsuper::bool AS superuser, r.rolreplication::bool AS replication,
+       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api
+FROM pg_catalog.pg_roles r
+WHERE r.rolname = session_user
+`
+
+type LoginAttributesRow struct {
+	Login       string `json:"login"`
+	Superuser   bool   `json:"superuser"`
+	Replication bool   `json:"replication"`
+	MayBeApi    bool   `json:"may_be_api"`
+}
+
+// What the connection's login (session_user, whichever role it switched to since) may do beyond its own
+// grants: superuser, REPLICATION, and whether it may switch to fieldtrack_api (a superuser may switch to
+// any role). serve checks the listener's login and the pool's with it.
+func (q *Queries) LoginAttributes(ctx context.Context, db DBTX) (LoginAttributesRow, error) {
+	row := db.QueryRow(ctx, loginAttributes)
+	var i LoginAttributesRow
+	err := row.Scan(
+		&i.Login,
+		&i.Superuser,
+		&i.Replication,
+		&i.MayBeApi,
+	)
+	return i, err
+}
+
 const outboxBacklog = `-- name: OutboxBacklog :one
 SELECT count(*)::bigint AS backlog
 FROM webhook_events
@@ -246,18 +275,6 @@ func (q *Queries) ReplicationSlotStatus(ctx context.Context, db DBTX) (Replicati
 	var i ReplicationSlotStatusRow
 	err := row.Scan(&i.SlotName, &i.LagBytes, &i.Active)
 	return i, err
-}
-
-const slotCreate = `-- name: SlotCreate :one
-SELECT app.create_outbox_slot()::bool AS created
-`
-
-// Creates the outbox slot unless it exists; answers whether it did.
-func (q *Queries) SlotCreate(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, slotCreate)
-	var created bool
-	err := row.Scan(&created)
-	return created, err
 }
 
 const slotState = `-- name: SlotState :one

@@ -6,7 +6,8 @@
 // SSE clients of each organization.
 //
 // The listener's files: listener.go (its life: leadership, retries, status), stream.go (the replication
-// connection and the hand-off), decode.go (pgoutput messages to batches of events), slot.go (the slot).
+// connection and the hand-off), decode.go (pgoutput messages to batches of events), slot.go (the slot),
+// login.go (which logins may run it).
 package events
 
 import (
@@ -30,10 +31,11 @@ const leaderLockKey = 0x6654_6576_656e_7473
 // Listener is the outbox consumer. Run it in every process: one becomes leader, the others wait to take
 // over when the leader's session ends.
 type Listener struct {
-	url  string
-	pool *pgxpool.Pool
-	q    *db.Queries
-	log  *slog.Logger
+	url            string
+	pool           *pgxpool.Pool
+	q              *db.Queries
+	log            *slog.Logger
+	refuseAPILogin bool
 
 	live     atomic.Bool // leading, or standing by on a working connection
 	leader   atomic.Bool
@@ -44,10 +46,28 @@ type Listener struct {
 	lastErrT time.Time
 }
 
-// NewListener returns a listener that connects with databaseURL (which needs the REPLICATION attribute)
-// and hands off through pool.
+// NewListener returns a listener whose own connections log in with databaseURL (LISTENER_DATABASE_URL)
+// and which hands off through pool.
+//
+// Its own connections are the replication connection, which creates the slot when it is missing and
+// streams it (this is what needs REPLICATION), and the leader-lock connection, which acts as
+// fieldtrack_worker to read the slot's state. So databaseURL's login needs REPLICATION and membership of
+// fieldtrack_worker, nothing else: fieldtrack_listener. The hand-off stays on pool, as fieldtrack_worker in
+// each transaction: serve's pool login switches to that role anyway (for the SSE hub and the webhook
+// worker), so this grants it nothing new, and it never needs REPLICATION. Handing off through
+// databaseURL's login instead would take a second pool, acting as the same role: no less privilege, more
+// connections.
 func NewListener(databaseURL string, pool *pgxpool.Pool, log *slog.Logger) *Listener {
 	return &Listener{url: databaseURL, pool: pool, q: db.New(), log: log.With("component", "listener")}
+}
+
+// RefuseAPILogin, when refuse is set (production), makes the listener check its login on every leader-lock
+// connection and refuse to lead while that login may switch to fieldtrack_api (CheckListenerLogin): the
+// refusal is logged, kept as the last error, and retried with backoff. serve checks once at start-up too;
+// this covers a database that was unreachable then. It returns l.
+func (l *Listener) RefuseAPILogin(refuse bool) *Listener {
+	l.refuseAPILogin = refuse
+	return l
 }
 
 // Status is the listener's state for the operations endpoints.
@@ -114,6 +134,11 @@ func (l *Listener) lead(ctx context.Context) error {
 		return fmt.Errorf("lock connection: %w", err)
 	}
 	defer lockConn.Close(context.WithoutCancel(ctx))
+	if l.refuseAPILogin {
+		if err := CheckListenerLogin(ctx, lockConn); err != nil {
+			return err
+		}
+	}
 	if err := l.q.ConnectionAsWorker(ctx, lockConn); err != nil {
 		return fmt.Errorf("lock connection: %w", err)
 	}

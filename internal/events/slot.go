@@ -31,11 +31,8 @@ func (l *Listener) ensureSlot(ctx context.Context, conn *pgconn.PgConn, lockConn
 	case st.WalStatus != "":
 		return st.SlotName, nil // the slot exists and streams
 	}
-	_, err = pglogrepl.CreateReplicationSlot(ctx, conn, st.SlotName, "pgoutput",
-		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
-	var pgErr *pgconn.PgError
-	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // 42710: created meanwhile
-		return "", fmt.Errorf("create slot: %w", err)
+	if err := createSlot(ctx, conn, st.SlotName); err != nil {
+		return "", err
 	}
 	_, err = db.Do(ctx, l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) (int64, error) {
 		return l.q.EventDispatchUnstamped(ctx, tx)
@@ -47,17 +44,44 @@ func (l *Listener) ensureSlot(ctx context.Context, conn *pgconn.PgConn, lockConn
 	return st.SlotName, nil
 }
 
+// createSlot creates the slot name on the replication connection conn; one created meanwhile (by another
+// process) is as good.
+func createSlot(ctx context.Context, conn *pgconn.PgConn, name string) error {
+	_, err := pglogrepl.CreateReplicationSlot(ctx, conn, name, "pgoutput",
+		pglogrepl.CreateReplicationSlotOptions{Mode: pglogrepl.LogicalReplication})
+	var pgErr *pgconn.PgError
+	if err != nil && !(errors.As(err, &pgErr) && pgErr.Code == "42710") { // 42710: created meanwhile
+		return fmt.Errorf("create slot: %w", err)
+	}
+	return nil
+}
+
 // EnsureSlot creates the outbox slot when it is missing, so events written from now on (for example by
-// `fieldtrack seed` right after the migrations) are in the WAL the listener reads. It needs the REPLICATION
-// attribute; without it the listener creates the slot on first start instead.
+// `fieldtrack seed` right after the migrations) are in the WAL the listener reads. databaseURL logs in as
+// the listener does (fieldtrack_listener, or an owner with REPLICATION): it reads the slot's state as
+// fieldtrack_worker and creates the slot on a replication connection. Without REPLICATION it fails, and the
+// listener creates the slot on first start instead. A slot that exists but was invalidated is left to the
+// listener, which hands off from the table what the lost slot held when it recreates it.
 func EnsureSlot(ctx context.Context, databaseURL string) error {
 	conn, err := pgx.Connect(ctx, databaseURL)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
-	_, err = db.New().SlotCreate(ctx, conn)
-	return err
+	q := db.New()
+	if err := q.ConnectionAsWorker(ctx, conn); err != nil {
+		return err
+	}
+	st, err := q.SlotState(ctx, conn)
+	if err != nil || st.WalStatus != "" {
+		return err
+	}
+	rconn, err := replicationConnect(ctx, databaseURL)
+	if err != nil {
+		return err
+	}
+	defer rconn.Close(context.WithoutCancel(ctx))
+	return createSlot(ctx, rconn, st.SlotName)
 }
 
 // workerWrite is the listener's hand-off transaction: as the worker role, which sees every organization,

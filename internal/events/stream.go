@@ -32,19 +32,9 @@ const (
 // stream consumes the slot on a replication connection until an error or ctx ends. lockConn is the
 // connection holding the leader lock: leadership lasts as long as it does.
 func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
-	u, err := url.Parse(l.url)
+	conn, err := replicationConnect(ctx, l.url)
 	if err != nil {
 		return err
-	}
-	// A replication connection of this name must never be listed in synchronous_standby_names: a producer
-	// would wait for the listener's acknowledgement while the hand-off waits for the producer to finish.
-	qv := u.Query()
-	qv.Set("replication", "database")
-	qv.Set("application_name", "fieldtrack_listener")
-	u.RawQuery = qv.Encode()
-	conn, err := pgconn.Connect(ctx, u.String())
-	if err != nil {
-		return fmt.Errorf("replication connection: %w", err)
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 
@@ -118,6 +108,27 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 			}
 		}
 	}
+}
+
+// replicationConnect opens a replication connection (database mode: it may also run SQL) as
+// databaseURL's login, which needs the REPLICATION attribute. It returns an error naming the connection
+// when databaseURL does not parse or the connection fails.
+func replicationConnect(ctx context.Context, databaseURL string) (*pgconn.PgConn, error) {
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		return nil, fmt.Errorf("replication connection: %w", err)
+	}
+	// A replication connection of this name must never be listed in synchronous_standby_names: a producer
+	// would wait for the listener's acknowledgement while the hand-off waits for the producer to finish.
+	qv := u.Query()
+	qv.Set("replication", "database")
+	qv.Set("application_name", "fieldtrack_listener")
+	u.RawQuery = qv.Encode()
+	conn, err := pgconn.Connect(ctx, u.String())
+	if err != nil {
+		return nil, fmt.Errorf("replication connection: %w", err)
+	}
+	return conn, nil
 }
 
 // handOff makes the batch's events durable downstream: stream positions and deliveries, in one

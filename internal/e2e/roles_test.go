@@ -1,0 +1,150 @@
+package e2e
+
+import (
+	"context"
+	"encoding/pem"
+	"errors"
+	"net/http"
+	"net/http/httptest"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/migration"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+)
+
+// loginAs is databaseURL logging in as login instead (the test cluster trusts loopback: no password).
+func loginAs(t testing.TB, databaseURL, login string) string {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(login)
+	return u.String()
+}
+
+// TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks runs `fieldtrack serve` with
+// APP_ENV=production and the listener logging in as fieldtrack_listener. It starts (that login may not act
+// as the API), and a check-in reaches the admin's stream and a webhook; the slot is consumed by
+// fieldtrack_listener. The pool logs in as the owner, a superuser: serve warns about its REPLICATION and
+// runs. Its own database: the listener must lead, and production delivers webhooks over https only (to a
+// receiver whose certificate the server trusts through SSL_CERT_FILE).
+func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t *testing.T) {
+	t.Parallel()
+	ownerURL := testfactory.ScratchDatabase(t)
+	m, err := migration.Open(ownerURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	owner, err := db.NewPool(context.Background(), db.PoolConfig{URL: ownerURL, MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(owner.Close)
+
+	type delivery struct{ event, id string }
+	received := make(chan delivery, 16)
+	receiver := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		received <- delivery{r.Header.Get("X-FieldTrack-Event"), r.Header.Get("webhook-id")}
+	}))
+	t.Cleanup(receiver.Close)
+	certFile := filepath.Join(t.TempDir(), "receiver.pem")
+	cert := pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: receiver.Certificate().Raw})
+	if err := os.WriteFile(certFile, cert, 0o600); err != nil {
+		t.Fatal(err)
+	}
+
+	org := testfactory.NewOrgIn(t, owner)
+	emp := testfactory.NewEmployeeIn(t, owner, org, "Production")
+	if _, err := owner.Exec(context.Background(), `INSERT INTO webhooks (organization_id, url, secret, events)
+		VALUES ($1, $2, 'whsec-0123456789abcdef', '{session.checkin}')`, org.ID, receiver.URL); err != nil {
+		t.Fatal(err)
+	}
+
+	p := startProcess(t, "production", map[string]string{"APP_ENV": "production",
+		"DATABASE_URL":           ownerURL,
+		"LISTENER_DATABASE_URL":  loginAs(t, ownerURL, "fieldtrack_listener"),
+		"WEBHOOK_WORKER_ENABLED": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "SSL_CERT_FILE": certFile})
+	// Creating the slot waits for every transaction running in the cluster (the other tests' too) and then
+	// for the next running-transactions record: under load that takes a while, and the deliveries below
+	// would wait for it as well.
+	testfactory.Eventually(t, 90*time.Second, "the listener to stream from its slot", func() (bool, error) {
+		var active bool
+		err := owner.QueryRow(context.Background(), `SELECT app.slot_active()`).Scan(&active)
+		return active, err
+	})
+	stream := openStream(t, adminStream(p.base)+"?token="+url.QueryEscape(testfactory.AdminToken(t, org)), nil)
+	stream.connected(t)
+
+	in := mustAttend(t, p.base, testfactory.EmployeeToken(t, emp), "check-in")
+	expectFrames(t, stream.take(t, 1), []sent{in}, 0)
+	select {
+	case d := <-received:
+		if d.event != "session.checkin" || d.id == "" {
+			t.Fatalf("webhook delivery %+v, want session.checkin with a webhook-id", d)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("no webhook delivery within 30 s of the check-in")
+	}
+
+	var walsender string
+	if err := owner.QueryRow(context.Background(), `SELECT a.usename FROM pg_replication_slots s
+		JOIN pg_stat_activity a ON a.pid = s.active_pid WHERE s.database = current_database()`).Scan(&walsender); err != nil {
+		t.Fatal(err)
+	}
+	if walsender != "fieldtrack_listener" {
+		t.Fatalf("the slot is consumed by %q, want fieldtrack_listener", walsender)
+	}
+	if _, warned := p.logs.first("serve's pool login has REPLICATION"); !warned {
+		t.Fatal("no warning about the pool's superuser login")
+	}
+}
+
+// TestServe_InProductionRefusesAListenerLoginThatMayActAsTheAPI: with one superuser login for everything
+// (LISTENER_DATABASE_URL defaulting to DATABASE_URL), production serve stops at start-up with one line that
+// names the fix.
+func TestServe_InProductionRefusesAListenerLoginThatMayActAsTheAPI(t *testing.T) {
+	t.Parallel()
+	bin := fieldtrackBinary(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "serve")
+	cmd.Env = append(os.Environ(), "APP_ENV=production", "DATABASE_URL="+testfactory.URL(t), "LISTENER_DATABASE_URL=",
+		"EVENTS_LISTENER_ENABLED=true", "JWT_SECRET="+testfactory.Secret, "PORT="+strconv.Itoa(freePort(t)),
+		"RECEIPTS_DIR="+t.TempDir())
+	out, err := cmd.CombinedOutput()
+	var exit *exec.ExitError
+	if !errors.As(err, &exit) || exit.ExitCode() != 1 {
+		t.Fatalf("serve ended with %v, want exit status 1; output:\n%s", err, out)
+	}
+	lines := strings.Split(strings.TrimSpace(string(out)), "\n")
+	if len(lines) != 1 {
+		t.Fatalf("serve printed %d lines, want one:\n%s", len(lines), out)
+	}
+	for _, want := range []string{"fieldtrack: ", "is a superuser", "LISTENER_DATABASE_URL", "fieldtrack_listener"} {
+		if !strings.Contains(lines[0], want) {
+			t.Errorf("refusal %q does not say %q", lines[0], want)
+		}
+	}
+}
+
+// Outside production the same login is only warned about: make run and the tests log in as one superuser.
+func TestServe_OutsideProductionWarnsAboutAListenerLoginThatMayActAsTheAPI(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	if _, ok := srv.logs.first("the listener's login would be refused with APP_ENV=production"); !ok {
+		t.Fatal("no warning about the listener's superuser login")
+	}
+}
