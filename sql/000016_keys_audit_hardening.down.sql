@@ -83,4 +83,5 @@ GRANT EXECUTE ON FUNCTION app.check_caller(uuid, uuid, uuid, uuid) TO fieldtrack
 DROP FUNCTION IF EXISTS app.api_key_usage(uuid[], uuid[], bigint[], bigint[], timestamptz[]);
 DROP FUNCTION IF EXISTS app.api_key_lookup(bytea);
 DROP TABLE IF EXISTS app.stream_keys;
+REVOKE USAGE ON SCHEMA app FROM fieldtrack_authenticator, fieldtrack_listener;
 -- fieldtrack_listener is cluster-wide (other databases may use it): it stays.

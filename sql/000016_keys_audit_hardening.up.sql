@@ -22,6 +22,9 @@
 --   REPLICATION could read every tenant's changes through a slot, so that login must not also be able to
 --   switch to fieldtrack_api. It may switch to fieldtrack_worker, the role of the listener's hand-off.
 --   No password until an operator sets one (like fieldtrack_authenticator).
+-- * fieldtrack_authenticator, the production login of serve, gets USAGE on schema app: pgx prepares a
+--   request's statements before the batch that switches the role runs, and without USAGE the names of
+--   schema app do not resolve for the login itself.
 -- * SSE ids are opaque: a stream position encrypted with app.stream_keys' key (shared by every server
 --   process), so an admin cannot count other tenants' events from the ids it sees.
 -- Locks: creates objects; re-owns functions (no table rewrite).
@@ -34,6 +37,10 @@ BEGIN
 END
 $$;
 GRANT fieldtrack_worker TO fieldtrack_listener;
+
+-- A request's statements are parsed before the batch that opens its transaction has switched the role:
+-- the logins that switch must be able to look up names in schema app (USAGE alone reads nothing).
+GRANT USAGE ON SCHEMA app TO fieldtrack_authenticator, fieldtrack_listener;
 
 CREATE TABLE app.stream_keys (
     id         smallint PRIMARY KEY DEFAULT 1 CHECK (id = 1),
