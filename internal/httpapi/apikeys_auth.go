@@ -26,6 +26,9 @@ import (
 const (
 	keyCacheTTL = time.Minute
 	keyCacheMax = 10_000
+	// keyRefreshAfter is how old a cached key must be before a scope it lacks sends authentication to
+	// the database again (a key calling routes beyond its scopes must not cost a query each time).
+	keyRefreshAfter = 2 * time.Second
 )
 
 // Scopes of API keys (CONTRACT §3). admin:all holds every other one.
@@ -75,7 +78,7 @@ type keyring struct {
 
 type cachedKey struct {
 	id      auth.Identity
-	expires time.Time
+	fetched time.Time
 }
 
 type keyUsage struct {
@@ -88,27 +91,24 @@ func newKeyring(s *Server) *keyring {
 	return &keyring{s: s, now: time.Now, cache: map[[32]byte]cachedKey{}, usage: map[uuid.UUID]*keyUsage{}}
 }
 
-// authenticate finds the caller of an X-API-Key header. fresh skips the cache (a scope the cached entry
-// lacks may have been granted since).
+// authenticate finds the caller of an X-API-Key header. fresh looks in the database again unless the
+// cached entry is only seconds old (a scope it lacks may have been granted since).
 func (k *keyring) authenticate(ctx context.Context, header string, fresh bool) (auth.Identity, error) {
 	key, err := auth.ParseAPIKey(header)
 	if err != nil {
 		return auth.Identity{}, err
 	}
 	now := k.now()
-	if !fresh {
-		k.mu.Lock()
-		c, ok := k.cache[key.Hash]
-		k.mu.Unlock()
-		if ok && now.Before(c.expires) {
-			return c.id, nil
-		}
+	k.mu.Lock()
+	c, ok := k.cache[key.Hash]
+	k.mu.Unlock()
+	if age := now.Sub(c.fetched); ok && age < keyCacheTTL && (!fresh || age < keyRefreshAfter) {
+		return c.id, nil
 	}
 	row, err := db.Do(ctx, k.s.pool, db.Claims{}, db.TxOptions{ReadOnly: true, SingleStatement: true,
 		AcquireTimeout: k.s.cfg.DBAcquireTimeout, StatementTimeout: k.s.cfg.StatementTimeout},
 		func(tx db.DBTX) (db.APIKeyLookupRow, error) { return k.s.q.APIKeyLookup(ctx, tx, key.Hash[:]) })
 	if errors.Is(err, pgx.ErrNoRows) {
-		k.forget(key.Hash)
 		return auth.Identity{}, auth.ErrAPIKeyUnknown()
 	}
 	if err != nil {
@@ -122,15 +122,18 @@ func (k *keyring) authenticate(ctx context.Context, header string, fresh bool) (
 			break
 		}
 	}
-	k.cache[key.Hash] = cachedKey{id: id, expires: now.Add(keyCacheTTL)}
+	k.cache[key.Hash] = cachedKey{id: id, fetched: now}
 	k.mu.Unlock()
 	return id, nil
 }
 
-func (k *keyring) forget(hash [32]byte) {
-	k.mu.Lock()
-	delete(k.cache, hash)
-	k.mu.Unlock()
+// forget drops the cached entry of a key (of an X-API-Key header).
+func (k *keyring) forget(header string) {
+	if key, err := auth.ParseAPIKey(header); err == nil {
+		k.mu.Lock()
+		delete(k.cache, key.Hash)
+		k.mu.Unlock()
+	}
 }
 
 // keyIdentity is the caller an API key stands for: an ADMIN of its organization with no user and no

@@ -147,6 +147,10 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 			return
 		}
 		if err := h(w, req); err != nil {
+			if st := toError(err).Status; (st == http.StatusUnauthorized || st == http.StatusForbidden) &&
+				identityOf(req).AuthType == auth.AuthTypeAPIKey {
+				s.keys.forget(req.Header.Get("X-API-Key")) // Postgres knows better than the cache
+			}
 			s.writeError(w, req, err)
 		}
 	}))
