@@ -72,6 +72,7 @@ func main() {
 		ServerPID:    *pid,
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		Secret:       []byte(os.Getenv("JWT_SECRET")),
+		Issuer:       os.Getenv("JWT_ISSUER"),
 		Phase:        time.Duration(*seconds) * time.Second,
 		Warmup:       time.Duration(*warmup) * time.Second,
 		Concurrency:  *conc,

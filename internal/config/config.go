@@ -174,7 +174,9 @@ func Default() Config {
 	return c
 }
 
-// ValidateServe checks what `serve` needs on top of Load: a database and a way to verify tokens.
+// ValidateServe checks what `serve` needs on top of Load: a database, a way to verify tokens and, in
+// production, what keeps the process's figures and the tokens it accepts its operator's own. It returns
+// the first problem as one line naming the variable.
 func (c Config) ValidateServe() error {
 	// Tokens of built-in identity always verify; JWT_SECRET and JWT_JWKS_URL add external issuers.
 	if c.DatabaseURL == "" {
@@ -182,6 +184,17 @@ func (c Config) ValidateServe() error {
 	}
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 16 {
 		return fmt.Errorf("config: JWT_SECRET must be at least 16 bytes")
+	}
+	if c.Production() {
+		// /metrics shows every organization's pipeline together: never open to anyone in production.
+		if c.MetricsScrapeToken == "" {
+			return fmt.Errorf("config: METRICS_SCRAPE_TOKEN is required with APP_ENV=production (/metrics answers only `Authorization: Bearer <token>`)")
+		}
+		// Without it, a key set or secret shared by several issuers (one provider's tenants or projects)
+		// would let the tokens of any of them in.
+		if c.JWTIssuer == "" && (len(c.JWTSecret) > 0 || c.JWKSURL != "") {
+			return fmt.Errorf("config: JWT_ISSUER is required with APP_ENV=production when JWT_SECRET or JWT_JWKS_URL is set")
+		}
 	}
 	return nil
 }

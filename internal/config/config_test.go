@@ -191,6 +191,16 @@ func TestValidateServe(t *testing.T) {
 		{"built-in identity alone (no JWT_SECRET, no JWT_JWKS_URL)", Config{DatabaseURL: db}, ""},
 		{"secret of 15 bytes", Config{DatabaseURL: db, JWTSecret: []byte("0123456789abcde")}, "at least 16"},
 		{"short secret even with JWKS", Config{DatabaseURL: db, JWTSecret: []byte("short"), JWKSURL: "https://idp.example/jwks"}, "JWT_SECRET"},
+		{"development: /metrics may be open", Config{DatabaseURL: db, AppEnv: "development"}, ""},
+		{"production without METRICS_SCRAPE_TOKEN", Config{DatabaseURL: db, AppEnv: "production"}, "METRICS_SCRAPE_TOKEN is required"},
+		{"production, built-in identity alone", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t"}, ""},
+		{"production, JWT_SECRET without JWT_ISSUER", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWTSecret: []byte("0123456789abcdef")}, "JWT_ISSUER is required"},
+		{"production, JWT_JWKS_URL without JWT_ISSUER", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWKSURL: "https://idp.example/jwks"}, "JWT_ISSUER is required"},
+		{"production, external issuer named", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWTSecret: []byte("0123456789abcdef"), JWKSURL: "https://idp.example/jwks", JWTIssuer: "https://idp.example"}, ""},
+		{"test: no issuer needed", Config{DatabaseURL: db, AppEnv: "test", JWTSecret: []byte("0123456789abcdef")}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -216,6 +226,28 @@ func TestLoadThenValidateServe_FromEnvironment(t *testing.T) {
 	}
 	if err := c.ValidateServe(); err != nil {
 		t.Fatalf("ValidateServe = %v, want nil", err)
+	}
+	// Production needs the scrape token and, with an external issuer, its name; the error is one line.
+	prod := map[string]string{"DATABASE_URL": "postgres://u@h/db", "JWT_SECRET": "0123456789abcdef", "APP_ENV": "production"}
+	for _, step := range []struct{ set, value, wantErr string }{
+		{"", "", "METRICS_SCRAPE_TOKEN"},
+		{"METRICS_SCRAPE_TOKEN", "scrape-0123456789", "JWT_ISSUER"},
+		{"JWT_ISSUER", "https://idp.example.com", ""},
+	} {
+		if step.set != "" {
+			prod[step.set] = step.value
+		}
+		c, err := Load(env(prod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.ValidateServe()
+		switch {
+		case step.wantErr == "" && err != nil:
+			t.Fatalf("production with %s set: %v, want it valid", step.set, err)
+		case step.wantErr != "" && (err == nil || !strings.Contains(err.Error(), step.wantErr) || strings.Contains(err.Error(), "\n")):
+			t.Fatalf("production (%s set): %v, want one line naming %s", step.set, err, step.wantErr)
+		}
 	}
 	c, err = Load(env(map[string]string{"JWT_SECRET": "0123456789abcdef"}))
 	if err != nil {
