@@ -288,6 +288,12 @@ type AppSnapshotTable struct {
 	Position   int32    `json:"position"`
 }
 
+type AppStreamKey struct {
+	ID        int16     `json:"id"`
+	Key       []byte    `json:"key"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 type AppStreamState struct {
 	Singleton     bool  `json:"singleton"`
 	PrunedThrough int64 `json:"pruned_through"`

@@ -10,7 +10,6 @@ import (
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,16 +25,6 @@ type frame struct {
 	ID    string
 	Event string
 	Data  string
-}
-
-// id is the frame's numeric id; it fails the test when there is none.
-func (f frame) id(t testing.TB) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(f.ID, 10, 64)
-	if err != nil {
-		t.Fatalf("frame %+v has no numeric id", f)
-	}
-	return n
 }
 
 // streams have no client timeout: they end when the test closes them or the server does.
