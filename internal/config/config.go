@@ -44,6 +44,7 @@ type Config struct {
 
 	SSEMaxStreamsPerOrg int
 	SSEHeartbeat        time.Duration // a comment frame on idle streams, and a new look at the caller
+	SSEMaxLifetime      time.Duration // streams end (with a `reauth` event) after at most this long
 	ListenerEnabled     bool
 
 	// PublicURL is how clients reach this server (upload and receipt URLs are built on it); empty: from
@@ -104,6 +105,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownGracePeriod:           r.millis("SHUTDOWN_GRACE_MS", 10_000),
 		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
 		SSEHeartbeat:                  time.Duration(r.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000)) * time.Millisecond,
+		SSEMaxLifetime:                time.Duration(r.int("SSE_MAX_LIFETIME_MS", 3_600_000, 1_000, 86_400_000)) * time.Millisecond,
 		ListenerEnabled:               r.bool("EVENTS_LISTENER_ENABLED", true),
 	}
 	switch strings.ToLower(r.str("LOG_LEVEL", "info")) {

@@ -38,6 +38,7 @@ func TestLoad_DefaultsWhenNothingIsSet(t *testing.T) {
 		{"Production()", c.Production(), false},
 		{"CORSOrigins is empty", len(c.CORSOrigins), 0},
 		{"DatabaseURL", c.DatabaseURL, ""},
+		{"SSEMaxLifetime", c.SSEMaxLifetime, time.Hour},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -65,6 +66,7 @@ func TestLoad_ReadsValidValues(t *testing.T) {
 		"DB_MAX_CONNS":                  "7",
 		"DB_ACQUIRE_TIMEOUT_MS":         "100",
 		"SHUTDOWN_GRACE_MS":             "3000",
+		"SSE_MAX_LIFETIME_MS":           "60000",
 	}))
 	if err != nil {
 		t.Fatalf("Load = %v, want no error", err)
@@ -90,6 +92,7 @@ func TestLoad_ReadsValidValues(t *testing.T) {
 		{"DBMaxConns", c.DBMaxConns, int32(7)},
 		{"DBAcquireTimeout", c.DBAcquireTimeout, 100 * time.Millisecond},
 		{"ShutdownGracePeriod", c.ShutdownGracePeriod, 3 * time.Second},
+		{"SSEMaxLifetime", c.SSEMaxLifetime, time.Minute},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -137,6 +140,8 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 		{"DB_MAX_CONNS zero", map[string]string{"DB_MAX_CONNS": "0"}, "DB_MAX_CONNS"},
 		{"REQUEST_TIMEOUT_MS negative", map[string]string{"REQUEST_TIMEOUT_MS": "-5"}, "REQUEST_TIMEOUT_MS"},
 		{"DB_ACQUIRE_TIMEOUT_MS not a number", map[string]string{"DB_ACQUIRE_TIMEOUT_MS": "5s"}, "DB_ACQUIRE_TIMEOUT_MS"},
+		{"SSE_MAX_LIFETIME_MS below a second", map[string]string{"SSE_MAX_LIFETIME_MS": "10"}, "SSE_MAX_LIFETIME_MS"},
+		{"SSE_MAX_LIFETIME_MS above a day", map[string]string{"SSE_MAX_LIFETIME_MS": "86400001"}, "SSE_MAX_LIFETIME_MS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

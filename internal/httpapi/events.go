@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"time"
 
+	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 )
@@ -15,12 +17,23 @@ import (
 const (
 	// maxReplay is the most missed events a reconnecting client is sent; beyond it, it gets reset.
 	maxReplay = 10_000
+	// defaultMaxLifetime caps a stream when the configuration does not say (SSE_MAX_LIFETIME_MS's default).
+	defaultMaxLifetime = time.Hour
+)
+
+// The reasons of the reauth event, which ends a stream (the client reconnects with Last-Event-ID and a
+// valid token, and misses nothing).
+const (
+	reauthTokenExpired = "token expired"
+	reauthLifetime     = "stream lifetime reached"
 )
 
 // adminEvents streams the organization's events as Server-Sent Events: a `connected` event, then every
 // event in commit order with an opaque id (streamid.go). A client that reconnects with Last-Event-ID (or
 // ?last_event_id=) first receives exactly the events it missed, or a `reset` event when they are older
 // than the retention, or when its id is not one of this organization's stream, and it must refetch.
+// The stream ends with a `reauth` event when the caller's token expires or the stream has lasted
+// SSE_MAX_LIFETIME_MS, and without one when the caller may no longer act (checked every heartbeat).
 func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if s.bg.Hub == nil {
 		return errUnavailable("The event stream is not running")
@@ -65,6 +78,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 			resetWhy = "The events after your last id are older than the retention; refetch your data."
 		}
 	}
+	end, endWhy := s.streamEnd(id, time.Now())
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -101,14 +115,23 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
+	ending := time.NewTimer(time.Until(end))
+	defer ending.Stop()
 	for {
 		buf.Reset()
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-ending.C:
+			// No id: the client's Last-Event-ID stays the last event it got, and events that were on
+			// their way reach it in the replay of its next connection.
+			fmt.Fprintf(&buf, "event: reauth\ndata: %s\n\n", controlData("reauth", endWhy))
+			_, _ = w.Write(buf.Bytes())
+			flusher.Flush()
+			return nil
 		case <-heartbeat.C:
-			// A caller that may no longer act (disabled, deactivated, signed out) loses its stream within
-			// a heartbeat; a database that cannot answer right now does not end it.
+			// A caller that may no longer act (disabled, deactivated, signed out, a revoked key) loses
+			// its stream within a heartbeat; a database that cannot answer right now does not end it.
 			if err := s.callerActive(r); err != nil && toError(err).Status == http.StatusUnauthorized {
 				return nil
 			}
@@ -140,6 +163,21 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		flusher.Flush()
 	}
+}
+
+// streamEnd is when a stream of id opened at now must end, and why: when its token expires (never for a
+// caller without expiry, an API key), and at the latest after the maximum lifetime, less up to a tenth
+// so that streams opened together (after a deploy) do not all reconnect in the same second.
+func (s *Server) streamEnd(id auth.Identity, now time.Time) (time.Time, string) {
+	life := s.cfg.SSEMaxLifetime
+	if life <= 0 {
+		life = defaultMaxLifetime
+	}
+	end := now.Add(life - rand.N(life/10+1))
+	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(end) {
+		return id.ExpiresAt, reauthTokenExpired
+	}
+	return end, reauthLifetime
 }
 
 // replay reads the organization's events in (after, upto]. pruned reports that some of them may have
@@ -187,7 +225,7 @@ func writeFrame(buf *bytes.Buffer, ids streamIDs, ev events.Event) {
 	fmt.Fprintf(buf, "id: %s\nevent: %s\ndata: %s\n\n", ids.id(ev.StreamID), ev.Name, data)
 }
 
-// controlData is the data of the stream's own events (reset) in the shape of every other frame.
+// controlData is the data of the stream's own events (reset, reauth) in the shape of every other frame.
 func controlData(typ, reason string) []byte {
 	data, _ := json.Marshal(struct {
 		Type    string            `json:"type"`
