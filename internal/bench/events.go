@@ -140,7 +140,7 @@ func runEvents(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, 
 		fx.orgID).Scan(&rep.unstamped); err != nil {
 		return rep, fmt.Errorf("unstamped events: %w", err)
 	}
-	rep.listener = readListenerStatus(ctx, cfg.ServerURL, fx.token)
+	rep.listener = readListenerStatus(ctx, cfg.ServerURL, cfg.MetricsToken)
 	stopSSE()
 	<-sse.done
 	rc.close()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -431,5 +432,35 @@ func TestSSE_TwoServersEachDeliverEveryEventOnce(t *testing.T) {
 	waitHandedOff(t, p, org.ID, 2+4*10, 30*time.Second)
 	if n := expectOneDeliveryPerSubscription(t, p, org.ID); n != 10 {
 		t.Fatalf("%d deliveries to webhook %s, want one per check-in (10)", n, hook)
+	}
+}
+
+// The pipeline the organizations share is for operators: /metrics shows it, with the scrape token only.
+func TestMetrics_ShowTheSharedPipelineWithTheScrapeToken(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"METRICS_SCRAPE_TOKEN": "scrape-0123456789abcdef"})
+	res, err := quick.Get(srv.base + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("/metrics without the token: %d", res.StatusCode)
+	}
+	req, _ := http.NewRequest(http.MethodGet, srv.base+"/metrics", nil)
+	req.Header.Set("Authorization", "Bearer scrape-0123456789abcdef")
+	res, err = quick.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	body, _ := io.ReadAll(res.Body)
+	for _, name := range []string{"fieldtrack_replication_slot_lag_bytes", "fieldtrack_replication_slot_active",
+		"fieldtrack_outbox_backlog", "fieldtrack_stream_position", "fieldtrack_sse_streams", "fieldtrack_listener_leader",
+		"fieldtrack_listener_acked_lsn_bytes", "fieldtrack_listener_events_handed_off",
+		"fieldtrack_listener_last_error_timestamp_seconds"} {
+		if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "\n"+name+" ") {
+			t.Fatalf("/metrics (%d) lacks %s:\n%s", res.StatusCode, name, body)
+		}
 	}
 }
