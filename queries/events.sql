@@ -40,6 +40,10 @@ WHERE organization_id = @org_id AND stream_id > @after::bigint AND stream_id <= 
 ORDER BY stream_id
 LIMIT @max_events;
 
+-- name: StreamKey :one
+-- The AES key that makes SSE ids opaque, the same for every server process (worker).
+SELECT key FROM app.stream_keys WHERE id = 1;
+
 -- name: StreamPrunedThrough :one
 -- Events at or below this position may have been deleted by retention.
 SELECT pruned_through FROM app.stream_state;

@@ -128,6 +128,10 @@ throwaway_cluster fieldtrack-bench
 
 JWT_SECRET="$(head -c 32 /dev/urandom | base64)"
 export JWT_SECRET
+# Production requires both: the issuer of the tokens ftbench mints, and the token of /metrics.
+JWT_ISSUER="ftbench"
+METRICS_SCRAPE_TOKEN="$(head -c 24 /dev/urandom | base64)"
+export JWT_ISSUER METRICS_SCRAPE_TOKEN
 
 say "migrating $DATABASE_URL"
 bin/fieldtrack migrate up >&2

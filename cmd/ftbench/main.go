@@ -72,6 +72,8 @@ func main() {
 		ServerPID:    *pid,
 		DatabaseURL:  os.Getenv("DATABASE_URL"),
 		Secret:       []byte(os.Getenv("JWT_SECRET")),
+		Issuer:       os.Getenv("JWT_ISSUER"),
+		MetricsToken: os.Getenv("METRICS_SCRAPE_TOKEN"),
 		Phase:        time.Duration(*seconds) * time.Second,
 		Warmup:       time.Duration(*warmup) * time.Second,
 		Concurrency:  *conc,

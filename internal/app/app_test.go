@@ -90,7 +90,8 @@ func TestRun_ProductionRefusesAListenerLoginThatMayActAsTheAPI(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer ln.Close()
-	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "APP_ENV": "production", "RECEIPTS_DIR": t.TempDir()}
+	vars := map[string]string{"DATABASE_URL": testfactory.URL(t), "APP_ENV": "production", "RECEIPTS_DIR": t.TempDir(),
+		"METRICS_SCRAPE_TOKEN": "scrape"}
 	cfg, err := config.Load(func(k string) string { return vars[k] })
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"time"
 
+	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
@@ -11,9 +12,10 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 )
 
-// registerPipelineMetrics adds the event pipeline's gauges, read at scrape time: replication slot lag,
-// outbox backlog (all organizations), this process's stream position and SSE streams, and whether it leads
-// the listener.
+// registerPipelineMetrics adds the event pipeline's gauges, read at scrape time: replication slot lag and
+// activity, outbox backlog (all organizations), this process's stream position and SSE streams, and its
+// listener's state (leading, acknowledged position, hand-offs, last error). This shared state is for
+// operators only: the tenants' operations endpoints show none of it.
 func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpapi.Background) {
 	q := db.New()
 	read := func(f func(ctx context.Context, tx db.DBTX) (int64, error)) float64 {
@@ -33,6 +35,16 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 				return st.LagBytes, err
 			})
 		})
+	m.GaugeFunc("fieldtrack_replication_slot_active", "1 when a listener streams from the outbox slot (-1: unknown).",
+		func() float64 {
+			return read(func(ctx context.Context, tx db.DBTX) (int64, error) {
+				st, err := q.ReplicationSlotStatus(ctx, tx)
+				if st.Active {
+					return 1, err
+				}
+				return 0, err
+			})
+		})
 	m.GaugeFunc("fieldtrack_outbox_backlog", "Events committed but not yet handed off by the listener (-1: unknown).",
 		func() float64 {
 			return read(func(ctx context.Context, tx db.DBTX) (int64, error) { return q.OutboxBacklog(ctx, tx, nil) })
@@ -45,6 +57,26 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 		func() float64 {
 			if bg.Listener != nil && bg.Listener.Status().Leader {
 				return 1
+			}
+			return 0
+		})
+	if bg.Listener == nil {
+		return
+	}
+	m.GaugeFunc("fieldtrack_listener_acked_lsn_bytes", "WAL position this process's listener last acknowledged (0: none).",
+		func() float64 {
+			lsn, err := pglogrepl.ParseLSN(bg.Listener.Status().AckedLSN)
+			if err != nil {
+				return 0
+			}
+			return float64(lsn)
+		})
+	m.GaugeFunc("fieldtrack_listener_events_handed_off", "Events this process's listener handed off since it started.",
+		func() float64 { return float64(bg.Listener.Status().Handoffs) })
+	m.GaugeFunc("fieldtrack_listener_last_error_timestamp_seconds", "When this process's listener last failed (0: never); the error is in the log.",
+		func() float64 {
+			if at := bg.Listener.Status().LastErrorAt; !at.IsZero() {
+				return float64(at.UnixNano()) / 1e9
 			}
 			return 0
 		})

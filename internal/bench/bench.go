@@ -105,7 +105,7 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 func runGPS(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, hc *http.Client, probe cpuProbe,
 	logf func(string, ...any)) (report, error) {
 	logf("creating 1 organization, %d employees with open sessions and tokens", cfg.Employees)
-	f, err := newFleet(ctx, admin, cfg.Employees, cfg.Secret)
+	f, err := newFleet(ctx, admin, cfg.Employees, cfg.mint)
 	if err != nil {
 		return report{}, err
 	}

@@ -41,6 +41,9 @@ type Config struct {
 	Concurrency int           // workers per phase (database connections or HTTP connections)
 	Employees   int           // employees, each with one open session
 
+	Issuer       string // the server's JWT_ISSUER (production requires one), written into the tokens minted
+	MetricsToken string // the server's METRICS_SCRAPE_TOKEN: the listener's state is on /metrics only
+
 	Sections []string // what to run, of SectionGPS, SectionEvents, SectionExport; empty = all (in that order)
 
 	EventsRate   int           // events per second the events section commits

@@ -69,7 +69,7 @@ func runEvents(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, 
 	}
 	defer rc.close()
 	rep.https = rc.https
-	fx, err := newEventsFixture(ctx, admin, cfg.Secret, rc.url)
+	fx, err := newEventsFixture(ctx, admin, cfg.mint, rc.url)
 	if err != nil {
 		return rep, err
 	}
@@ -140,7 +140,7 @@ func runEvents(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, 
 		fx.orgID).Scan(&rep.unstamped); err != nil {
 		return rep, fmt.Errorf("unstamped events: %w", err)
 	}
-	rep.listener = readListenerStatus(ctx, cfg.ServerURL, fx.token)
+	rep.listener = readListenerStatus(ctx, cfg.ServerURL, cfg.MetricsToken)
 	stopSSE()
 	<-sse.done
 	rc.close()

@@ -2,8 +2,6 @@ package bench
 
 import (
 	"context"
-	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -98,42 +96,49 @@ func monitorPipeline(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID) *pi
 	}
 }
 
-// listenerStatus is what GET /admin/system-health says about the listener at the end ("" when unknown).
+// listenerStatus is what /metrics says about the server's listener at the end ("" when unknown).
 type listenerStatus struct {
 	handedOff string
 	lastError string
 	err       string
 }
 
-func readListenerStatus(ctx context.Context, base, token string) listenerStatus {
+// readListenerStatus scrapes the server's /metrics with its METRICS_SCRAPE_TOKEN: the tenants'
+// operations endpoints show nothing of the shared pipeline.
+func readListenerStatus(ctx context.Context, base, scrapeToken string) listenerStatus {
 	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/admin/system-health", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, base+"/metrics", nil)
 	if err != nil {
 		return listenerStatus{err: err.Error()}
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if scrapeToken != "" {
+		req.Header.Set("Authorization", "Bearer "+scrapeToken)
+	}
 	resp, err := newHTTPClient(1).Do(req)
 	if err != nil {
 		return listenerStatus{err: err.Error()}
 	}
 	defer resp.Body.Close()
-	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxBody))
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 4*maxBody))
 	if resp.StatusCode != http.StatusOK {
 		return listenerStatus{err: httpError(resp.StatusCode, b).Error()}
 	}
-	var body struct {
-		Listener map[string]any `json:"listener"`
+	values := map[string]float64{}
+	for _, line := range strings.Split(string(b), "\n") {
+		if name, value, ok := strings.Cut(line, " "); ok && !strings.HasPrefix(line, "#") {
+			if v, err := strconv.ParseFloat(value, 64); err == nil {
+				values[name] = v
+			}
+		}
 	}
-	if err := json.Unmarshal(b, &body); err != nil || body.Listener == nil {
-		return listenerStatus{err: "no listener in the answer"}
+	handedOff, ok := values["fieldtrack_listener_events_handed_off"]
+	if !ok {
+		return listenerStatus{err: "no fieldtrack_listener_events_handed_off in /metrics"}
 	}
-	st := listenerStatus{}
-	if v, ok := body.Listener["handedOff"]; ok {
-		st.handedOff = fmt.Sprint(v)
-	}
-	if v, ok := body.Listener["lastError"]; ok {
-		st.lastError = fmt.Sprintf("%v (at %v)", v, body.Listener["lastErrorAt"])
+	st := listenerStatus{handedOff: strconv.FormatFloat(handedOff, 'f', -1, 64)}
+	if at := values["fieldtrack_listener_last_error_timestamp_seconds"]; at > 0 {
+		st.lastError = "at " + time.Unix(int64(at), 0).UTC().Format(time.RFC3339) + " (the message is in the server's log)"
 	}
 	return st
 }

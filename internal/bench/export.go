@@ -137,8 +137,7 @@ func newExportFixture(ctx context.Context, pool *pgxpool.Pool, cfg Config) (uuid
 			return org, "", fmt.Errorf("export fixtures: %w", err)
 		}
 	}
-	token, err := auth.Mint(cfg.Secret, auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org,
-		Audience: auth.DefaultAudience, TTL: tokenTTL})
+	token, err := cfg.mint(auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org})
 	return org, token, err
 }
 

@@ -22,9 +22,18 @@ import (
 // tokenTTL outlives any run Config.Validate allows.
 const tokenTTL = 6 * time.Hour
 
+// minter signs the tokens of a run.
+type minter func(auth.MintOptions) (string, error)
+
+// mint signs a token the server under test accepts: its secret, audience and issuer, living the run.
+func (c Config) mint(o auth.MintOptions) (string, error) {
+	o.Audience, o.Issuer, o.TTL = auth.DefaultAudience, c.Issuer, tokenTTL
+	return auth.Mint(c.Secret, o)
+}
+
 // newFleet creates one organization with n employees, each with a user and a session checked in an
 // hour ago, in one transaction through the owner pool, and mints an EMPLOYEE token for each.
-func newFleet(ctx context.Context, pool *pgxpool.Pool, n int, secret []byte) (*fleet, error) {
+func newFleet(ctx context.Context, pool *pgxpool.Pool, n int, mint minter) (*fleet, error) {
 	f := &fleet{orgID: uuid.New()}
 	checkin := time.Now().Add(-time.Hour).Truncate(time.Second)
 	users := make([]uuid.UUID, n)
@@ -32,10 +41,9 @@ func newFleet(ctx context.Context, pool *pgxpool.Pool, n int, secret []byte) (*f
 	sessions := make([]uuid.UUID, n)
 	for i := range n {
 		users[i], employees[i], sessions[i] = uuid.New(), uuid.New(), uuid.New()
-		tok, err := auth.Mint(secret, auth.MintOptions{
+		tok, err := mint(auth.MintOptions{
 			Subject: users[i].String(), Role: auth.RoleEmployee, OrgID: f.orgID,
 			EmployeeID: uuid.NullUUID{UUID: employees[i], Valid: true},
-			Audience:   auth.DefaultAudience, TTL: tokenTTL,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("mint token: %w", err)
@@ -81,7 +89,7 @@ type eventsFixture struct {
 	token                     string
 }
 
-func newEventsFixture(ctx context.Context, pool *pgxpool.Pool, secret []byte, hookURL string) (eventsFixture, error) {
+func newEventsFixture(ctx context.Context, pool *pgxpool.Pool, mint minter, hookURL string) (eventsFixture, error) {
 	f := eventsFixture{orgID: uuid.New(), adminID: uuid.New()}
 	raw := make([]byte, 24)
 	if _, err := rand.Read(raw); err != nil {
@@ -104,8 +112,7 @@ func newEventsFixture(ctx context.Context, pool *pgxpool.Pool, secret []byte, ho
 	if err != nil {
 		return f, fmt.Errorf("events fixtures: %w", err)
 	}
-	f.token, err = auth.Mint(secret, auth.MintOptions{Subject: f.adminID.String(), Role: auth.RoleAdmin,
-		OrgID: f.orgID, Audience: auth.DefaultAudience, TTL: tokenTTL})
+	f.token, err = mint(auth.MintOptions{Subject: f.adminID.String(), Role: auth.RoleAdmin, OrgID: f.orgID})
 	return f, err
 }
 

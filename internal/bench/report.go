@@ -362,7 +362,7 @@ func (r eventsReport) writeChecks(w io.Writer) {
 	}
 	switch l := r.listener; {
 	case l.err != "":
-		fmt.Fprintf(w, "\nListener status unknown (`GET /admin/system-health`): `%s`\n", oneLine(l.err, 200))
+		fmt.Fprintf(w, "\nListener status unknown (`GET /metrics`): `%s`\n", oneLine(l.err, 200))
 	case l.lastError != "":
 		fmt.Fprintf(w, "\nListener (this process): %s events handed off since start; last error `%s`.\n",
 			l.handedOff, oneLine(l.lastError, 300))

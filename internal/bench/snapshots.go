@@ -189,8 +189,7 @@ func newSnapshotOrg(ctx context.Context, pool *pgxpool.Pool, cfg Config) (uuid.U
 	if err != nil {
 		return org, "", err
 	}
-	tok, err := auth.Mint(cfg.Secret, auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org,
-		Audience: auth.DefaultAudience, TTL: tokenTTL})
+	tok, err := cfg.mint(auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org})
 	return org, tok, err
 }
 
@@ -283,7 +282,7 @@ func ingestWithAndWithout(ctx context.Context, cfg Config, admin *pgxpool.Pool, 
 	if err != nil {
 		return nil, nil, err
 	}
-	f, err := newFleet(ctx, admin, cfg.Employees, cfg.Secret)
+	f, err := newFleet(ctx, admin, cfg.Employees, cfg.mint)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -340,7 +339,7 @@ func hotRows(ctx context.Context, cfg Config, admin *pgxpool.Pool, hc *http.Clie
 		logf("snapshots: %s: %.0f cycles/s", label, r.perSecond(r.rows))
 		return r.perSecond(r.rows), nil
 	}
-	f, err := newFleet(ctx, admin, cfg.Concurrency, cfg.Secret)
+	f, err := newFleet(ctx, admin, cfg.Concurrency, cfg.mint)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -349,7 +348,7 @@ func hotRows(ctx context.Context, cfg Config, admin *pgxpool.Pool, hc *http.Clie
 	}
 	var spread []*member
 	for range cfg.Concurrency {
-		f, err := newFleet(ctx, admin, 1, cfg.Secret)
+		f, err := newFleet(ctx, admin, 1, cfg.mint)
 		if err != nil {
 			return 0, 0, err
 		}

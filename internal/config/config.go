@@ -50,6 +50,7 @@ type Config struct {
 
 	SSEMaxStreamsPerOrg int
 	SSEHeartbeat        time.Duration // a comment frame on idle streams, and a new look at the caller
+	SSEMaxLifetime      time.Duration // streams end (with a `reauth` event) after at most this long
 	ListenerEnabled     bool
 	// ListenerDatabaseURL is the listener's own login (it needs REPLICATION; in production
 	// fieldtrack_listener); default DATABASE_URL.
@@ -117,6 +118,7 @@ func Load(getenv func(string) string) (Config, error) {
 		ShutdownGracePeriod:           r.millis("SHUTDOWN_GRACE_MS", 10_000),
 		SSEMaxStreamsPerOrg:           r.int("SSE_MAX_STREAMS_PER_ORG", 20, 1, 10_000),
 		SSEHeartbeat:                  time.Duration(r.int("SSE_HEARTBEAT_MS", 15_000, 100, 300_000)) * time.Millisecond,
+		SSEMaxLifetime:                time.Duration(r.int("SSE_MAX_LIFETIME_MS", 3_600_000, 1_000, 86_400_000)) * time.Millisecond,
 		ListenerEnabled:               r.bool("EVENTS_LISTENER_ENABLED", true),
 		ListenerDatabaseURL:           r.str("LISTENER_DATABASE_URL", getenv("DATABASE_URL")),
 	}
@@ -194,7 +196,9 @@ func Default() Config {
 	return c
 }
 
-// ValidateServe checks what `serve` needs on top of Load: a database and a way to verify tokens.
+// ValidateServe checks what `serve` needs on top of Load: a database, a way to verify tokens and, in
+// production, what keeps the process's figures and the tokens it accepts its operator's own. It returns
+// the first problem as one line naming the variable.
 func (c Config) ValidateServe() error {
 	// Tokens of built-in identity always verify; JWT_SECRET and JWT_JWKS_URL add external issuers.
 	if c.DatabaseURL == "" {
@@ -205,6 +209,17 @@ func (c Config) ValidateServe() error {
 	}
 	if len(c.JWTSecret) > 0 && len(c.JWTSecret) < 16 {
 		return fmt.Errorf("config: JWT_SECRET must be at least 16 bytes")
+	}
+	if c.Production() {
+		// /metrics shows every organization's pipeline together: never open to anyone in production.
+		if c.MetricsScrapeToken == "" {
+			return fmt.Errorf("config: METRICS_SCRAPE_TOKEN is required with APP_ENV=production (/metrics answers only `Authorization: Bearer <token>`)")
+		}
+		// Without it, a key set or secret shared by several issuers (one provider's tenants or projects)
+		// would let the tokens of any of them in.
+		if c.JWTIssuer == "" && (len(c.JWTSecret) > 0 || c.JWKSURL != "") {
+			return fmt.Errorf("config: JWT_ISSUER is required with APP_ENV=production when JWT_SECRET or JWT_JWKS_URL is set")
+		}
 	}
 	return nil
 }

@@ -38,6 +38,7 @@ func TestLoad_DefaultsWhenNothingIsSet(t *testing.T) {
 		{"Production()", c.Production(), false},
 		{"CORSOrigins is empty", len(c.CORSOrigins), 0},
 		{"DatabaseURL", c.DatabaseURL, ""},
+		{"SSEMaxLifetime", c.SSEMaxLifetime, time.Hour},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -65,6 +66,7 @@ func TestLoad_ReadsValidValues(t *testing.T) {
 		"DB_MAX_CONNS":                  "7",
 		"DB_ACQUIRE_TIMEOUT_MS":         "100",
 		"SHUTDOWN_GRACE_MS":             "3000",
+		"SSE_MAX_LIFETIME_MS":           "60000",
 	}))
 	if err != nil {
 		t.Fatalf("Load = %v, want no error", err)
@@ -90,6 +92,7 @@ func TestLoad_ReadsValidValues(t *testing.T) {
 		{"DBMaxConns", c.DBMaxConns, int32(7)},
 		{"DBAcquireTimeout", c.DBAcquireTimeout, 100 * time.Millisecond},
 		{"ShutdownGracePeriod", c.ShutdownGracePeriod, 3 * time.Second},
+		{"SSEMaxLifetime", c.SSEMaxLifetime, time.Minute},
 	}
 	for _, ch := range checks {
 		if !reflect.DeepEqual(ch.got, ch.want) {
@@ -139,6 +142,8 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 		{"DB_ACQUIRE_TIMEOUT_MS not a number", map[string]string{"DB_ACQUIRE_TIMEOUT_MS": "5s"}, "DB_ACQUIRE_TIMEOUT_MS"},
 		{"LISTENER_DATABASE_URL key=value settings", map[string]string{"LISTENER_DATABASE_URL": "host=db user=fieldtrack_listener"}, "LISTENER_DATABASE_URL"},
 		{"LISTENER_DATABASE_URL http scheme", map[string]string{"LISTENER_DATABASE_URL": "http://db/fieldtrack"}, "LISTENER_DATABASE_URL"},
+		{"SSE_MAX_LIFETIME_MS below a second", map[string]string{"SSE_MAX_LIFETIME_MS": "10"}, "SSE_MAX_LIFETIME_MS"},
+		{"SSE_MAX_LIFETIME_MS above a day", map[string]string{"SSE_MAX_LIFETIME_MS": "86400001"}, "SSE_MAX_LIFETIME_MS"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -221,6 +226,16 @@ func TestValidateServe(t *testing.T) {
 		{"short secret even with JWKS", Config{DatabaseURL: db, JWTSecret: []byte("short"), JWKSURL: "https://idp.example/jwks"}, "JWT_SECRET"},
 		{"listener without its URL", Config{DatabaseURL: db, ListenerEnabled: true}, "LISTENER_DATABASE_URL"},
 		{"listener with its URL", Config{DatabaseURL: db, ListenerEnabled: true, ListenerDatabaseURL: db}, ""},
+		{"development: /metrics may be open", Config{DatabaseURL: db, AppEnv: "development"}, ""},
+		{"production without METRICS_SCRAPE_TOKEN", Config{DatabaseURL: db, AppEnv: "production"}, "METRICS_SCRAPE_TOKEN is required"},
+		{"production, built-in identity alone", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t"}, ""},
+		{"production, JWT_SECRET without JWT_ISSUER", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWTSecret: []byte("0123456789abcdef")}, "JWT_ISSUER is required"},
+		{"production, JWT_JWKS_URL without JWT_ISSUER", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWKSURL: "https://idp.example/jwks"}, "JWT_ISSUER is required"},
+		{"production, external issuer named", Config{DatabaseURL: db, AppEnv: "production", MetricsScrapeToken: "t",
+			JWTSecret: []byte("0123456789abcdef"), JWKSURL: "https://idp.example/jwks", JWTIssuer: "https://idp.example"}, ""},
+		{"test: no issuer needed", Config{DatabaseURL: db, AppEnv: "test", JWTSecret: []byte("0123456789abcdef")}, ""},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -246,6 +261,28 @@ func TestLoadThenValidateServe_FromEnvironment(t *testing.T) {
 	}
 	if err := c.ValidateServe(); err != nil {
 		t.Fatalf("ValidateServe = %v, want nil", err)
+	}
+	// Production needs the scrape token and, with an external issuer, its name; the error is one line.
+	prod := map[string]string{"DATABASE_URL": "postgres://u@h/db", "JWT_SECRET": "0123456789abcdef", "APP_ENV": "production"}
+	for _, step := range []struct{ set, value, wantErr string }{
+		{"", "", "METRICS_SCRAPE_TOKEN"},
+		{"METRICS_SCRAPE_TOKEN", "scrape-0123456789", "JWT_ISSUER"},
+		{"JWT_ISSUER", "https://idp.example.com", ""},
+	} {
+		if step.set != "" {
+			prod[step.set] = step.value
+		}
+		c, err := Load(env(prod))
+		if err != nil {
+			t.Fatal(err)
+		}
+		err = c.ValidateServe()
+		switch {
+		case step.wantErr == "" && err != nil:
+			t.Fatalf("production with %s set: %v, want it valid", step.set, err)
+		case step.wantErr != "" && (err == nil || !strings.Contains(err.Error(), step.wantErr) || strings.Contains(err.Error(), "\n")):
+			t.Fatalf("production (%s set): %v, want one line naming %s", step.set, err, step.wantErr)
+		}
 	}
 	c, err = Load(env(map[string]string{"JWT_SECRET": "0123456789abcdef"}))
 	if err != nil {

@@ -296,6 +296,18 @@ func (q *Queries) SlotState(ctx context.Context, db DBTX) (SlotStateRow, error) 
 	return i, err
 }
 
+const streamKey = `-- name: StreamKey :one
+SELECT key FROM app.stream_keys WHERE id = 1
+`
+
+// The AES key that makes SSE ids opaque, the same for every server process (worker).
+func (q *Queries) StreamKey(ctx context.Context, db DBTX) ([]byte, error) {
+	row := db.QueryRow(ctx, streamKey)
+	var key []byte
+	err := row.Scan(&key)
+	return key, err
+}
+
 const streamListen = `-- name: StreamListen :exec
 SELECT app.listen_stream()
 `

@@ -105,26 +105,36 @@ func expectSessionEventsInCommitOrder(t *testing.T, p *pgxpool.Pool, org uuid.UU
 }
 
 // expectStreamMatchesTable checks that frames are exactly the organization's streamed events, in stream
-// order, each once.
+// order, each once (ids are opaque: each frame has one of its own, and the events are told apart by their
+// session).
 func expectStreamMatchesTable(t *testing.T, p *pgxpool.Pool, org uuid.UUID, frames []frame) {
 	t.Helper()
-	rows, err := p.Query(context.Background(), `SELECT e.stream_id::text, e.stream_event FROM webhook_events e
-		WHERE e.organization_id = $1 AND e.stream_event IS NOT NULL ORDER BY e.stream_id`, org)
+	rows, err := p.Query(context.Background(), `SELECT e.stream_id, e.stream_event, e.stream_payload->>'sessionId'
+		FROM webhook_events e WHERE e.organization_id = $1 AND e.stream_event IS NOT NULL ORDER BY e.stream_id`, org)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
 	i := 0
+	ids := map[string]int{}
 	for rows.Next() {
-		var id, event string
-		if err := rows.Scan(&id, &event); err != nil {
+		var pos int64
+		var event, session string
+		if err := rows.Scan(&pos, &event, &session); err != nil {
 			t.Fatal(err)
 		}
 		if i >= len(frames) {
-			t.Fatalf("the stream ended after %d frames; the table has more (next: %s %s)", len(frames), id, event)
+			t.Fatalf("the stream ended after %d frames; the table has more (next: %d %s)", len(frames), pos, event)
 		}
-		if frames[i].ID != id || frames[i].Event != event {
-			t.Fatalf("frame %d is %s %s, the table's event %d is %s %s", i, frames[i].ID, frames[i].Event, i, id, event)
+		f := frames[i]
+		expectOpaqueID(t, f)
+		if j, dup := ids[f.ID]; dup {
+			t.Fatalf("frames %d and %d have the same id %s", j, i, f.ID)
+		}
+		ids[f.ID] = i
+		if got := decodeSession(t, f); f.Event != event || got.SessionID != session {
+			t.Fatalf("frame %d is %s of session %s, the table's event %d (position %d) is %s of session %s",
+				i, f.Event, got.SessionID, i, pos, event, session)
 		}
 		i++
 	}
@@ -353,10 +363,11 @@ func TestListener_RecoversFromPostgresRestart(t *testing.T) {
 	}
 
 	frames := watcher.wait(t, len(want), 60*time.Second)
-	expectFrames(t, frames, want, 0)
+	expectFrames(t, frames, want)
 	t.Logf("the client received all %d events over %d connections", len(frames), watcher.connections())
 	// Nothing repeated after them either: the next frame is the next event.
 	marker := mustAttend(t, srv.base, tok, "check-in")
 	frames = watcher.wait(t, len(want)+1, 30*time.Second)
-	expectFrames(t, frames[len(want):], []sent{marker}, frames[len(want)-1].id(t))
+	expectFrames(t, frames[len(want):], []sent{marker})
+	expectFrames(t, frames, append(want, marker))
 }

@@ -6,7 +6,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strconv"
+	"regexp"
 	"testing"
 	"time"
 
@@ -89,24 +89,36 @@ func mustAttend(t testing.TB, base, token, path string) sent {
 	return s
 }
 
-// expectFrames checks that frames are exactly want, in order, with strictly increasing ids above after.
-func expectFrames(t testing.TB, frames []frame, want []sent, after int64) {
+// expectFrames checks that frames are exactly want, in order, each with an opaque id of its own. Ids
+// carry no order a client could read: the order is the frames'.
+func expectFrames(t testing.TB, frames []frame, want []sent) {
 	t.Helper()
 	if len(frames) != len(want) {
 		t.Fatalf("%d frames, want %d", len(frames), len(want))
 	}
-	prev := after
+	seen := map[string]int{}
 	for i, f := range frames {
-		id := f.id(t)
-		if id <= prev {
-			t.Fatalf("frame %d has id %d after %d: ids must increase", i, id, prev)
+		expectOpaqueID(t, f)
+		if j, dup := seen[f.ID]; dup {
+			t.Fatalf("frames %d and %d have the same id %s", j, i, f.ID)
 		}
-		prev = id
+		seen[f.ID] = i
 		p := decodeSession(t, f)
 		if f.Event != want[i].event || p.SessionID != want[i].session {
 			t.Fatalf("frame %d is %s of session %s, want %s of session %s", i, f.Event, p.SessionID,
 				want[i].event, want[i].session)
 		}
+	}
+}
+
+// opaqueID is what an SSE id looks like: one AES block in unpadded base64url, nothing a client can count.
+var opaqueID = regexp.MustCompile(`^[A-Za-z0-9_-]{22}$`)
+
+// expectOpaqueID fails the test unless the frame has an opaque id.
+func expectOpaqueID(t testing.TB, f frame) {
+	t.Helper()
+	if !opaqueID.MatchString(f.ID) {
+		t.Fatalf("frame %s %q: want an opaque id (22 characters of base64url)", f.Event, f.ID)
 	}
 }
 
@@ -207,5 +219,3 @@ func expectOneDeliveryPerSubscription(t testing.TB, p *pgxpool.Pool, org uuid.UU
 }
 
 func adminStream(base string) string { return base + "/admin/events" }
-
-func lastEventID(id int64) string { return strconv.FormatInt(id, 10) }

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
+	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
@@ -73,7 +76,9 @@ func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t
 		t.Fatal(err)
 	}
 
+	const issuer = "https://issuer.e2e.test"
 	p := startProcess(t, "production", map[string]string{"APP_ENV": "production",
+		"JWT_ISSUER": issuer, "METRICS_SCRAPE_TOKEN": "e2e-scrape-token",
 		"DATABASE_URL":           loginAs(t, ownerURL, "fieldtrack_authenticator"),
 		"LISTENER_DATABASE_URL":  loginAs(t, ownerURL, "fieldtrack_listener"),
 		"WEBHOOK_WORKER_ENABLED": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "SSL_CERT_FILE": certFile})
@@ -85,11 +90,22 @@ func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t
 		err := owner.QueryRow(context.Background(), `SELECT app.slot_active()`).Scan(&active)
 		return active, err
 	})
-	stream := openStream(t, adminStream(p.base)+"?token="+url.QueryEscape(testfactory.AdminToken(t, org)), nil)
+	mint := func(o auth.MintOptions) string {
+		o.Issuer = issuer
+		tok, err := auth.Mint([]byte(testfactory.Secret), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return tok
+	}
+	adminTok := mint(auth.MintOptions{Subject: org.AdminUserID.String(), Role: auth.RoleAdmin, OrgID: org.ID})
+	empTok := mint(auth.MintOptions{Subject: emp.UserID.String(), Role: auth.RoleEmployee, OrgID: org.ID,
+		EmployeeID: uuid.NullUUID{UUID: emp.ID, Valid: true}})
+	stream := openStream(t, adminStream(p.base)+"?token="+url.QueryEscape(adminTok), nil)
 	stream.connected(t)
 
-	in := mustAttend(t, p.base, testfactory.EmployeeToken(t, emp), "check-in")
-	expectFrames(t, stream.take(t, 1), []sent{in}, 0)
+	in := mustAttend(t, p.base, empTok, "check-in")
+	expectFrames(t, stream.take(t, 1), []sent{in})
 	select {
 	case d := <-received:
 		if d.event != "session.checkin" || d.id == "" {
@@ -122,7 +138,8 @@ func TestServe_InProductionRefusesAListenerLoginThatMayActAsTheAPI(t *testing.T)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, bin, "serve")
 	cmd.Env = append(os.Environ(), "APP_ENV=production", "DATABASE_URL="+testfactory.URL(t), "LISTENER_DATABASE_URL=",
-		"EVENTS_LISTENER_ENABLED=true", "JWT_SECRET="+testfactory.Secret, "PORT="+strconv.Itoa(freePort(t)),
+		"EVENTS_LISTENER_ENABLED=true", "JWT_SECRET="+testfactory.Secret, "JWT_ISSUER=https://issuer.e2e.test",
+		"METRICS_SCRAPE_TOKEN=e2e-scrape-token", "PORT="+strconv.Itoa(freePort(t)),
 		"RECEIPTS_DIR="+t.TempDir())
 	out, err := cmd.CombinedOutput()
 	var exit *exec.ExitError

@@ -4,19 +4,20 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -26,16 +27,6 @@ type frame struct {
 	ID    string
 	Event string
 	Data  string
-}
-
-// id is the frame's numeric id; it fails the test when there is none.
-func (f frame) id(t testing.TB) int64 {
-	t.Helper()
-	n, err := strconv.ParseInt(f.ID, 10, 64)
-	if err != nil {
-		t.Fatalf("frame %+v has no numeric id", f)
-	}
-	return n
 }
 
 // streams have no client timeout: they end when the test closes them or the server does.
@@ -292,7 +283,8 @@ type follower struct {
 	frames     []frame // every event frame with an id, in arrival order
 	lastID     string
 	connects   int
-	problems   []string // answers a browser would not retry, frames out of place
+	reauths    map[string]int // reauth events by reason: each ends a stream, and the follower reconnects
+	problems   []string       // answers a browser would not retry, frames out of place
 	current    *stream
 	stop       context.CancelFunc
 	terminated chan struct{}
@@ -301,7 +293,7 @@ type follower struct {
 func follow(t testing.TB, url, token string) *follower {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
-	f := &follower{url: url, token: token, stop: cancel, terminated: make(chan struct{})}
+	f := &follower{url: url, token: token, stop: cancel, terminated: make(chan struct{}), reauths: map[string]int{}}
 	go f.run(ctx)
 	t.Cleanup(func() {
 		cancel()
@@ -342,6 +334,14 @@ func (f *follower) run(ctx context.Context) {
 			switch {
 			case first && fr.Event != "connected":
 				f.problem("first frame %+v is not the connected event", fr)
+			case !first && fr.Event == "reauth" && fr.ID == "":
+				var d eventData
+				_ = json.Unmarshal([]byte(fr.Data), &d)
+				var p struct{ Reason string }
+				_ = json.Unmarshal(d.Payload, &p)
+				f.mu.Lock()
+				f.reauths[p.Reason]++
+				f.mu.Unlock()
 			case !first && fr.ID == "":
 				f.problem("frame without id %+v", fr)
 			case !first:
@@ -378,6 +378,13 @@ func (f *follower) connections() int {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.connects
+}
+
+// reauthsFor counts the reauth events with reason the follower received.
+func (f *follower) reauthsFor(reason string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.reauths[reason]
 }
 
 // wait returns the frames once there are n of them, failing the test after timeout or on any problem.
@@ -424,4 +431,131 @@ func TestStream_EndsWhenItsCallerMayNoLongerAct(t *testing.T) {
 	if st, body, _ := call("GET", adminStream(srv.base)+"?token="+url.QueryEscape(admin), ""); st != http.StatusUnauthorized {
 		t.Fatalf("reconnecting as the disabled admin: %d %v", st, body)
 	}
+}
+
+// adminTokenFor mints an ADMIN token of org that expires after ttl (whole seconds, as exp is) and returns
+// it with its expiry.
+func adminTokenFor(t *testing.T, org testfactory.Org, ttl time.Duration) (string, time.Time) {
+	t.Helper()
+	tok, err := auth.Mint([]byte(testfactory.Secret), auth.MintOptions{Subject: org.AdminUserID.String(),
+		Role: auth.RoleAdmin, OrgID: org.ID, TTL: ttl})
+	if err != nil {
+		t.Fatal(err)
+	}
+	parts := strings.Split(tok, ".")
+	raw, err := base64.RawURLEncoding.DecodeString(parts[1])
+	var claims struct{ Exp int64 }
+	if err != nil || json.Unmarshal(raw, &claims) != nil || claims.Exp == 0 {
+		t.Fatalf("minted token %s has no exp: %v", tok, err)
+	}
+	return tok, time.Unix(claims.Exp, 0)
+}
+
+// expectReauth reads the next frame and fails the test unless it is the reauth event with reason,
+// followed by the end of the stream.
+func expectReauth(t *testing.T, s *stream, reason string) {
+	t.Helper()
+	f, err := s.next(30 * time.Second)
+	if err != nil {
+		t.Fatalf("waiting for reauth (%s): %v", reason, err)
+	}
+	expectReauthFrame(t, f, reason)
+	expectEnd(t, s)
+}
+
+// expectReauthFrame fails the test unless f is the reauth event with reason and without an id (the
+// client's Last-Event-ID stays the last event it got).
+func expectReauthFrame(t *testing.T, f frame, reason string) {
+	t.Helper()
+	d := decodeData(t, f)
+	var payload struct{ Reason string }
+	if err := json.Unmarshal(d.Payload, &payload); err != nil || f.Event != "reauth" || d.Type != "reauth" ||
+		f.ID != "" || payload.Reason != reason {
+		t.Fatalf("frame %+v, want a reauth event without id, reason %q", f, reason)
+	}
+}
+
+// expectEnd fails the test unless the stream ends next.
+func expectEnd(t *testing.T, s *stream) {
+	t.Helper()
+	if f, err := s.next(10 * time.Second); err == nil || !strings.HasPrefix(err.Error(), "stream ended") {
+		t.Fatalf("after reauth: frame %+v, error %v; want the end of the stream", f, err)
+	}
+}
+
+// A stream does not outlive its token: when the token expires the client gets reauth, then the end of the
+// stream; reconnecting with a fresh token and its last id, it misses nothing.
+func TestStream_ExpiringTokenGetsReauthThenEnds(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, nil)
+	org := testfactory.NewOrg(t)
+	emp := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Still live"))
+	// An id to resume from, before the short-lived stream opens.
+	first := openStream(t, adminStream(srv.base), header(testfactory.AdminToken(t, org)))
+	first.connected(t)
+	mustAttend(t, srv.base, emp, "check-in")
+	last := first.take(t, 1)[0].ID
+	first.close()
+
+	tok, expires := adminTokenFor(t, org, 3*time.Second) // expires in 2 to 3 s
+	s := openStream(t, adminStream(srv.base)+"?token="+url.QueryEscape(tok)+"&last_event_id="+url.QueryEscape(last), nil)
+	s.connected(t)
+	out := mustAttend(t, srv.base, emp, "check-out")
+	// The event may come before the expiry or, on a busy machine, after it: then in the next stream.
+	var got []frame
+	for {
+		f, err := s.next(30 * time.Second)
+		if err != nil {
+			t.Fatalf("waiting for reauth: %v", err)
+		}
+		if f.Event == "reauth" {
+			expectReauthFrame(t, f, "token expired")
+			break
+		}
+		got = append(got, f)
+		last = f.ID
+	}
+	expectEnd(t, s)
+	if late := time.Since(expires); late < 0 || late > 10*time.Second {
+		t.Fatalf("the stream ended %s after its token expired, want at expiry", late)
+	}
+
+	again := openStream(t, adminStream(srv.base), header(testfactory.AdminToken(t, org), "Last-Event-ID", last))
+	again.connected(t)
+	if len(got) == 0 {
+		got = again.take(t, 1)
+	}
+	expectFrames(t, got, []sent{out})
+	closing := mustAttend(t, srv.base, emp, "check-in")
+	expectFrames(t, again.take(t, 1), []sent{closing}) // and nothing twice before it
+}
+
+// Every stream ends after SSE_MAX_LIFETIME_MS with reauth; a client that reconnects with its last id (as
+// EventSource does) misses nothing and gets nothing twice, however often that happens while events flow.
+func TestStream_LifetimeCapEndsStreamsAndResumingMissesNothing(t *testing.T) {
+	t.Parallel()
+	srv := startServer(t, map[string]string{"SSE_MAX_LIFETIME_MS": "1000"})
+	org := testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Capped"))
+
+	opened := time.Now()
+	s := openStream(t, adminStream(srv.base), header(admin))
+	s.connected(t)
+	expectReauth(t, s, "stream lifetime reached")
+	if lived := time.Since(opened); lived < 900*time.Millisecond {
+		t.Fatalf("the stream ended after %s, before its lifetime (at least 900 ms of 1000)", lived)
+	}
+
+	watcher := follow(t, adminStream(srv.base), admin)
+	testfactory.Eventually(t, 20*time.Second, "the stream to connect", func() (bool, error) { return watcher.connections() > 0, nil })
+	var want []sent
+	testfactory.Eventually(t, 60*time.Second, "three streams to reach their lifetime while events flow", func() (bool, error) {
+		want = append(want, cycles(t, srv.base, tok, 1)...)
+		n := watcher.reauthsFor("stream lifetime reached")
+		return n >= 3, fmt.Errorf("%d streams ended so far", n)
+	})
+	frames := watcher.wait(t, len(want), 30*time.Second)
+	expectFrames(t, frames, want)
+	t.Logf("%d events over %d connections, each ended by its lifetime", len(frames), watcher.connections())
 }

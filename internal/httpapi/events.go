@@ -5,10 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
-	"strconv"
 	"time"
 
+	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
 )
@@ -16,12 +17,23 @@ import (
 const (
 	// maxReplay is the most missed events a reconnecting client is sent; beyond it, it gets reset.
 	maxReplay = 10_000
+	// defaultMaxLifetime caps a stream when the configuration does not say (SSE_MAX_LIFETIME_MS's default).
+	defaultMaxLifetime = time.Hour
+)
+
+// The reasons of the reauth event, which ends a stream (the client reconnects with Last-Event-ID and a
+// valid token, and misses nothing).
+const (
+	reauthTokenExpired = "token expired"
+	reauthLifetime     = "stream lifetime reached"
 )
 
 // adminEvents streams the organization's events as Server-Sent Events: a `connected` event, then every
-// event in commit order with its stream position as id. A client that reconnects with Last-Event-ID (or
+// event in commit order with an opaque id (streamid.go). A client that reconnects with Last-Event-ID (or
 // ?last_event_id=) first receives exactly the events it missed, or a `reset` event when they are older
-// than the retention and it must refetch.
+// than the retention, or when its id is not one of this organization's stream, and it must refetch.
+// The stream ends with a `reauth` event when the caller's token expires or the stream has lasted
+// SSE_MAX_LIFETIME_MS, and without one when the caller may no longer act (checked every heartbeat).
 func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if s.bg.Hub == nil {
 		return errUnavailable("The event stream is not running")
@@ -30,14 +42,15 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	if !ok {
 		return errInternal
 	}
-	resume, hasResume, err := lastEventID(r)
-	if err != nil {
-		return err
-	}
 	if err := s.callerActive(r); err != nil { // looked at again with every heartbeat
 		return err
 	}
 	id := identityOf(r)
+	ids, err := s.streamIDsOf(r.Context(), id.OrgID)
+	if err != nil {
+		return err
+	}
+	resume, known, hasResume := lastEventID(r, ids)
 	sub, pos, err := s.bg.Hub.Subscribe(id.OrgID)
 	if errors.Is(err, events.ErrTooManyStreams) {
 		return &Error{Status: http.StatusTooManyRequests, Code: "TOO_MANY_STREAMS", RetryAfter: 5,
@@ -48,15 +61,24 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	defer s.bg.Hub.Unsubscribe(sub)
 
-	// What to replay is decided before the first byte, so a database error is still a proper answer.
+	// What to replay is decided before the first byte, so a database error is still a proper answer. An
+	// id that is not this organization's says nothing about what the client has: it refetches.
 	var missed []db.EventReplayRow
-	reset := false
-	if hasResume && resume < pos {
-		missed, reset, err = s.replay(r, resume, pos)
+	resetWhy := ""
+	if hasResume && !known {
+		resetWhy = "Your last event id is not one of this stream's; refetch your data."
+	}
+	if known && resume < pos {
+		var pruned bool
+		missed, pruned, err = s.replay(r, resume, pos)
 		if err != nil {
 			return err
 		}
+		if pruned {
+			resetWhy = "The events after your last id are older than the retention; refetch your data."
+		}
 	}
+	end, endWhy := s.streamEnd(id, time.Now())
 
 	h := w.Header()
 	h.Set("Content-Type", "text/event-stream; charset=utf-8")
@@ -69,18 +91,19 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	fmt.Fprintf(&buf, "retry: 3000\n\n")
 	orgJSON, _ := json.Marshal(map[string]string{"orgId": id.OrgID.String()})
 	fmt.Fprintf(&buf, "event: connected\ndata: %s\n\n", orgJSON)
-	if reset {
-		data, _ := json.Marshal(map[string]any{"type": "reset", "payload": map[string]any{
-			"reason": "The events after your last id are older than the retention; refetch your data."},
-			"ts": time.Now().UTC()})
-		fmt.Fprintf(&buf, "id: %d\nevent: reset\ndata: %s\n\n", pos, data)
+	if resetWhy != "" {
+		// Its id is this process's position: resuming from it skips nothing that follows.
+		fmt.Fprintf(&buf, "id: %s\nevent: reset\ndata: %s\n\n", ids.id(pos), controlData("reset", resetWhy))
 	}
 	for _, m := range missed {
-		writeFrame(&buf, events.Event{StreamID: m.StreamID, Name: m.StreamEvent, Payload: m.StreamPayload, At: m.CreatedAt})
+		writeFrame(&buf, ids, events.Event{StreamID: m.StreamID, Name: m.StreamEvent, Payload: m.StreamPayload, At: m.CreatedAt})
 	}
 	// A client that resumes from beyond this process's position (it was connected to a process further
 	// ahead) must not see those events twice.
-	floor := max(pos, resume)
+	floor := pos
+	if known {
+		floor = max(pos, resume)
+	}
 	if _, err := w.Write(buf.Bytes()); err != nil {
 		return nil
 	}
@@ -92,14 +115,23 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 	heartbeat := time.NewTicker(every)
 	defer heartbeat.Stop()
+	ending := time.NewTimer(time.Until(end))
+	defer ending.Stop()
 	for {
 		buf.Reset()
 		select {
 		case <-r.Context().Done():
 			return nil
+		case <-ending.C:
+			// No id: the client's Last-Event-ID stays the last event it got, and events that were on
+			// their way reach it in the replay of its next connection.
+			fmt.Fprintf(&buf, "event: reauth\ndata: %s\n\n", controlData("reauth", endWhy))
+			_, _ = w.Write(buf.Bytes())
+			flusher.Flush()
+			return nil
 		case <-heartbeat.C:
-			// A caller that may no longer act (disabled, deactivated, signed out) loses its stream within
-			// a heartbeat; a database that cannot answer right now does not end it.
+			// A caller that may no longer act (disabled, deactivated, signed out, a revoked key) loses
+			// its stream within a heartbeat; a database that cannot answer right now does not end it.
 			if err := s.callerActive(r); err != nil && toError(err).Status == http.StatusUnauthorized {
 				return nil
 			}
@@ -109,7 +141,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 				return nil // dropped for falling behind: the client reconnects with its last id
 			}
 			if ev.StreamID > floor {
-				writeFrame(&buf, ev)
+				writeFrame(&buf, ids, ev)
 			}
 		drain:
 			for {
@@ -119,7 +151,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 						break drain
 					}
 					if ev.StreamID > floor {
-						writeFrame(&buf, ev)
+						writeFrame(&buf, ids, ev)
 					}
 				default:
 					break drain
@@ -133,17 +165,32 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	}
 }
 
-// replay reads the organization's events in (after, upto]. reset reports that some of them may have
-// been deleted by retention, or that there are more than maxReplay.
-func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventReplayRow, reset bool, err error) {
+// streamEnd is when a stream of id opened at now must end, and why: when its token expires (never for a
+// caller without expiry, an API key), and at the latest after the maximum lifetime, less up to a tenth
+// so that streams opened together (after a deploy) do not all reconnect in the same second.
+func (s *Server) streamEnd(id auth.Identity, now time.Time) (time.Time, string) {
+	life := s.cfg.SSEMaxLifetime
+	if life <= 0 {
+		life = defaultMaxLifetime
+	}
+	end := now.Add(life - rand.N(life/10+1))
+	if !id.ExpiresAt.IsZero() && id.ExpiresAt.Before(end) {
+		return id.ExpiresAt, reauthTokenExpired
+	}
+	return end, reauthLifetime
+}
+
+// replay reads the organization's events in (after, upto]. pruned reports that some of them may have
+// been deleted by retention, or that there are more than maxReplay: the client must refetch.
+func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventReplayRow, pruned bool, err error) {
 	org := identityOf(r).OrgID
 	err = s.tx(r, func(tx db.DBTX) error {
-		pruned, err := s.q.StreamPrunedThrough(r.Context(), tx)
+		through, err := s.q.StreamPrunedThrough(r.Context(), tx)
 		if err != nil {
 			return err
 		}
-		if after < pruned {
-			reset = true
+		if after < through {
+			pruned = true
 			return nil
 		}
 		for {
@@ -158,38 +205,48 @@ func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventRepl
 			}
 			if len(rows) >= maxReplay {
 				// Refetching is cheaper for the client than this many frames, and it bounds our memory.
-				rows, reset = nil, true
+				rows, pruned = nil, true
 				return nil
 			}
 			after = page[len(page)-1].StreamID
 		}
 	})
-	return rows, reset, err
+	return rows, pruned, err
 }
 
-// writeFrame appends one event frame: id, event name, and the dashboard's {type, payload, ts} data.
-func writeFrame(buf *bytes.Buffer, ev events.Event) {
+// writeFrame appends one event frame: its opaque id, event name, and the dashboard's {type, payload, ts}
+// data.
+func writeFrame(buf *bytes.Buffer, ids streamIDs, ev events.Event) {
 	data, _ := json.Marshal(struct {
 		Type    string          `json:"type"`
 		Payload json.RawMessage `json:"payload"`
 		TS      time.Time       `json:"ts"`
 	}{ev.Name, ev.Payload, ev.At.UTC()})
-	fmt.Fprintf(buf, "id: %d\nevent: %s\ndata: %s\n\n", ev.StreamID, ev.Name, data)
+	fmt.Fprintf(buf, "id: %s\nevent: %s\ndata: %s\n\n", ids.id(ev.StreamID), ev.Name, data)
 }
 
-// lastEventID reads the resume position from Last-Event-ID or ?last_event_id=.
-func lastEventID(r *http.Request) (int64, bool, error) {
+// controlData is the data of the stream's own events (reset, reauth) in the shape of every other frame.
+func controlData(typ, reason string) []byte {
+	data, _ := json.Marshal(struct {
+		Type    string            `json:"type"`
+		Payload map[string]string `json:"payload"`
+		TS      time.Time         `json:"ts"`
+	}{typ, map[string]string{"reason": reason}, time.Now().UTC()})
+	return data
+}
+
+// lastEventID reads the resume id from Last-Event-ID or ?last_event_id=. has reports that the client sent
+// one; known, that it is an id of this organization's stream (pos is its position). Any other value (an
+// id of another organization, a numeric id of an older server, garbage) is not an error: the client
+// cannot know its id went stale, and refetching is its way back.
+func lastEventID(r *http.Request, ids streamIDs) (pos int64, known, has bool) {
 	v := r.Header.Get("Last-Event-ID")
 	if v == "" {
 		v = r.URL.Query().Get("last_event_id")
 	}
 	if v == "" {
-		return 0, false, nil
+		return 0, false, false
 	}
-	n, err := strconv.ParseInt(v, 10, 64)
-	if err != nil || n < 0 {
-		return 0, false, errInvalid("Last-Event-ID must be an event id from this stream",
-			map[string]any{"fields": []fieldError{{Field: "last_event_id", Message: "must be a non-negative integer"}}})
-	}
-	return n, true, nil
+	pos, known = ids.position(v)
+	return pos, known, true
 }

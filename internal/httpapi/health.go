@@ -47,16 +47,26 @@ func (s *Server) ready(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// metricsEndpoint serves Prometheus metrics; with METRICS_SCRAPE_TOKEN set it requires that bearer token.
+// metricsEndpoint serves Prometheus metrics; with METRICS_SCRAPE_TOKEN set (required in production) it
+// answers only `Authorization: Bearer <token>`, and 401 to anything else.
 func (s *Server) metricsEndpoint(w http.ResponseWriter, r *http.Request) error {
-	if want := s.cfg.MetricsScrapeToken; want != "" {
-		got := strings.TrimPrefix(r.Header.Get("Authorization"), "Bearer ")
-		if subtle.ConstantTimeCompare([]byte(got), []byte(want)) != 1 {
-			return &Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "A valid scrape token is required"}
-		}
+	if want := s.cfg.MetricsScrapeToken; want != "" && !bearerIs(r.Header.Get("Authorization"), want) {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="metrics"`)
+		return &Error{Status: http.StatusUnauthorized, Code: "UNAUTHORIZED", Message: "A valid scrape token is required"}
 	}
 	s.metrics.Handler().ServeHTTP(w, r)
 	return nil
+}
+
+// bearerIs reports whether the Authorization header is the Bearer scheme with exactly token. It compares
+// digests in constant time, so neither the token's bytes nor its length show in the answer's timing.
+func bearerIs(header, token string) bool {
+	scheme, got, ok := strings.Cut(header, " ")
+	if !ok || !strings.EqualFold(scheme, "Bearer") {
+		return false
+	}
+	a, b := sha256.Sum256([]byte(strings.TrimSpace(got))), sha256.Sum256([]byte(token))
+	return subtle.ConstantTimeCompare(a[:], b[:]) == 1
 }
 
 func (s *Server) openapi(w http.ResponseWriter, _ *http.Request) error {

@@ -23,8 +23,17 @@ func TestMetrics_LabelByRoutePatternAndRequireTheScrapeToken(t *testing.T) {
 	if r := h.call("GET", "/metrics", "", nil); r.Status != http.StatusUnauthorized {
 		t.Fatalf("metrics without token: %d", r.Status)
 	}
-	if r := h.call("GET", "/metrics", "wrong", nil); r.Status != http.StatusUnauthorized {
-		t.Fatalf("metrics with a wrong token: %d", r.Status)
+	for name, authz := range map[string]string{
+		"a wrong token":            "Bearer wrong",
+		"a prefix of the token":    "Bearer scrape-token",
+		"the token and more":       "Bearer scrape-token-for-tests2",
+		"the token without Bearer": "scrape-token-for-tests",
+		"another scheme":           "Basic scrape-token-for-tests",
+	} {
+		if r := h.call("GET", "/metrics", "", nil, "Authorization", authz); r.Status != http.StatusUnauthorized ||
+			r.Header.Get("WWW-Authenticate") == "" {
+			t.Fatalf("metrics with %s: %d %q", name, r.Status, r.Header.Get("WWW-Authenticate"))
+		}
 	}
 	r := h.call("GET", "/metrics", "scrape-token-for-tests", nil)
 	expect(t, r, http.StatusOK)

@@ -13,15 +13,20 @@ import (
 // with the figures each kind of work really has: distance computations (pending, processing, done,
 // failed), the event hand-off (waiting for the listener, handed off: it has no other states, so no other
 // figures) and webhook deliveries (waiting, active, delayed, completed, dead-lettered).
+//
+// Every figure is the caller's organization's. The pipeline the organizations share (the listener's
+// positions and errors, the slot's lag, the stream position, every organization's backlog) would let an
+// admin watch the other tenants' activity: operators read it on /metrics.
 
-// pipeline is the organization's view of the asynchronous work, read in one transaction.
+// pipeline is the organization's view of the asynchronous work, read in one transaction; slotActive
+// (a listener streams from the outbox slot) is a fact about the service, not about any tenant.
 type pipeline struct {
-	distance  db.OpsDistanceCountsRow
-	webhook   db.OpsWebhookCountsRow
-	recent    db.OpsWebhookRecentStatsRow
-	backlog   int64
-	handedOff int64
-	slot      db.ReplicationSlotStatusRow
+	distance   db.OpsDistanceCountsRow
+	webhook    db.OpsWebhookCountsRow
+	recent     db.OpsWebhookRecentStatsRow
+	backlog    int64
+	handedOff  int64
+	slotActive bool
 }
 
 func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
@@ -43,31 +48,11 @@ func (s *Server) readPipeline(r *http.Request) (p pipeline, err error) {
 		if p.handedOff, err = s.q.OutboxHandedOff(ctx, tx, org); err != nil {
 			return err
 		}
-		p.slot, err = s.q.ReplicationSlotStatus(ctx, tx)
+		slot, err := s.q.ReplicationSlotStatus(ctx, tx)
+		p.slotActive = slot.Active
 		return err
 	})
 	return p, err
-}
-
-// listenerStatus combines this process's listener state with the slot as Postgres sees it (the leader
-// may be another process).
-func (s *Server) listenerStatus(p pipeline) map[string]any {
-	out := map[string]any{"slot": p.slot.SlotName, "slotActive": p.slot.Active, "slotLagBytes": p.slot.LagBytes,
-		"outboxBacklog": p.backlog, "thisProcessLeads": false}
-	if l := s.bg.Listener; l != nil {
-		st := l.Status()
-		out["thisProcessLeads"] = st.Leader
-		out["ackedLsn"] = st.AckedLSN
-		out["handedOff"] = st.Handoffs
-		if st.LastError != "" {
-			out["lastError"], out["lastErrorAt"] = st.LastError, st.LastErrorAt
-		}
-	}
-	if h := s.bg.Hub; h != nil {
-		out["streamPosition"] = h.Position()
-		out["sseStreams"] = h.Subscribers()
-	}
-	return out
 }
 
 // queues answers the dashboard's queue cards: distance computations, the event hand-off (shown where
@@ -84,7 +69,6 @@ func (s *Server) queues(w http.ResponseWriter, r *http.Request) error {
 		"webhook": map[string]int64{"waiting": p.webhook.Waiting, "active": p.webhook.Active,
 			"delayed": p.webhook.Delayed, "completed": p.webhook.Completed, "failed": p.webhook.Failed,
 			"dlq": p.webhook.Failed},
-		"events": s.listenerStatus(p),
 	}})
 	return nil
 }
@@ -104,8 +88,8 @@ func (s *Server) queueStatus(w http.ResponseWriter, r *http.Request) error {
 }
 
 // systemHealth answers the dashboard's health card: the background parts this process runs and how many
-// of them are live right now, backlogs, the webhook success rate over the organization's latest 500
-// deliveries, and the listener's state.
+// of them are live right now (healthy: all of them, and a listener streams from the slot), the
+// organization's backlogs and dead letters, and its webhook success rate over its latest 500 deliveries.
 func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.readPipeline(r)
 	if err != nil {
@@ -125,7 +109,7 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]any{
 		"success":   true,
 		"timestamp": time.Now().UTC().Format(time.RFC3339Nano),
-		"workers":   map[string]any{"active": active, "expected": expected, "healthy": active == expected && p.slot.Active},
+		"workers":   map[string]any{"active": active, "expected": expected, "healthy": active == expected && p.slotActive},
 		"queues": map[string]any{
 			"webhook":   map[string]int64{"backlog": p.webhook.Waiting + p.webhook.Active + p.webhook.Delayed, "dlq": p.webhook.Failed},
 			"analytics": map[string]int64{"backlog": p.backlog},
@@ -133,7 +117,6 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 		},
 		"webhooks": map[string]any{"successRatePct": rate, "failureCount": p.recent.Failed,
 			"retryCount": p.recent.Retried, "totalDeliveries": p.recent.Total},
-		"listener": s.listenerStatus(p),
 	})
 	return nil
 }

@@ -2,12 +2,15 @@ package httpapi
 
 import (
 	"net/http"
+	"reflect"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
+	"github.com/fieldtrack/fieldtrack/internal/webhook/webhooktest"
 )
 
 // failedSession stores a closed session whose distance computation failed, as the recalculation does.
@@ -77,4 +80,73 @@ func TestRetryIntents_ListFailedWorkWithPagesAndFilters(t *testing.T) {
 		t.Fatalf("default (pending) intents: %s", pending.Raw)
 	}
 	expectError(t, h.call("GET", "/admin/retry-intents?status=bogus", tok, nil), http.StatusBadRequest, "VALIDATION_ERROR", "")
+}
+
+// busyOrganization gives org work in every state the operations endpoints count: deliveries pending,
+// dead-lettered and delivered (to a webhook that is never called), events not handed off yet, and
+// distance computations failed.
+func busyOrganization(t *testing.T, h *harness, org testfactory.Org) {
+	t.Helper()
+	p := testfactory.Pool(t)
+	if _, err := p.Exec(t.Context(), `INSERT INTO webhooks (organization_id, url, secret, events)
+		VALUES ($1, 'http://127.0.0.1:1/ops', 'whsec-0123456789abcdef', ARRAY['session.checkin', 'session.checkout'])`,
+		org.ID); err != nil {
+		t.Fatal(err)
+	}
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Busy"))
+	for range 3 {
+		expect(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusCreated)
+		expect(t, h.call("POST", "/attendance/check-out", tok, nil), http.StatusOK)
+	}
+	webhooktest.Dispatch(t, p, org.ID)
+	if _, err := p.Exec(t.Context(), `UPDATE webhook_deliveries d SET status = s.status, attempt_count = s.attempts
+		FROM (SELECT id, CASE WHEN row_number() OVER (ORDER BY id) = 1 THEN 'failed' ELSE 'success' END AS status,
+		             row_number() OVER (ORDER BY id)::int + 1 AS attempts
+		        FROM webhook_deliveries WHERE organization_id = $1 ORDER BY id LIMIT 3) s
+		WHERE d.organization_id = $1 AND d.id = s.id`, org.ID); err != nil {
+		t.Fatal(err)
+	}
+	expect(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusCreated) // not handed off
+	failedSession(t, testfactory.NewEmployee(t, org, "Failing"))
+}
+
+// An admin sees its own organization's figures only: everything another organization does leaves every
+// figure of the operations endpoints unchanged, and nothing of the shared pipeline (listener, slot,
+// stream position) is in the answers. workers is about this process's parts, not about any tenant.
+func TestOps_AnotherOrganizationsActivityChangesNoFigure(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	mine, theirs := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	busyOrganization(t, h, mine)
+	// A listener of another test process may hand this organization's events off at any time: do it
+	// now, so that nothing of its own changes between the two looks.
+	webhooktest.Dispatch(t, testfactory.Pool(t), mine.ID)
+	admin := testfactory.AdminToken(t, mine)
+	figures := func() map[string]any {
+		t.Helper()
+		out := map[string]any{}
+		for _, path := range []string{"/admin/queues", "/internal/queues/status", "/admin/system-health"} {
+			r := h.call("GET", path, admin, nil)
+			expect(t, r, http.StatusOK)
+			for _, global := range []string{"listener", "events", "streamPosition", "slotLagBytes", "ackedLsn"} {
+				if strings.Contains(string(r.Raw), `"`+global+`"`) {
+					t.Fatalf("%s shows %q: %s", path, global, r.Raw)
+				}
+			}
+			delete(r.Body, "timestamp")
+			delete(r.Body, "workers")
+			out[path] = r.Body
+		}
+		return out
+	}
+	before := figures()
+	q := before["/admin/queues"].(map[string]any)["queues"].(map[string]any)
+	if q["webhook"].(map[string]any)["dlq"] != 1.0 || q["distance"].(map[string]any)["failed"] != 1.0 {
+		t.Fatalf("this organization's own figures are not counted: %v", q)
+	}
+
+	busyOrganization(t, h, theirs)
+	if after := figures(); !reflect.DeepEqual(before, after) {
+		t.Fatalf("another organization's activity changed this one's figures:\nbefore %v\nafter  %v", before, after)
+	}
 }

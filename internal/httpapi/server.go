@@ -4,6 +4,7 @@
 package httpapi
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 
@@ -35,6 +36,7 @@ type Server struct {
 	identity   *identity.Service
 	receipts   receipt.Store
 	exports    chan struct{} // a slot per CSV export running
+	streamKey  streamKey     // makes SSE ids opaque
 	bg         Background
 }
 
@@ -55,7 +57,8 @@ func (s *Server) WithBackground(bg Background) *Server {
 }
 
 // New builds the server; it fails when the embedded OpenAPI document does not load. It counts the
-// identity service's attempts in the server's metrics.
+// identity service's attempts in the server's metrics, and reads the key of the SSE ids (the same for
+// every process) when the database answers within streamKeyTimeout; otherwise the first stream does.
 func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *identity.Service, log *slog.Logger) (*Server, error) {
 	sp, err := loadSpec()
 	if err != nil {
@@ -73,6 +76,11 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 		s.limiter = newRateLimiter(cfg)
 	}
 	ids.Metrics = func(kind, outcome string) { s.metrics.AuthAttempts.WithLabelValues(kind, outcome).Inc() }
+	ctx, cancel := context.WithTimeout(context.Background(), streamKeyTimeout)
+	defer cancel()
+	if _, err := s.loadStreamKey(ctx); err != nil { // the database may be down: the first stream retries
+		log.Warn("stream key not loaded yet", "error", err.Error())
+	}
 	return s, nil
 }
 
