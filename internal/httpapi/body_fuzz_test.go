@@ -1,7 +1,10 @@
 package httpapi
 
 import (
+	"encoding/json"
 	"net/http"
+	"net/http/httptest"
+	"sort"
 	"strings"
 	"testing"
 )
@@ -139,6 +142,24 @@ var nastyBodies = []string{
 	"{\"name\":\"\xff\xfe\"}", `{"name":"\ud800"}`,
 }
 
+// keyVariants returns body, a JSON object, with one of its keys repeated in another case, once for each key
+// and each of the values null, "" and 1e6. The document's names are case-sensitive; encoding/json's
+// matching of keys to fields is not.
+func keyVariants(body string) []string {
+	var obj map[string]json.RawMessage
+	if json.Unmarshal([]byte(body), &obj) != nil {
+		return nil
+	}
+	var out []string
+	for k := range obj {
+		for _, v := range []string{`null`, `""`, `1e6`} {
+			out = append(out, strings.TrimSuffix(body, "}")+`,"`+strings.ToUpper(k)+`":`+v+"}")
+		}
+	}
+	sort.Strings(out) // a stable seed corpus
+	return out
+}
+
 func (fs *fuzzServer) token(caller string) string {
 	switch caller {
 	case "admin":
@@ -159,6 +180,9 @@ func FuzzRequestBody(f *testing.F) {
 			f.Add(uint8(i), "application/json", "", []byte(b))
 		}
 		for _, b := range nastyBodies {
+			f.Add(uint8(i), "application/json", "", []byte(b))
+		}
+		for _, b := range keyVariants(rt.seeds[0]) {
 			f.Add(uint8(i), "application/json", "", []byte(b))
 		}
 		f.Add(uint8(i), "text/plain", "", []byte(rt.seeds[0]))
@@ -218,5 +242,44 @@ func TestFuzzRequestBody_CoversEveryOperationWithABody(t *testing.T) {
 				t.Errorf("%s %s takes a body but is not in bodyRoutes", method, path)
 			}
 		}
+	}
+}
+
+// TestDecodeBody_FillsFieldsOnlyFromExactNames: a key that names a field in another case is ignored, as
+// unknown keys are, at any depth, so a body decodes to what the document validated (FuzzRequestBody
+// found {"url": "…", "URL": null} to reach createWebhook with a nil URL).
+func TestDecodeBody_FillsFieldsOnlyFromExactNames(t *testing.T) {
+	t.Parallel()
+	decode := func(body string, dst any) {
+		t.Helper()
+		r := httptest.NewRequest("POST", "/", strings.NewReader(body))
+		if err := decodeBody(r, dst); err != nil {
+			t.Fatalf("%s: %v", body, err)
+		}
+	}
+	var hook webhookBody
+	decode(`{"url":"https://hooks.example.com/x","URL":null,"Secret":"s","events":["a"],"EVENTS":[]}`, &hook)
+	if hook.URL == nil || *hook.URL != "https://hooks.example.com/x" || hook.Secret != nil || len(hook.Events) != 1 {
+		t.Fatalf("webhook body decoded to %+v", hook)
+	}
+	var fix singlePointBody // the fields of the embedded point, too
+	decode(`{"latitude":12.5,"LATITUDE":1000,"sequence_number":3,"Sequence_Number":-1,"recorded_at":"2026-03-01T09:30:00Z"}`, &fix)
+	if fix.Latitude != 12.5 || fix.SequenceNumber == nil || *fix.SequenceNumber != 3 || fix.RecordedAt.IsZero() {
+		t.Fatalf("fix decoded to %+v", fix)
+	}
+	var batch batchBody // and the objects of an array
+	decode(`{"points":[{"latitude":1,"Latitude":2,"longitude":3}]}`, &batch)
+	if len(batch.Points) != 1 || batch.Points[0].Latitude != 1 || batch.Points[0].Longitude != 3 {
+		t.Fatalf("batch decoded to %+v", batch)
+	}
+	var amount expenseBody // numbers keep their digits
+	decode(`{"amount":12.10,"AMOUNT":"99999999999999.99","description":"Taxi"}`, &amount)
+	if amount.Amount != "12.10" || amount.Description != "Taxi" {
+		t.Fatalf("expense decoded to %+v", amount)
+	}
+	var update map[string]json.RawMessage // a map keeps every key: the handler looks names up exactly
+	decode(`{"name":"A","NAME":null}`, &update)
+	if string(update["name"]) != `"A"` || len(update) != 2 {
+		t.Fatalf("update decoded to %v", update)
 	}
 }
