@@ -21,6 +21,9 @@ type bodyRoute struct {
 	seeds                   []string
 }
 
+// key names the route in fuzz inputs: method and target.
+func (rt bodyRoute) key() string { return rt.method + " " + rt.target }
+
 var webhookSeeds = []string{
 	`{"url":"https://hooks.example.com/fieldtrack","events":["expense.created","session.checkin"],"secret":"0123456789abcdef0123"}`,
 	`{"url":"https://hooks.example.com/x","events":["expense.created","expense.created"],"secret":"whsec_MDEyMzQ1Njc4OWFiY2RlZg=="}`,
@@ -175,30 +178,32 @@ func (fs *fuzzServer) token(caller string) string {
 // error envelope that openapi.yaml lists for the route, or let the request through to the database; never
 // another 5xx, never a panic.
 func FuzzRequestBody(f *testing.F) {
+	keys := make([]string, len(bodyRoutes))
 	for i, rt := range bodyRoutes {
+		keys[i] = rt.key()
 		for _, b := range rt.seeds {
-			f.Add(uint8(i), "application/json", "", []byte(b))
+			f.Add(rt.key(), "application/json", "", []byte(b))
 		}
 		for _, b := range nastyBodies {
-			f.Add(uint8(i), "application/json", "", []byte(b))
+			f.Add(rt.key(), "application/json", "", []byte(b))
 		}
 		for _, b := range keyVariants(rt.seeds[0]) {
-			f.Add(uint8(i), "application/json", "", []byte(b))
+			f.Add(rt.key(), "application/json", "", []byte(b))
 		}
-		f.Add(uint8(i), "text/plain", "", []byte(rt.seeds[0]))
-		f.Add(uint8(i), "application/merge-patch+json; charset=utf-8", "", []byte(rt.seeds[0]))
-		f.Add(uint8(i), "", "", []byte(rt.seeds[0]))
+		f.Add(rt.key(), "text/plain", "", []byte(rt.seeds[0]))
+		f.Add(rt.key(), "application/merge-patch+json; charset=utf-8", "", []byte(rt.seeds[0]))
+		f.Add(rt.key(), "", "", []byte(rt.seeds[0]))
 	}
-	for i, rt := range bodyRoutes {
+	for _, rt := range bodyRoutes {
 		if rt.target == "/expenses" { // the Idempotency-Key header, alone and against the field
-			f.Add(uint8(i), "application/json", "k-1", []byte(rt.seeds[0]))
-			f.Add(uint8(i), "application/json", "k-2", []byte(rt.seeds[0]))
-			f.Add(uint8(i), "application/json", strings.Repeat("k", 256), []byte(rt.seeds[1]))
+			f.Add(rt.key(), "application/json", "k-1", []byte(rt.seeds[0]))
+			f.Add(rt.key(), "application/json", "k-2", []byte(rt.seeds[0]))
+			f.Add(rt.key(), "application/json", strings.Repeat("k", 256), []byte(rt.seeds[1]))
 		}
 	}
 	fs := newFuzzServer(f)
-	f.Fuzz(func(t *testing.T, route uint8, contentType, idempotencyKey string, body []byte) {
-		rt := bodyRoutes[int(route)%len(bodyRoutes)]
+	f.Fuzz(func(t *testing.T, route, contentType, idempotencyKey string, body []byte) {
+		rt := bodyRoutes[pick(route, keys)]
 		header := http.Header{}
 		if contentType != "" {
 			header.Set("Content-Type", contentType)

@@ -5,11 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"hash/fnv"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -105,6 +107,9 @@ func fuzzRequest(method, target string, body []byte, header http.Header) (*http.
 	if err != nil {
 		return nil, false
 	}
+	if r.Body == nil {
+		r.Body = http.NoBody // as a server's request always has one
+	}
 	r.RemoteAddr = "192.0.2.1:1234"
 	r.RequestURI = target
 	for k, vs := range header {
@@ -155,6 +160,17 @@ func reachedDatabase(res response) bool {
 	}
 	code, _ := res.Body["code"].(string)
 	return code == "SERVICE_UNAVAILABLE" || code == "unexpected_failure"
+}
+
+// pick is the index of key in keys or, for a key that names none (a mutated one), an index its hash
+// chooses. Inputs name their route, so corpus files keep meaning the same route when routes are added.
+func pick(key string, keys []string) int {
+	if i := slices.Index(keys, key); i >= 0 {
+		return i
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(key))
+	return int(h.Sum32() % uint32(len(keys)))
 }
 
 // syncBuffer is a bytes.Buffer the server's logger may write to from any goroutine.
