@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net/http"
 	"reflect"
 	"strconv"
@@ -24,7 +25,15 @@ type page struct {
 	Limit int
 }
 
-func (p page) offset() int32 { return int32((p.Page - 1) * p.Limit) }
+// offset is the OFFSET of the page's first row. The document bounds limit but not page: a page whose
+// first row lies beyond what an int32 counts starts past the end of every list (an empty page), instead
+// of wrapping around to a negative OFFSET or to the rows of another page.
+func (p page) offset() int32 {
+	if p.Page > 1 && p.Limit > 0 && p.Page-1 > math.MaxInt32/p.Limit {
+		return math.MaxInt32
+	}
+	return int32((p.Page - 1) * p.Limit)
+}
 
 // pageOf reads page and limit with defaults.
 func pageOf(r *http.Request, defaultLimit int) page {
