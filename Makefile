@@ -4,13 +4,14 @@ SHELL := bash
 
 DEV_PG_PORT ?= 54329
 ARGS ?= ./...
+FUZZTIME ?= 30s
 GO ?= go
 BIN := bin/fieldtrack
 PG := scripts/pg.sh
 # The version / reports: the checkout's git description (the toolchain's build info when this is empty).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: help run build clean test generate verify lint bench db-start db-stop db-reset db-url
+.PHONY: help run build clean test fuzz generate verify lint bench db-start db-stop db-reset db-url
 
 help: ## List targets
 	@echo "Usage: make <target> [DEV_PG_PORT=$(DEV_PG_PORT)] [ARGS='$(ARGS)']"
@@ -29,6 +30,9 @@ clean: ## Remove bin/
 
 test: ## Run go test -race against a throwaway cluster (ARGS='-run TestX ./internal/httpapi/')
 	@scripts/test.sh $(ARGS)
+
+fuzz: ## Run each fuzz target for FUZZTIME (30s), one after another; no database (make fuzz FUZZTIME=5m)
+	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh
 
 generate: ## Regenerate sqlc code (installs sqlc v1.31.1 when missing)
 	@scripts/sqlc.sh generate

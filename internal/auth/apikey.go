@@ -24,18 +24,21 @@ type APIKey struct {
 	Last4  string // the last 4 hex digits
 }
 
-// ParseAPIKey checks the format (case-insensitive, surrounding space trimmed) and hashes the key. A
-// malformed key is 401 "Invalid API key format", as the original.
+// ParseAPIKey checks the format, ^\s*ft_live_[0-9a-fA-F]{48}\s*$ (ASCII white space around; hex digits
+// of either case), and hashes the key in lower case. A malformed key is 401 "Invalid API key format", as
+// the original. The check is on the bytes as given: Unicode spaces are not trimmed, and nothing is case
+// folded before it (strings.ToLower turns "ft_lİve_" into "ft_live_").
 func ParseAPIKey(s string) (APIKey, error) {
-	s = strings.ToLower(strings.TrimSpace(s))
+	s = strings.Trim(s, " \t\n\f\r")
 	if len(s) != APIKeyLen || !strings.HasPrefix(s, APIKeyPrefix) {
 		return APIKey{}, errAPIKeyFormat()
 	}
-	for _, c := range s[len(APIKeyPrefix):] {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+	for _, c := range []byte(s[len(APIKeyPrefix):]) {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
 			return APIKey{}, errAPIKeyFormat()
 		}
 	}
+	s = strings.ToLower(s)
 	return APIKey{Hash: sha256.Sum256([]byte(s)), Prefix: s[:apiKeyLookupLen], Last4: s[len(s)-4:]}, nil
 }
 

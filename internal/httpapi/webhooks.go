@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/base64"
 	"errors"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -234,7 +235,7 @@ func (s *Server) retry(r *http.Request) (db.DeliveryRetryRow, error) {
 func (s *Server) listDeadLetters(w http.ResponseWriter, r *http.Request) error {
 	org, hook, eventType := identityOf(r).OrgID, queryUUID(r, "webhook_id"), queryString(r, "event_type")
 	limit, offset := queryInt(r, "limit", 50), queryInt(r, "offset", 0)
-	items, total, err := fetchPage(s, r, int32(limit), int32(offset),
+	items, total, err := fetchPage(s, r, int32(limit), int32(min(offset, math.MaxInt32)), // unbounded: past the end
 		func(ctx context.Context, tx db.DBTX, limit, offset int32) ([]db.DeliveryDeadLetterListRow, error) {
 			return s.q.DeliveryDeadLetterList(ctx, tx, db.DeliveryDeadLetterListParams{
 				OrgID: org, WebhookID: hook, EventType: eventType, RowLimit: limit, RowOffset: offset})
