@@ -1,7 +1,9 @@
 package httpapi
 
 import (
+	"log/slog"
 	"net/http"
+	"net/url"
 	"regexp"
 	"strconv"
 	"strings"
@@ -392,6 +394,46 @@ func TestSecurityHeaders_TheHelmetSetOnEveryAnswer(t *testing.T) {
 		if !strings.Contains(res.Header.Get("Content-Security-Policy"), "object-src 'none'") ||
 			!strings.Contains(res.Header.Get("Access-Control-Expose-Headers"), "X-RateLimit-Remaining") {
 			t.Errorf("%s: CSP %q, exposed %q", path, res.Header.Get("Content-Security-Policy"), res.Header.Get("Access-Control-Expose-Headers"))
+		}
+	}
+}
+
+// Credentials never reach the logs: not the bearer token, not the API key, not the stream's ?token=,
+// refused or accepted; the refusals are logged (with the route and address) and counted.
+func TestLogs_NeverCarryCredentialsAndCountRefusals(t *testing.T) {
+	t.Parallel()
+	var sink syncBuffer
+	cfg := testConfig()
+	cfg.RateLimitDisabled = false
+	cfg.RateLimitUserPerMinute, cfg.RateLimitOrgPerMinute, cfg.RateLimitIPPerMinute = 1000, 1000, 1000
+	cfg.RateLimitLocationsPer10s, cfg.RateLimitExpensesPerMinute, cfg.RateLimitRecalculatePerMinute = 10, 10, 5
+	cfg.RateLimitAPIKeyPerMinute = 1
+	h := setupWithLog(t, cfg, testfactory.Pool(t), slog.New(slog.NewJSONHandler(&sink, &slog.HandlerOptions{Level: slog.LevelDebug})))
+	org := testfactory.NewOrg(t)
+	tok := testfactory.AdminToken(t, org)
+	key, _ := newKey(t, h, tok, "admin:all")
+	badKey := "ft_live_" + strings.Repeat("cd", 24)
+	expect(t, h.withKey("GET", "/admin/employees", key, nil), http.StatusOK)
+	expect(t, h.withKey("GET", "/admin/employees", key, nil), http.StatusTooManyRequests)
+	expect(t, h.withKey("GET", "/admin/employees", badKey, nil), http.StatusUnauthorized)
+	expect(t, h.call("GET", "/admin/employees", tok+"x", nil), http.StatusUnauthorized)
+	expect(t, h.call("GET", "/admin/events?token="+url.QueryEscape(tok+"y"), "", nil), http.StatusUnauthorized)
+	logs := sink.String()
+	for _, secret := range []string{tok, key, badKey, key[8:], badKey[8:]} {
+		if strings.Contains(logs, secret) {
+			t.Fatalf("a credential in the logs:\n%s", logs)
+		}
+	}
+	for _, want := range []string{`"msg":"authentication refused"`, `"msg":"rate limited"`, `"route":"/admin/events"`} {
+		if !strings.Contains(logs, want) {
+			t.Fatalf("no %s in the logs:\n%s", want, logs)
+		}
+	}
+	metrics := h.call("GET", "/metrics", "", nil)
+	for _, want := range []string{`security_rate_limit_hits_total{route="/admin/employees"} 1`,
+		`security_auth_failures_total{code="INVALID_API_KEY"} 1`, `security_auth_failures_total{code="UNAUTHORIZED"} 2`} {
+		if !strings.Contains(string(metrics.Raw), want) {
+			t.Fatalf("no %s in /metrics", want)
 		}
 	}
 }

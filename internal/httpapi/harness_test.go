@@ -64,13 +64,18 @@ func setup(t *testing.T) *harness {
 
 func setupWith(t *testing.T, cfg config.Config, pool *pgxpool.Pool) *harness {
 	t.Helper()
+	return setupWithLog(t, cfg, pool, slog.New(slog.NewTextHandler(io.Discard, nil)))
+}
+
+// setupWithLog is setupWith with the server's logger.
+func setupWithLog(t *testing.T, cfg config.Config, pool *pgxpool.Pool, log *slog.Logger) *harness {
+	t.Helper()
 	if cfg.ReceiptsDir == "" {
 		cfg.ReceiptsDir = t.TempDir()
 	}
 	if cfg.ReceiptURLTTL == 0 {
 		cfg.ReceiptURLTTL = time.Hour
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
 	keys := identity.NewKeyRing(pool, cfg.AuthAccessTokenTTL, log)
 	lctx, cancel := context.WithTimeout(t.Context(), 500*time.Millisecond)
 	_ = keys.Load(lctx) // fails with the database down or the pool held, as a server's would at start
