@@ -24,21 +24,30 @@ type APIKey struct {
 	Last4  string // the last 4 hex digits
 }
 
-// ParseAPIKey checks the format, ^\s*ft_live_[0-9a-fA-F]{48}\s*$ (ASCII white space around; hex digits
-// of either case), and hashes the key in lower case. A malformed key is 401 "Invalid API key format", as
-// the original. The check is on the bytes as given: Unicode spaces are not trimmed, and nothing is case
-// folded before it (strings.ToLower turns "ft_lİve_" into "ft_live_").
+// ParseAPIKey checks the format, ^\s*ft_live_[0-9a-f]{48}\s*$ in ASCII letters of either case (the
+// original's /i; ASCII white space around), and hashes the key in lower case. A malformed key is 401
+// "Invalid API key format", as the original. The check is on the bytes as given: Unicode spaces are not
+// trimmed, and only ASCII letters are folded (strings.ToLower would turn "ft_lİve_" into "ft_live_").
 func ParseAPIKey(s string) (APIKey, error) {
 	s = strings.Trim(s, " \t\n\f\r")
-	if len(s) != APIKeyLen || !strings.HasPrefix(s, APIKeyPrefix) {
+	if len(s) != APIKeyLen {
 		return APIKey{}, errAPIKeyFormat()
 	}
-	for _, c := range []byte(s[len(APIKeyPrefix):]) {
-		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+			b[i] = c
+		}
+		if i < len(APIKeyPrefix) {
+			if c != APIKeyPrefix[i] {
+				return APIKey{}, errAPIKeyFormat()
+			}
+		} else if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
 			return APIKey{}, errAPIKeyFormat()
 		}
 	}
-	s = strings.ToLower(s)
+	s = string(b)
 	return APIKey{Hash: sha256.Sum256([]byte(s)), Prefix: s[:apiKeyLookupLen], Last4: s[len(s)-4:]}, nil
 }
 

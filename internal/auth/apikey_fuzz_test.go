@@ -9,7 +9,7 @@ import (
 )
 
 // apiKeyFormat is what ParseAPIKey accepts.
-var apiKeyFormat = regexp.MustCompile(`^\s*ft_live_[0-9a-fA-F]{48}\s*$`)
+var apiKeyFormat = regexp.MustCompile(`^\s*[fF][tT]_[lL][iI][vV][eE]_[0-9a-fA-F]{48}\s*$`)
 
 // FuzzParseAPIKey: ParseAPIKey accepts exactly the strings of apiKeyFormat, and hashes the trimmed key in
 // lower case (so a key's case does not matter); anything else is the 401 *Error of a malformed key.

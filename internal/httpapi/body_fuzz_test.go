@@ -135,6 +135,17 @@ var bodyRoutes = []bodyRoute{
 	{"POST", "/webhooks", "/webhooks", "admin", webhookSeeds},
 	{"PATCH", "/admin/webhooks/{id}", "/admin/webhooks/" + fuzzID, "admin", webhookUpdateSeeds},
 	{"PATCH", "/webhooks/{id}", "/webhooks/" + fuzzID, "admin", webhookUpdateSeeds},
+	{"POST", "/admin/api-keys", "/admin/api-keys", "admin", []string{
+		`{"name":"billing sync","scopes":["read:employees","read:sessions"]}`,
+		`{"name":"all","scopes":["admin:all"]}`,
+		`{"name":"mixed","scopes":["admin:all","write:expenses"]}`,
+		`{"name":"twice","scopes":["read:sessions","read:sessions"]}`,
+		`{"name":"ab","scopes":[]}`,
+		`{"name":null,"scopes":["nope"]}`,
+	}},
+	{"PATCH", "/admin/api-keys/{id}", "/admin/api-keys/" + fuzzID, "admin", []string{
+		`{"active":false}`, `{"name":"renamed","scopes":["write:expenses"]}`, `{}`, `{"active":"no"}`,
+	}},
 }
 
 // nastyBodies are tried on every route.
