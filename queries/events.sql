@@ -91,9 +91,11 @@ SELECT set_config('role', 'fieldtrack_worker', false);
 
 -- name: LoginAttributes :one
 -- What the connection's login (session_user, whichever role it switched to since) may do beyond its own
--- grants: superuser, REPLICATION, and whether it may switch to fieldtrack_api (a superuser may switch to
--- any role). serve checks the listener's login and the pool's with it.
+-- grants: superuser, REPLICATION, whether it may switch to fieldtrack_api (a superuser may switch to
+-- any role), and whether it may grant itself roles or read past row-level security (CREATEROLE,
+-- BYPASSRLS). serve checks the listener's login and the pool's with it.
 SELECT session_user::text AS login, r.rolsuper::bool AS superuser, r.rolreplication::bool AS replication,
-       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api
+       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api,
+       (r.rolcreaterole OR r.rolbypassrls)::bool AS may_escalate
 FROM pg_catalog.pg_roles r
 WHERE r.rolname = session_user;

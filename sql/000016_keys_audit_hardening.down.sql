@@ -36,6 +36,8 @@ DROP TRIGGER IF EXISTS employees_audit_status ON employees;
 DROP TRIGGER IF EXISTS employees_audit_updated ON employees;
 DROP TRIGGER IF EXISTS expenses_audit_reviewed ON expenses;
 DROP TRIGGER IF EXISTS attendance_sessions_audit_checkout ON attendance_sessions;
+DROP TRIGGER IF EXISTS attendance_sessions_audit_recalculated ON attendance_sessions;
+DROP TRIGGER IF EXISTS webhook_events_audit_tested ON webhook_events;
 DROP TRIGGER IF EXISTS webhooks_audit_created ON webhooks;
 DROP TRIGGER IF EXISTS webhooks_audit_updated ON webhooks;
 DROP TRIGGER IF EXISTS webhooks_audit_deleted ON webhooks;

@@ -9,11 +9,11 @@
 --   in each process and written in batches (app.api_key_usage), not once per request.
 -- * Keys never manage keys: writes to api_keys need a user (a JWT caller), which an API key is not.
 -- * The audit log is written by triggers on the rows admins change (employees, expenses, sessions,
---   webhooks, deliveries, keys, monitoring) in the same transaction, only when the request's caller is an
---   ADMIN (an employee's own check-out, the worker's bookkeeping and the usage flush are not admin
---   actions), with the changed fields as the payload; actions that change no row of their own (a webhook
---   test, a recalculation) call app.audit. Sign-ins and sign-outs are logged from the sessions table.
---   The API role may only read its organization's rows; nobody updates an audit row.
+--   webhooks, deliveries, keys, monitoring, recalculations, the outbox's test events) in the same
+--   transaction, only when the request's caller is an ADMIN (an employee's own check-out, the worker's
+--   bookkeeping and the usage flush are not admin actions), with the changed fields as the payload.
+--   Sign-ins and sign-outs are logged from the sessions table. The API role may only read its
+--   organization's rows; nobody updates an audit row, and the definer functions' owner cannot delete one.
 -- * The SECURITY DEFINER functions are owned by fieldtrack_owner, which bypasses row-level security (they
 --   need it) but is not a superuser: code that ever ran as their owner could read rows, not take over the
 --   cluster. With pg_temp last in their search_path (000013) and TEMPORARY revoked from PUBLIC, a session
@@ -142,6 +142,10 @@ CREATE FUNCTION app.check_caller(p_org uuid, p_user uuid, p_employee uuid, p_ses
 DECLARE
     r record;
 BEGIN
+    -- Only the request's own organization (nobody learns another's users, sessions or keys through it).
+    IF p_org IS DISTINCT FROM app.org_id() THEN
+        RAISE EXCEPTION 'Invalid or missing authentication token' USING ERRCODE = 'PT401', HINT = 'UNAUTHORIZED';
+    END IF;
     -- Users and sessions another issuer knows (no row here) pass.
     SELECT u.disabled_at IS NOT NULL AS disabled,
            coalesce(NOT e.is_active, false) AS deactivated,
@@ -206,28 +210,31 @@ $$;
 CREATE TRIGGER admin_audit_log_immutable BEFORE UPDATE ON admin_audit_log
     FOR EACH ROW EXECUTE FUNCTION app.audit_immutable();
 
--- app.audit writes one row for the current request's caller in its organization: a user, or an API key
--- (the claims name it), or the system when neither.
+-- app.audit writes one row for the current request's caller in its organization: a user (a JWT caller
+-- always has one), else the API key the claims name, else the system. Only the triggers below call it:
+-- the API role cannot write audit rows of its own choosing.
 CREATE FUNCTION app.audit(p_event text, p_resource_type text, p_resource_id text, p_payload jsonb DEFAULT '{}')
     RETURNS void
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app, pg_temp
     AS $$
 DECLARE
-    v_key uuid := nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'api_key_id';
     v_user uuid := app.user_id();
+    v_key uuid;
 BEGIN
     IF app.org_id() IS NULL THEN
         RETURN;
     END IF;
+    IF v_user IS NULL THEN
+        v_key := nullif(current_setting('request.jwt.claims', true), '')::jsonb ->> 'api_key_id';
+    END IF;
     INSERT INTO public.admin_audit_log (organization_id, event, actor_type, actor_id, resource_type, resource_id, payload)
     VALUES (app.org_id(), p_event,
-            CASE WHEN v_key IS NOT NULL THEN 'api_key' WHEN v_user IS NOT NULL THEN 'user' ELSE 'system' END,
-            coalesce(v_key, v_user), p_resource_type, nullif(p_resource_id, ''), coalesce(p_payload, '{}'));
+            CASE WHEN v_user IS NOT NULL THEN 'user' WHEN v_key IS NOT NULL THEN 'api_key' ELSE 'system' END,
+            coalesce(v_user, v_key), p_resource_type, nullif(p_resource_id, ''), coalesce(p_payload, '{}'));
 END
 $$;
 REVOKE ALL ON FUNCTION app.audit(text, text, text, jsonb) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION app.audit(text, text, text, jsonb) TO fieldtrack_api;
 
 -- app.audit_changes is what changed between two versions of a row: {"field": {"old": .., "new": ..}}, without
 -- bookkeeping columns, and with secrets shown only as changed.
@@ -245,7 +252,8 @@ CREATE FUNCTION app.audit_changes(p_old jsonb, p_new jsonb) RETURNS jsonb
     $$;
 
 -- The row trigger: event and resource type are its arguments; a row whose update changed nothing that
--- matters writes nothing. Only an ADMIN's request is audited.
+-- matters writes nothing, unless the third argument is 'always' (a recalculation is an action even when
+-- the distance comes out the same). Only an ADMIN's request is audited.
 CREATE FUNCTION app.audit_trigger() RETURNS trigger
     LANGUAGE plpgsql SECURITY DEFINER
     SET search_path = pg_catalog, public, app, pg_temp
@@ -259,7 +267,7 @@ BEGIN
         RETURN NULL;
     END IF;
     v_changes := app.audit_changes(v_old, v_new);
-    IF TG_OP = 'UPDATE' AND v_changes = '{}' THEN
+    IF TG_OP = 'UPDATE' AND v_changes = '{}' AND TG_ARGV[2] IS DISTINCT FROM 'always' THEN
         RETURN NULL;
     END IF;
     PERFORM app.audit(TG_ARGV[0], TG_ARGV[1], coalesce(v_new, v_old) ->> 'id', jsonb_build_object('changes', v_changes));
@@ -281,6 +289,16 @@ CREATE TRIGGER expenses_audit_reviewed AFTER UPDATE OF status ON expenses
 CREATE TRIGGER attendance_sessions_audit_checkout AFTER UPDATE OF checkout_at ON attendance_sessions
     FOR EACH ROW WHEN (OLD.checkout_at IS NULL AND NEW.checkout_at IS NOT NULL)
     EXECUTE FUNCTION app.audit_trigger('session.force_checkout', 'session');
+-- app.recalculate_session writes exactly these columns (a check-out's own measure is its BEFORE trigger's).
+CREATE TRIGGER attendance_sessions_audit_recalculated
+    AFTER UPDATE OF total_distance_km, total_duration_seconds, distance_recalculation_status ON attendance_sessions
+    FOR EACH ROW WHEN (OLD.checkout_at IS NOT DISTINCT FROM NEW.checkout_at)
+    EXECUTE FUNCTION app.audit_trigger('session.recalculated', 'session', 'always');
+-- The synthetic event of POST /admin/webhooks/{id}/test (the outbox's other rows skip the trigger in
+-- its WHEN, without a call).
+CREATE TRIGGER webhook_events_audit_tested AFTER INSERT ON webhook_events
+    FOR EACH ROW WHEN (NEW.event_type = 'webhook.test')
+    EXECUTE FUNCTION app.audit_trigger('webhook.tested', 'webhook_event');
 CREATE TRIGGER webhooks_audit_created AFTER INSERT ON webhooks
     FOR EACH ROW EXECUTE FUNCTION app.audit_trigger('webhook.created', 'webhook');
 CREATE TRIGGER webhooks_audit_updated AFTER UPDATE ON webhooks
@@ -351,6 +369,8 @@ BEGIN
                    'GRANT USAGE, SELECT, UPDATE ON SEQUENCES TO fieldtrack_owner', current_user);
     EXECUTE format('ALTER DEFAULT PRIVILEGES FOR ROLE %I IN SCHEMA app '
                    'GRANT EXECUTE ON FUNCTIONS TO fieldtrack_owner', current_user);
+    -- It writes audit rows (the triggers) but never changes or removes one.
+    REVOKE UPDATE, DELETE ON admin_audit_log FROM fieldtrack_owner;
     FOR f IN SELECT p.oid::regprocedure FROM pg_proc p
               WHERE p.prosecdef AND p.pronamespace IN ('app'::regnamespace, 'public'::regnamespace)
                 AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass

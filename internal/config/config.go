@@ -157,6 +157,23 @@ func Load(getenv func(string) string) (Config, error) {
 	c.TrustedProxies = r.prefixes("TRUSTED_PROXIES", "127.0.0.0/8,::1/128")
 	c.RateLimitLoginPerAccount = r.int("RATE_LIMIT_LOGIN_PER_ACCOUNT", 10, 1, 100_000)
 	c.RateLimitLoginPerIP = r.int("RATE_LIMIT_LOGIN_PER_IP_PER_MIN", 30, 1, 100_000)
+	// Each of RATE_LIMIT_PROCESSES processes enforces 1/N of every limit: a limit below N would round up
+	// to one per process and the sum pass the limit.
+	if !c.RateLimitDisabled {
+		for _, l := range []struct {
+			name string
+			n    int
+		}{{"RATE_LIMIT_USER_PER_MIN", c.RateLimitUserPerMinute}, {"RATE_LIMIT_ORG_PER_MIN", c.RateLimitOrgPerMinute},
+			{"RATE_LIMIT_API_KEY_PER_MIN", c.RateLimitAPIKeyPerMinute}, {"RATE_LIMIT_IP_PER_MIN", c.RateLimitIPPerMinute},
+			{"RATE_LIMIT_LOCATIONS_PER_10S", c.RateLimitLocationsPer10s}, {"RATE_LIMIT_EXPENSES_PER_MIN", c.RateLimitExpensesPerMinute},
+			{"RATE_LIMIT_RECALCULATE_PER_MIN", c.RateLimitRecalculatePerMinute},
+			{"RATE_LIMIT_LOGIN_PER_ACCOUNT", c.RateLimitLoginPerAccount}, {"RATE_LIMIT_LOGIN_PER_IP_PER_MIN", c.RateLimitLoginPerIP},
+		} {
+			if l.n < c.RateLimitProcesses {
+				r.fail(l.name, "must be at least RATE_LIMIT_PROCESSES (each process enforces 1/N of it)")
+			}
+		}
+	}
 	c.ReceiptsDir = r.str("RECEIPTS_DIR", ".local/receipts")
 	c.ReceiptURLTTL = r.millis("RECEIPT_URL_TTL_MS", 3_600_000)
 	// Under APP_ENV=test the janitor runs only when asked, as the webhook worker (test processes share one

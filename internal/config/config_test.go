@@ -142,6 +142,8 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 		{"DB_ACQUIRE_TIMEOUT_MS not a number", map[string]string{"DB_ACQUIRE_TIMEOUT_MS": "5s"}, "DB_ACQUIRE_TIMEOUT_MS"},
 		{"LISTENER_DATABASE_URL key=value settings", map[string]string{"LISTENER_DATABASE_URL": "host=db user=fieldtrack_listener"}, "LISTENER_DATABASE_URL"},
 		{"LISTENER_DATABASE_URL http scheme", map[string]string{"LISTENER_DATABASE_URL": "http://db/fieldtrack"}, "LISTENER_DATABASE_URL"},
+		{"a limit below RATE_LIMIT_PROCESSES", map[string]string{"RATE_LIMIT_PROCESSES": "6"}, "RATE_LIMIT_RECALCULATE_PER_MIN"},
+		{"RATE_LIMIT_PROCESSES zero", map[string]string{"RATE_LIMIT_PROCESSES": "0"}, "RATE_LIMIT_PROCESSES"},
 		{"SSE_MAX_LIFETIME_MS below a second", map[string]string{"SSE_MAX_LIFETIME_MS": "10"}, "SSE_MAX_LIFETIME_MS"},
 		{"SSE_MAX_LIFETIME_MS above a day", map[string]string{"SSE_MAX_LIFETIME_MS": "86400001"}, "SSE_MAX_LIFETIME_MS"},
 	}

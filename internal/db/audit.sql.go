@@ -7,33 +7,10 @@ package db
 
 import (
 	"context"
-	"encoding/json"
 	"time"
 
 	"github.com/google/uuid"
 )
-
-const audit = `-- name: Audit :exec
-SELECT app.audit($1, $2, $3, $4)
-`
-
-type AuditParams struct {
-	Event        string          `json:"event"`
-	ResourceType string          `json:"resource_type"`
-	ResourceID   string          `json:"resource_id"`
-	Payload      json.RawMessage `json:"payload"`
-}
-
-// An admin action that changes no row of its own (a webhook test, a recalculation).
-func (q *Queries) Audit(ctx context.Context, db DBTX, arg AuditParams) error {
-	_, err := db.Exec(ctx, audit,
-		arg.Event,
-		arg.ResourceType,
-		arg.ResourceID,
-		arg.Payload,
-	)
-	return err
-}
 
 const auditList = `-- name: AuditList :many
 
@@ -52,7 +29,7 @@ type AuditListParams struct {
 	RowLimit int32      `json:"row_limit"`
 }
 
-// The audit log: written by triggers (and app.audit) in the transaction of each admin action; read here.
+// The audit log: written by triggers in the transaction of each admin action; read here.
 // The organization's audit rows before a time, newest first, optionally of one event.
 func (q *Queries) AuditList(ctx context.Context, db DBTX, arg AuditListParams) ([]AdminAuditLog, error) {
 	rows, err := db.Query(ctx, auditList,

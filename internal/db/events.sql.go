@@ -199,7 +199,8 @@ func (q *Queries) ListenerTryLead(ctx context.Context, db DBTX, lockKey int64) (
 
 const loginAttributes = `-- name: LoginAttributes :one
 SELECT session_user::text AS login, r.rolsuper::bool AS superuser, r.rolreplication::bool AS replication,
-       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api
+       pg_has_role(session_user, 'fieldtrack_api', 'MEMBER')::bool AS may_be_api,
+       (r.rolcreaterole OR r.rolbypassrls)::bool AS may_escalate
 FROM pg_catalog.pg_roles r
 WHERE r.rolname = session_user
 `
@@ -209,11 +210,13 @@ type LoginAttributesRow struct {
 	Superuser   bool   `json:"superuser"`
 	Replication bool   `json:"replication"`
 	MayBeApi    bool   `json:"may_be_api"`
+	MayEscalate bool   `json:"may_escalate"`
 }
 
 // What the connection's login (session_user, whichever role it switched to since) may do beyond its own
-// grants: superuser, REPLICATION, and whether it may switch to fieldtrack_api (a superuser may switch to
-// any role). serve checks the listener's login and the pool's with it.
+// grants: superuser, REPLICATION, whether it may switch to fieldtrack_api (a superuser may switch to
+// any role), and whether it may grant itself roles or read past row-level security (CREATEROLE,
+// BYPASSRLS). serve checks the listener's login and the pool's with it.
 func (q *Queries) LoginAttributes(ctx context.Context, db DBTX) (LoginAttributesRow, error) {
 	row := db.QueryRow(ctx, loginAttributes)
 	var i LoginAttributesRow
@@ -222,6 +225,7 @@ func (q *Queries) LoginAttributes(ctx context.Context, db DBTX) (LoginAttributes
 		&i.Superuser,
 		&i.Replication,
 		&i.MayBeApi,
+		&i.MayEscalate,
 	)
 	return i, err
 }

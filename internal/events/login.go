@@ -29,6 +29,8 @@ func CheckListenerLogin(ctx context.Context, conn db.DBTX) error {
 		what = "is a superuser"
 	case a.MayBeApi:
 		what = "may switch to fieldtrack_api"
+	case a.MayEscalate:
+		what = "has CREATEROLE or BYPASSRLS"
 	default:
 		return nil
 	}

@@ -3,7 +3,6 @@ package events
 import (
 	"context"
 	"fmt"
-	"net/url"
 	"time"
 
 	"github.com/jackc/pglogrepl"
@@ -114,17 +113,16 @@ func (l *Listener) stream(ctx context.Context, lockConn *pgx.Conn) error {
 // databaseURL's login, which needs the REPLICATION attribute. It returns an error naming the connection
 // when databaseURL does not parse or the connection fails.
 func replicationConnect(ctx context.Context, databaseURL string) (*pgconn.PgConn, error) {
-	u, err := url.Parse(databaseURL)
+	cfg, err := pgconn.ParseConfig(databaseURL)
 	if err != nil {
+		// pgconn's parse errors never repeat the password; url.Parse's would.
 		return nil, fmt.Errorf("replication connection: %w", err)
 	}
 	// A replication connection of this name must never be listed in synchronous_standby_names: a producer
 	// would wait for the listener's acknowledgement while the hand-off waits for the producer to finish.
-	qv := u.Query()
-	qv.Set("replication", "database")
-	qv.Set("application_name", "fieldtrack_listener")
-	u.RawQuery = qv.Encode()
-	conn, err := pgconn.Connect(ctx, u.String())
+	cfg.RuntimeParams["replication"] = "database"
+	cfg.RuntimeParams["application_name"] = "fieldtrack_listener"
+	conn, err := pgconn.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("replication connection: %w", err)
 	}

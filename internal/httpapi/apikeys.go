@@ -1,7 +1,6 @@
 package httpapi
 
 import (
-	"encoding/json"
 	"errors"
 	"net/http"
 	"slices"
@@ -146,18 +145,4 @@ func (s *Server) auditLog(w http.ResponseWriter, r *http.Request) error {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "data": rows, "count": len(rows)})
 	return nil
-}
-
-// audit records an admin's action that changes no row of its own, in the request's transaction (an
-// employee's, e.g. recalculating its own session, is not audited).
-func (s *Server) audit(r *http.Request, tx db.DBTX, event, resourceType, resourceID string, payload map[string]any) error {
-	if identityOf(r).Role != auth.RoleAdmin {
-		return nil
-	}
-	b, err := json.Marshal(payload)
-	if err != nil {
-		return err
-	}
-	return s.q.Audit(r.Context(), tx, db.AuditParams{Event: event, ResourceType: resourceType,
-		ResourceID: resourceID, Payload: b})
 }

@@ -29,6 +29,9 @@ const (
 	// keyRefreshAfter is how old a cached key must be before a scope it lacks sends authentication to
 	// the database again (a key calling routes beyond its scopes must not cost a query each time).
 	keyRefreshAfter = 2 * time.Second
+	// keyMissTTL is how long an unknown key is remembered as unknown (a client retrying a wrong key
+	// must not cost a query each time).
+	keyMissTTL = 5 * time.Second
 )
 
 // Scopes of API keys (CONTRACT §3). admin:all holds every other one.
@@ -71,9 +74,10 @@ type keyring struct {
 	s   *Server
 	now func() time.Time
 
-	mu    sync.Mutex
-	cache map[[32]byte]cachedKey
-	usage map[uuid.UUID]*keyUsage
+	mu     sync.Mutex
+	cache  map[[32]byte]cachedKey
+	misses map[[32]byte]time.Time
+	usage  map[uuid.UUID]*keyUsage
 }
 
 type cachedKey struct {
@@ -88,7 +92,8 @@ type keyUsage struct {
 }
 
 func newKeyring(s *Server) *keyring {
-	return &keyring{s: s, now: time.Now, cache: map[[32]byte]cachedKey{}, usage: map[uuid.UUID]*keyUsage{}}
+	return &keyring{s: s, now: time.Now, cache: map[[32]byte]cachedKey{}, misses: map[[32]byte]time.Time{},
+		usage: map[uuid.UUID]*keyUsage{}}
 }
 
 // authenticate finds the caller of an X-API-Key header. fresh looks in the database again unless the
@@ -101,14 +106,29 @@ func (k *keyring) authenticate(ctx context.Context, header string, fresh bool) (
 	now := k.now()
 	k.mu.Lock()
 	c, ok := k.cache[key.Hash]
+	missed, unknown := k.misses[key.Hash]
 	k.mu.Unlock()
 	if age := now.Sub(c.fetched); ok && age < keyCacheTTL && (!fresh || age < keyRefreshAfter) {
 		return c.id, nil
+	}
+	if unknown && now.Sub(missed) < keyMissTTL {
+		return auth.Identity{}, auth.ErrAPIKeyUnknown()
 	}
 	row, err := db.Do(ctx, k.s.pool, db.Claims{}, db.TxOptions{ReadOnly: true, SingleStatement: true,
 		AcquireTimeout: k.s.cfg.DBAcquireTimeout, StatementTimeout: k.s.cfg.StatementTimeout},
 		func(tx db.DBTX) (db.APIKeyLookupRow, error) { return k.s.q.APIKeyLookup(ctx, tx, key.Hash[:]) })
 	if errors.Is(err, pgx.ErrNoRows) {
+		k.mu.Lock()
+		if len(k.misses) >= keyCacheMax {
+			for h, at := range k.misses {
+				if now.Sub(at) >= keyMissTTL || len(k.misses) >= keyCacheMax {
+					delete(k.misses, h)
+				}
+			}
+		}
+		k.misses[key.Hash] = now
+		delete(k.cache, key.Hash)
+		k.mu.Unlock()
 		return auth.Identity{}, auth.ErrAPIKeyUnknown()
 	}
 	if err != nil {
@@ -123,6 +143,7 @@ func (k *keyring) authenticate(ctx context.Context, header string, fresh bool) (
 		}
 	}
 	k.cache[key.Hash] = cachedKey{id: id, fetched: now}
+	delete(k.misses, key.Hash)
 	k.mu.Unlock()
 	return id, nil
 }

@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"io"
 	"log/slog"
 	"net/http"
 	"net/url"
@@ -8,8 +9,10 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/events"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -154,8 +157,11 @@ func TestAPIKeys_RevocationAndNarrowerScopesCountAtOnceOnEveryProcess(t *testing
 	if res.data()["revoked_at"] != nil {
 		t.Fatalf("restored key still revoked: %v", res.data())
 	}
-	// b's cache says the key lacks read:sessions: it looks again before refusing.
-	expect(t, b.withKey("GET", "/admin/sessions", key, nil), http.StatusOK)
+	expect(t, a.withKey("GET", "/admin/sessions", key, nil), http.StatusOK)
+	// b remembers the key as unknown for a few seconds (keyMissTTL), then finds it restored.
+	testfactory.Eventually(t, 10*time.Second, "the restored key to work on the other process", func() (bool, error) {
+		return b.withKey("GET", "/admin/sessions", key, nil).Status == http.StatusOK, nil
+	})
 }
 
 func TestAPIKeys_CountRequestsAndErrorsWithoutAWritePerRequest(t *testing.T) {
@@ -220,7 +226,11 @@ func TestAuditLog_EveryAdminActionInItsTransactionForItsOrganizationOnly(t *test
 	expect(t, h.call("PATCH", "/admin/employees/"+newID+"/status", tok, map[string]any{"is_active": false}), http.StatusOK)
 
 	expect(t, h.call("POST", "/attendance/check-in", empTok, nil), http.StatusCreated)
-	expect(t, h.call("POST", "/admin/force-checkout", tok, map[string]any{"employee_id": emp.ID}), http.StatusOK)
+	forced := h.call("POST", "/admin/force-checkout", tok, map[string]any{"employee_id": emp.ID})
+	expect(t, forced, http.StatusOK)
+	sessionID, _ := forced.data()["id"].(string)
+	expect(t, h.call("POST", "/attendance/"+sessionID+"/recalculate", tok, nil), http.StatusOK)
+	expect(t, h.call("POST", "/attendance/"+sessionID+"/recalculate", empTok, nil), http.StatusOK) // its own: not audited
 	expect(t, h.call("POST", "/attendance/check-in", empTok, nil), http.StatusCreated)
 	expect(t, h.call("POST", "/attendance/check-out", empTok, nil), http.StatusOK) // the employee's own: not audited
 
@@ -243,7 +253,7 @@ func TestAuditLog_EveryAdminActionInItsTransactionForItsOrganizationOnly(t *test
 		events = append(events, rows[i]["event"].(string))
 	}
 	want := []string{"employee.created", "employee.updated", "employee.status_changed", "session.force_checkout",
-		"webhook.created", "webhook.updated", "webhook.tested", "webhook.deleted", "api_key.created",
+		"session.recalculated", "webhook.created", "webhook.updated", "webhook.tested", "webhook.deleted", "api_key.created",
 		"expense.reviewed", "api_key.revoked"}
 	if strings.Join(events, " ") != strings.Join(want, " ") {
 		t.Fatalf("audit events\n got %v\nwant %v", events, want)
@@ -300,6 +310,7 @@ func TestAuditLog_SignInsAndSignOutsAndNoWayToChangeARow(t *testing.T) {
 		t.Fatalf("audit rows %v", rows)
 	}
 	for _, q := range []string{`UPDATE admin_audit_log SET event = 'x'`, `DELETE FROM admin_audit_log`,
+		`SELECT app.audit('api_key.revoked', 'api_key', 'forged', '{}')`,
 		`INSERT INTO admin_audit_log (organization_id, event, actor_type, resource_type) VALUES ('` + org.ID.String() + `', 'forged', 'user', 'x')`} {
 		err := db.InTx(t.Context(), testfactory.Pool(t), testfactory.AdminClaims(org), db.TxOptions{}, func(tx db.DBTX) error {
 			_, err := tx.Exec(t.Context(), q)
@@ -312,6 +323,13 @@ func TestAuditLog_SignInsAndSignOutsAndNoWayToChangeARow(t *testing.T) {
 	if _, err := testfactory.Pool(t).Exec(t.Context(), `UPDATE admin_audit_log SET event = 'x' WHERE organization_id = $1`,
 		org.ID); err == nil {
 		t.Fatal("the owner changed an audit row")
+	}
+	err := db.InTx(t.Context(), testfactory.Pool(t), db.Claims{}, db.TxOptions{Role: "fieldtrack_owner"}, func(tx db.DBTX) error {
+		_, err := tx.Exec(t.Context(), `DELETE FROM admin_audit_log WHERE organization_id = $1`, org.ID)
+		return err
+	})
+	if err == nil {
+		t.Fatal("the definer functions' owner deleted audit rows")
 	}
 }
 
@@ -435,5 +453,45 @@ func TestLogs_NeverCarryCredentialsAndCountRefusals(t *testing.T) {
 		if !strings.Contains(string(metrics.Raw), want) {
 			t.Fatalf("no %s in /metrics", want)
 		}
+	}
+}
+
+// An API key's stream ends once the key is revoked or loses admin:all, at the next heartbeat.
+func TestAPIKeys_AStreamEndsWhenItsKeyIsRevokedOrNarrowed(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig()
+	cfg.SSEHeartbeat = 200 * time.Millisecond
+	h := setupWith(t, cfg, testfactory.Pool(t))
+	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), 100, slog.New(slog.DiscardHandler))
+	go hub.Run(t.Context())
+	h.server.WithBackground(Background{Hub: hub})
+	org := testfactory.NewOrg(t)
+	tok := testfactory.AdminToken(t, org)
+	for _, change := range []map[string]any{{"scopes": []string{"read:employees"}}, {"active": false}} {
+		key, id := newKey(t, h, tok, "admin:all")
+		req, err := http.NewRequestWithContext(t.Context(), "GET", h.url+"/admin/events", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("X-API-Key", key)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %d", res.StatusCode)
+		}
+		expect(t, h.call("PATCH", "/admin/api-keys/"+id, tok, change), http.StatusOK)
+		ended := make(chan error, 1)
+		go func() { _, err := io.Copy(io.Discard, res.Body); ended <- err }()
+		select {
+		case err := <-ended:
+			if err != nil {
+				t.Fatalf("after %v the stream failed instead of ending: %v", change, err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("the stream of a key changed by %v still open after 10 s", change)
+		}
+		res.Body.Close()
 	}
 }

@@ -82,15 +82,8 @@ func sessionStatus(r *http.Request) string {
 // recalculate recomputes a session's distance and duration now. Employees can recalculate their own
 // sessions, admins any of the organization's; any other id is 404.
 func (s *Server) recalculate(w http.ResponseWriter, r *http.Request) error {
-	id := uuid.MustParse(chi.URLParam(r, "sessionId"))
-	var sess db.AttendanceSession
-	err := s.tx(r, func(tx db.DBTX) (err error) {
-		if sess, err = s.q.SessionRecalculate(r.Context(), tx, db.SessionRecalculateParams{OrgID: identityOf(r).OrgID, ID: id}); err != nil {
-			return err
-		}
-		return s.audit(r, tx, "session.recalculated", "session", id.String(), map[string]any{
-			"total_distance_km": sess.TotalDistanceKm, "status": sess.DistanceRecalculationStatus})
-	})
+	sess, err := one(s, r, s.q.SessionRecalculate, db.SessionRecalculateParams{
+		OrgID: identityOf(r).OrgID, ID: uuid.MustParse(chi.URLParam(r, "sessionId"))})
 	if err != nil {
 		return err
 	}
@@ -141,13 +134,7 @@ func (s *Server) replayDistance(w http.ResponseWriter, r *http.Request) error {
 	if body.Limit != nil {
 		limit = *body.Limit
 	}
-	var replayed int32
-	err := s.tx(r, func(tx db.DBTX) (err error) {
-		if replayed, err = s.q.SessionReplayFailed(r.Context(), tx, db.SessionReplayFailedParams{OrgID: identityOf(r).OrgID, MaxSessions: limit}); err != nil {
-			return err
-		}
-		return s.audit(r, tx, "distance.replayed", "session", "", map[string]any{"replayed": replayed, "limit": limit})
-	})
+	replayed, err := one(s, r, s.q.SessionReplayFailed, db.SessionReplayFailedParams{OrgID: identityOf(r).OrgID, MaxSessions: limit})
 	if err != nil {
 		return err
 	}

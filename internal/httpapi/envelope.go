@@ -52,7 +52,7 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 		s.log.ErrorContext(r.Context(), "request failed", "request_id", info.id, "error", err.Error())
 	}
 	switch e.Status {
-	case http.StatusTooManyRequests, http.StatusUnauthorized:
+	case http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusForbidden:
 		s.noteAbuse(r, e)
 	}
 	if e.RetryAfter > 0 {
@@ -68,15 +68,24 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 // authRoute tells the routes whose refusals look like password guessing (the original's pattern).
 var authRoute = regexp.MustCompile(`(?i)/auth/|/login|/sign-?in|/token`)
 
-// noteAbuse logs and counts a 429 or a 401: the client's address, the route and its user agent, never
-// the credentials.
+// noteAbuse logs and counts a 429, 401 or 403: the client's address, the route and (the start of) its
+// user agent, never the credentials.
 func (s *Server) noteAbuse(r *http.Request, e *Error) {
 	route := routePattern(r)
+	ua := r.UserAgent()
+	if len(ua) > 200 {
+		ua = ua[:200]
+	}
 	attrs := []any{"request_id", infoOf(r.Context()).id, "ip", s.clientAddr(r).String(), "route", route,
-		"user_agent", r.UserAgent(), "code", e.Code}
-	if e.Status == http.StatusUnauthorized {
+		"user_agent", ua, "code", e.Code}
+	switch e.Status {
+	case http.StatusUnauthorized:
 		s.metrics.AuthFailures.WithLabelValues(e.Code).Inc()
 		s.log.WarnContext(r.Context(), "authentication refused", attrs...)
+		return
+	case http.StatusForbidden:
+		s.metrics.AuthzFailures.WithLabelValues(e.Code).Inc()
+		s.log.InfoContext(r.Context(), "authorization refused", attrs...)
 		return
 	}
 	s.metrics.RateLimitHits.WithLabelValues(route).Inc()

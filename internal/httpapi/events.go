@@ -14,6 +14,9 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/events"
 )
 
+// recheckEvery bounds how long a stream carrying events goes without checking its caller again.
+const recheckEvery = 5 * time.Second
+
 const (
 	// maxReplay is the most missed events a reconnecting client is sent; beyond it, it gets reset.
 	maxReplay = 10_000
@@ -117,6 +120,19 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	defer heartbeat.Stop()
 	ending := time.NewTimer(time.Until(end))
 	defer ending.Stop()
+	// A caller that may no longer act (disabled, deactivated, signed out, a revoked key or one without
+	// admin:all now) loses its stream: it is checked every heartbeat, and before events are written when
+	// the last check is older than recheckEvery. A database that cannot answer right now does not end it.
+	checked := time.Now()
+	stillAllowed := func(always bool) bool {
+		if !always && time.Since(checked) < recheckEvery {
+			return true
+		}
+		checked = time.Now()
+		err := s.callerActive(r)
+		st := toError(err).Status
+		return err == nil || (st != http.StatusUnauthorized && st != http.StatusForbidden)
+	}
 	for {
 		buf.Reset()
 		select {
@@ -130,15 +146,16 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 			flusher.Flush()
 			return nil
 		case <-heartbeat.C:
-			// A caller that may no longer act (disabled, deactivated, signed out, a revoked key) loses
-			// its stream within a heartbeat; a database that cannot answer right now does not end it.
-			if err := s.callerActive(r); err != nil && toError(err).Status == http.StatusUnauthorized {
+			if !stillAllowed(true) {
 				return nil
 			}
 			buf.WriteString(": ping\n\n")
 		case ev, open := <-sub.Events():
 			if !open {
 				return nil // dropped for falling behind: the client reconnects with its last id
+			}
+			if !stillAllowed(false) {
+				return nil
 			}
 			if ev.StreamID > floor {
 				writeFrame(&buf, ids, ev)

@@ -7,6 +7,7 @@ import (
 	"context"
 	"log/slog"
 	"net/http"
+	"strings"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -110,7 +111,9 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 	scope := routeScope(method, pattern)
 	r.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if s.limiter != nil && !probe(pattern) {
-			if d := s.limiter.allowAddr(s.clientKey(req)); !d.ok {
+			d := s.limiter.allowAddr(s.clientKey(req))
+			d.setHeaders(w.Header()) // the caller's limits below may name a tighter bucket
+			if !d.ok {
 				s.writeError(w, req, errRateLimited(d))
 				return
 			}
@@ -155,13 +158,17 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 			return
 		}
 		if err := h(w, req); err != nil {
-			if st := toError(err).Status; (st == http.StatusUnauthorized || st == http.StatusForbidden) &&
-				identityOf(req).AuthType == auth.AuthTypeAPIKey {
+			if identityOf(req).AuthType == auth.AuthTypeAPIKey && refusedKey(toError(err)) {
 				s.keys.forget(req.Header.Get("X-API-Key")) // Postgres knows better than the cache
 			}
 			s.writeError(w, req, err)
 		}
 	}))
+}
+
+// refusedKey tells app.check_caller's refusals of a key (revoked, or without the route's scope now).
+func refusedKey(e *Error) bool {
+	return e.Code == auth.CodeInvalidAPIKey || strings.HasPrefix(e.Message, "API key missing required scope")
 }
 
 // probe tells the health probes, which no limit applies to.

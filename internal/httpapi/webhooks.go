@@ -166,10 +166,7 @@ func (s *Server) testWebhook(w http.ResponseWriter, r *http.Request) error {
 		}
 		d, err = s.q.DeliveryInsert(ctx, tx, db.DeliveryInsertParams{
 			OrgID: org, WebhookID: id, EventID: event, EventType: "webhook.test"})
-		if err != nil {
-			return err
-		}
-		return s.audit(r, tx, "webhook.tested", "webhook", id.String(), map[string]any{"event_id": event})
+		return err
 	})
 	if err != nil {
 		return err

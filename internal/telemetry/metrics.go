@@ -30,6 +30,7 @@ type Metrics struct {
 	RateLimitHits  *prometheus.CounterVec
 	AuthBruteforce prometheus.Counter
 	AuthFailures   *prometheus.CounterVec
+	AuthzFailures  *prometheus.CounterVec // 403 answers by code (role, scope, JWT required)
 }
 
 // New registers the HTTP instruments and the Go runtime collectors on a fresh registry.
@@ -67,9 +68,12 @@ func New() *Metrics {
 		AuthFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "security_auth_failures_total", Help: "401 answers by error code.",
 		}, []string{"code"}),
+		AuthzFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "security_authz_failures_total", Help: "403 answers by error code.",
+		}, []string{"code"}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored, m.AuthAttempts,
-		m.APIKeyRequests, m.APIKeyErrors, m.RateLimitHits, m.AuthBruteforce, m.AuthFailures,
+		m.APIKeyRequests, m.APIKeyErrors, m.RateLimitHits, m.AuthBruteforce, m.AuthFailures, m.AuthzFailures,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
 }

@@ -130,19 +130,19 @@ func storable(b []byte) string {
 // storedError is a failed request's error as the delivery log keeps it: without the addresses a network
 // error names (the one a hostname resolved to, this server's own, the DNS server's). An admin reads the
 // delivery log and must not learn the internal network from it; the server's log keeps the whole error.
+// A name that does not resolve is stored as a refused target is ("target not allowed"): otherwise the log
+// would tell an internal name that exists (refused) from one that does not (no such host).
 func storedError(err error) string {
+	var dnsErr *net.DNSError
+	if errors.As(err, &dnsErr) {
+		return errTargetNotAllowed
+	}
 	msg := err.Error()
 	var op *net.OpError
 	if errors.As(err, &op) && (op.Source != nil || op.Addr != nil) {
 		bare := *op
 		bare.Source, bare.Addr = nil, nil
 		msg = strings.Replace(msg, op.Error(), bare.Error(), 1)
-	}
-	var dns *net.DNSError
-	if errors.As(err, &dns) && dns.Server != "" {
-		bare := *dns
-		bare.Server = ""
-		msg = strings.Replace(msg, dns.Error(), bare.Error(), 1)
 	}
 	return msg
 }
