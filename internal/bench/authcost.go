@@ -84,8 +84,7 @@ func runAuth(ctx context.Context, cfg Config, admin *pgxpool.Pool, hc *http.Clie
 	if err != nil {
 		return rep, err
 	}
-	tok, err := auth.Mint(cfg.Secret, auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org,
-		Audience: auth.DefaultAudience, TTL: tokenTTL})
+	tok, err := cfg.mint(auth.MintOptions{Subject: adminID.String(), Role: auth.RoleAdmin, OrgID: org})
 	if err != nil {
 		return rep, err
 	}

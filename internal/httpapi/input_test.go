@@ -3,6 +3,8 @@ package httpapi
 import (
 	"context"
 	"net/http"
+	"net/http/httptest"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -148,5 +150,28 @@ func TestPoolExhausted_Is503(t *testing.T) {
 	expectError(t, r, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
 	if r.Header.Get("Retry-After") != "1" {
 		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+}
+
+func TestDecodeBody_KeysInAnotherCaseAreDroppedAndExactOnesAreCheap(t *testing.T) {
+	t.Parallel()
+	names := namesOf(reflect.TypeOf(&webhookBody{}))
+	for body, want := range map[string]bool{
+		`{"url":"https://a.example","events":["session.checkin"],"secret":"0123456789abcdef"}`: false,
+		`{"url":"https://a.example","URL":null}`:                                               true,
+		`{"url":"x","Is_Active":false}`:                                                        true,
+		`{"\u0075rl":"x"}`:                                                                     true,
+		`{"ſecret":"x"}`:                                                                       true,
+		`{"description":"a \"URL\": b","unknown":1}`:                                           false,
+		`{"urls":"x","URLS":"y"}`:                                                              false,
+	} {
+		if got := hasInexactKey([]byte(body), names); got != want {
+			t.Errorf("hasInexactKey(%s) = %v, want %v", body, got, want)
+		}
+	}
+	r := httptest.NewRequest("POST", "/admin/webhooks", strings.NewReader(`{"url":"https://a.example","URL":null,"Secret":"s"}`))
+	var b webhookBody
+	if err := decodeBody(r, &b); err != nil || b.URL == nil || *b.URL != "https://a.example" || b.Secret != nil {
+		t.Fatalf("decoded %+v, %v: want the exact url and no secret", b, err)
 	}
 }

@@ -1,16 +1,17 @@
 package httpapi
 
 import (
+	"bytes"
 	"cmp"
 	"encoding"
 	"encoding/json"
-	"errors"
 	"io"
 	"math"
 	"net/http"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -73,15 +74,26 @@ func pathUUID(r *http.Request, name string) uuid.UUID {
 // decodeBody decodes a JSON body that already passed validation; unknown fields are ignored, and an empty
 // body (where the document allows one) leaves dst as it is. Keys must name fields exactly, as the document
 // validated them: encoding/json alone also fills a field from a key that differs in case ({"url": "…",
-// "URL": null}), a value the validation never looked at, so such keys are dropped first.
+// "URL": null}), a value the validation never looked at, so such keys are dropped first. Telling whether
+// a body has one is a scan of its bytes; only a body that has (or might have) one pays for the dropping.
 func decodeBody(r *http.Request, dst any) error {
-	dec := json.NewDecoder(r.Body)
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return errInvalid("Invalid JSON body", nil)
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if !hasInexactKey(body, namesOf(reflect.TypeOf(dst))) {
+		if err := json.NewDecoder(bytes.NewReader(body)).Decode(dst); err != nil {
+			return errInvalid("Invalid JSON body", nil)
+		}
+		return nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	var v any
 	if err := dec.Decode(&v); err != nil {
-		if errors.Is(err, io.EOF) {
-			return nil
-		}
 		return errInvalid("Invalid JSON body", nil)
 	}
 	exact, err := json.Marshal(exactFields(v, reflect.TypeOf(dst)))
@@ -92,6 +104,90 @@ func decodeBody(r *http.Request, dst any) error {
 		return errInvalid("Invalid JSON body", nil)
 	}
 	return nil
+}
+
+// fieldNames are the JSON names of the fields of a type and of the structs inside it: exactly, and in
+// lower case.
+type fieldNames struct {
+	exact, lower map[string]bool
+	longest      int
+}
+
+var fieldNamesCache sync.Map // reflect.Type -> *fieldNames
+
+func namesOf(t reflect.Type) *fieldNames {
+	if n, ok := fieldNamesCache.Load(t); ok {
+		return n.(*fieldNames)
+	}
+	n := &fieldNames{exact: map[string]bool{}, lower: map[string]bool{}}
+	seen := map[reflect.Type]bool{}
+	var walk func(reflect.Type)
+	walk = func(t reflect.Type) {
+		for t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array || t.Kind() == reflect.Map {
+			t = t.Elem()
+		}
+		if t.Kind() != reflect.Struct || seen[t] {
+			return
+		}
+		seen[t] = true
+		for _, f := range reflect.VisibleFields(t) {
+			name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+			if f.IsExported() && !f.Anonymous && name != "-" {
+				name = cmp.Or(name, f.Name)
+				n.exact[name], n.lower[strings.ToLower(name)] = true, true
+				n.longest = max(n.longest, len(name))
+				walk(f.Type)
+			}
+		}
+	}
+	walk(t)
+	fieldNamesCache.Store(t, n)
+	return n
+}
+
+// hasInexactKey reports whether a valid JSON text has an object key that encoding/json could match to one
+// of names in another case, or one it cannot judge cheaply (a key with escapes or non-ASCII bytes, which
+// encoding/json folds too: "ſ" matches "s").
+func hasInexactKey(b []byte, names *fieldNames) bool {
+	var lower [64]byte
+	for i := 0; i < len(b); i++ {
+		if b[i] != '"' {
+			continue
+		}
+		j, plain := i+1, true
+		for ; j < len(b) && b[j] != '"'; j++ {
+			switch {
+			case b[j] == '\\':
+				plain = false
+				j++
+			case b[j] >= 0x80:
+				plain = false
+			}
+		}
+		k := j + 1
+		for k < len(b) && (b[k] == ' ' || b[k] == '\t' || b[k] == '\n' || b[k] == '\r') {
+			k++
+		}
+		if k < len(b) && b[k] == ':' { // a key
+			key := b[i+1 : min(j, len(b))]
+			if !plain {
+				return true
+			}
+			if len(key) <= names.longest && len(key) <= len(lower) && !names.exact[string(key)] {
+				for x, c := range key {
+					if 'A' <= c && c <= 'Z' {
+						c += 'a' - 'A'
+					}
+					lower[x] = c
+				}
+				if names.lower[string(lower[:len(key)])] {
+					return true
+				}
+			}
+		}
+		i = j
+	}
+	return false
 }
 
 var (
