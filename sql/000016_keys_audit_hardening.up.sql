@@ -237,13 +237,18 @@ $$;
 REVOKE ALL ON FUNCTION app.audit(text, text, text, jsonb) FROM PUBLIC;
 
 -- app.audit_changes is what changed between two versions of a row: {"field": {"old": .., "new": ..}}, without
--- bookkeeping columns, and with secrets shown only as changed.
+-- bookkeeping columns, with secrets shown only as changed, and a URL without its query and fragment
+-- (where a receiver's token would be).
 CREATE FUNCTION app.audit_changes(p_old jsonb, p_new jsonb) RETURNS jsonb
     LANGUAGE sql IMMUTABLE PARALLEL SAFE
     AS $$
         SELECT coalesce(jsonb_object_agg(k,
                    CASE WHEN k IN ('secret', 'key_hash')
                         THEN jsonb_build_object('changed', true)
+                        WHEN k = 'url'
+                        THEN jsonb_strip_nulls(jsonb_build_object(
+                                 'old', to_jsonb(regexp_replace(p_old ->> k, '[?#].*$', '')),
+                                 'new', to_jsonb(regexp_replace(p_new ->> k, '[?#].*$', ''))))
                         ELSE jsonb_strip_nulls(jsonb_build_object('old', p_old -> k, 'new', p_new -> k)) END), '{}')
           FROM (SELECT jsonb_object_keys(coalesce(p_old, '{}') || coalesce(p_new, '{}')) AS k) keys
          WHERE k NOT IN ('organization_id', 'created_at', 'updated_at', 'last_activity_at', 'request_count',
