@@ -103,54 +103,25 @@ const (
 )
 
 // handle registers one route. A request goes through: the client address's rate limit (before anything
-// else, so floods of bad credentials are cut too), authentication and the role and scope guards (401/403,
-// as the original), the caller's rate limits (429), validation against the OpenAPI operation of the same
-// method and pattern, then the handler.
+// else, so floods of bad credentials are cut too), then for a non-public route admit (who the caller is,
+// whether it may call the route, its rate limits), then validation against the OpenAPI operation of the
+// same method and pattern, then the handler.
 func (s *Server) handle(r chi.Router, method, pattern string, who access, h handlerFunc) {
 	route := s.spec.operation(method, pattern)
 	scope := routeScope(method, pattern)
 	r.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if s.limiter != nil && !probe(pattern) {
 			d := s.limiter.allowAddr(s.clientKey(req))
-			d.setHeaders(w.Header()) // the caller's limits below may name a tighter bucket
+			d.setHeaders(w.Header()) // the caller's limits may name a tighter bucket
 			if !d.ok {
 				s.writeError(w, req, errRateLimited(d))
 				return
 			}
 		}
 		if who != public {
-			id, err := s.authenticate(req)
-			if err != nil {
+			if err := s.admit(w, req, who, scope, method+" "+pattern); err != nil {
 				s.writeError(w, req, err)
 				return
-			}
-			info := infoOf(req.Context())
-			info.identity = &id
-			if id.AuthType == auth.AuthTypeAPIKey { // the scope first, as the original
-				if !hasScope(id.Scopes, scope) { // the cache may be behind a scope granted since
-					if id, err = s.keys.authenticate(req.Context(), req.Header.Get("X-API-Key"), true); err != nil {
-						s.writeError(w, req, err)
-						return
-					}
-					info.identity = &id
-				}
-				if !hasScope(id.Scopes, scope) {
-					s.writeError(w, req, errMissingScope(scope))
-					return
-				}
-				info.scope = scope
-			}
-			if err := guard(id, who); err != nil {
-				s.writeError(w, req, err)
-				return
-			}
-			if s.limiter != nil {
-				d := s.limiter.allow(id, method+" "+pattern)
-				d.setHeaders(w.Header())
-				if !d.ok {
-					s.writeError(w, req, errRateLimited(d))
-					return
-				}
 			}
 		}
 		if err := s.spec.validate(req, route); err != nil {
@@ -164,6 +135,41 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 			s.writeError(w, req, err)
 		}
 	}))
+}
+
+// admit authenticates the caller (401) and records it for the request, checks an API key's scope and
+// then the route's role guard (403, in the original's order), and takes the caller's rate limits (429).
+// A key's scope is checked again in Postgres, in the request's transaction (info.scope).
+func (s *Server) admit(w http.ResponseWriter, req *http.Request, who access, scope, route string) error {
+	id, err := s.authenticate(req)
+	if err != nil {
+		return err
+	}
+	info := infoOf(req.Context())
+	info.identity = &id
+	if id.AuthType == auth.AuthTypeAPIKey {
+		if !hasScope(id.Scopes, scope) { // the cache may be behind a scope granted since
+			if id, err = s.keys.authenticate(req.Context(), req.Header.Get("X-API-Key"), true); err != nil {
+				return err
+			}
+			info.identity = &id
+		}
+		if !hasScope(id.Scopes, scope) {
+			return errMissingScope(scope)
+		}
+		info.scope = scope
+	}
+	if err := guard(id, who); err != nil {
+		return err
+	}
+	if s.limiter != nil {
+		d := s.limiter.allow(id, route)
+		d.setHeaders(w.Header())
+		if !d.ok {
+			return errRateLimited(d)
+		}
+	}
+	return nil
 }
 
 // refusedKey tells app.check_caller's refusals of a key (revoked, or without the route's scope now).
