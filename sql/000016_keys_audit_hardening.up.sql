@@ -32,7 +32,13 @@
 DO $$
 BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldtrack_listener') THEN
-        CREATE ROLE fieldtrack_listener LOGIN NOINHERIT NOBYPASSRLS REPLICATION;
+        CREATE ROLE fieldtrack_listener LOGIN NOINHERIT NOBYPASSRLS;
+    END IF;
+    -- Only a superuser can give REPLICATION.
+    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+        ALTER ROLE fieldtrack_listener REPLICATION;
+    ELSE
+        RAISE NOTICE 'fieldtrack_listener needs REPLICATION: ALTER ROLE fieldtrack_listener REPLICATION (as a superuser)';
     END IF;
 END
 $$;
