@@ -259,7 +259,7 @@ CREATE FUNCTION app.audit_changes(p_old jsonb, p_new jsonb) RETURNS jsonb
           FROM (SELECT jsonb_object_keys(coalesce(p_old, '{}') || coalesce(p_new, '{}')) AS k) keys
          WHERE k NOT IN ('organization_id', 'created_at', 'updated_at', 'last_activity_at', 'request_count',
                          'error_count', 'last_used_at', 'idempotency_fingerprint', 'key_prefix', 'key_last4')
-           AND (p_old -> k) IS DISTINCT FROM (p_new -> k)
+           AND coalesce(p_old -> k, 'null') IS DISTINCT FROM coalesce(p_new -> k, 'null')
     $$;
 
 -- The row trigger: event and resource type are its arguments; a row whose update changed nothing that
