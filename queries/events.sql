@@ -99,3 +99,7 @@ SELECT session_user::text AS login, r.rolsuper::bool AS superuser, r.rolreplicat
        (r.rolcreaterole OR r.rolbypassrls)::bool AS may_escalate
 FROM pg_catalog.pg_roles r
 WHERE r.rolname = session_user;
+
+-- name: DeadLetterCount :one
+-- Dead-lettered deliveries of every organization (the worker sees them all), for operators.
+SELECT count(*)::bigint AS dead_letters FROM webhook_deliveries WHERE status = 'failed';

@@ -73,6 +73,10 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	}
 	if cfg.WebhookWorkerEnabled {
 		bgs.Webhooks = webhook.NewWorker(pool, webhook.FromConfig(cfg), log).WakeOn(notifier.Subscribe())
+		bgs.Webhooks.Observe = func(outcome string, took time.Duration) {
+			api.Metrics().WebhookAttempts.WithLabelValues(outcome).Inc()
+			api.Metrics().WebhookAttemptSeconds.Observe(took.Seconds())
+		}
 		background = append(background, bgs.Webhooks.Run)
 	}
 	if cfg.ReceiptJanitorEnabled {

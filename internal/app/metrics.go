@@ -49,6 +49,13 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 		func() float64 {
 			return read(func(ctx context.Context, tx db.DBTX) (int64, error) { return q.OutboxBacklog(ctx, tx, nil) })
 		})
+	m.GaugeFunc("fieldtrack_webhook_dead_letters", "Dead-lettered webhook deliveries of every organization (-1: unknown).",
+		func() float64 {
+			return read(func(ctx context.Context, tx db.DBTX) (int64, error) { return q.DeadLetterCount(ctx, tx) })
+		})
+	registerPoolMetrics(m, pool)
+	m.CounterFunc("fieldtrack_sse_drops_total", "SSE streams this process dropped for falling behind (the client resumes).",
+		func() float64 { return float64(bg.Hub.Drops()) })
 	m.GaugeFunc("fieldtrack_stream_position", "Last stream position fanned out by this process.",
 		func() float64 { return float64(bg.Hub.Position()) })
 	m.GaugeFunc("fieldtrack_sse_streams", "Open SSE streams on this process.",
@@ -80,4 +87,30 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 			}
 			return 0
 		})
+}
+
+// registerPoolMetrics reads the pgx pool's statistics at scrape time.
+func registerPoolMetrics(m *telemetry.Metrics, pool *pgxpool.Pool) {
+	gauge := func(name, help string, f func(*pgxpool.Stat) float64) {
+		m.GaugeFunc(name, help, func() float64 { return f(pool.Stat()) })
+	}
+	counter := func(name, help string, f func(*pgxpool.Stat) float64) {
+		m.CounterFunc(name, help, func() float64 { return f(pool.Stat()) })
+	}
+	gauge("fieldtrack_db_pool_connections", "Connections the pool holds (idle and in use).",
+		func(s *pgxpool.Stat) float64 { return float64(s.TotalConns()) })
+	gauge("fieldtrack_db_pool_acquired_connections", "Connections in use.",
+		func(s *pgxpool.Stat) float64 { return float64(s.AcquiredConns()) })
+	gauge("fieldtrack_db_pool_idle_connections", "Idle connections.",
+		func(s *pgxpool.Stat) float64 { return float64(s.IdleConns()) })
+	gauge("fieldtrack_db_pool_max_connections", "The pool's size (DB_MAX_CONNS).",
+		func(s *pgxpool.Stat) float64 { return float64(s.MaxConns()) })
+	counter("fieldtrack_db_pool_acquires_total", "Connections acquired from the pool.",
+		func(s *pgxpool.Stat) float64 { return float64(s.AcquireCount()) })
+	counter("fieldtrack_db_pool_empty_acquires_total", "Acquisitions that had to wait for a connection.",
+		func(s *pgxpool.Stat) float64 { return float64(s.EmptyAcquireCount()) })
+	counter("fieldtrack_db_pool_canceled_acquires_total", "Acquisitions given up (timeout, client gone).",
+		func(s *pgxpool.Stat) float64 { return float64(s.CanceledAcquireCount()) })
+	counter("fieldtrack_db_pool_acquire_seconds_total", "Time spent acquiring connections.",
+		func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() })
 }

@@ -24,6 +24,18 @@ func (q *Queries) ConnectionAsWorker(ctx context.Context, db DBTX) error {
 	return err
 }
 
+const deadLetterCount = `-- name: DeadLetterCount :one
+SELECT count(*)::bigint AS dead_letters FROM webhook_deliveries WHERE status = 'failed'
+`
+
+// Dead-lettered deliveries of every organization (the worker sees them all), for operators.
+func (q *Queries) DeadLetterCount(ctx context.Context, db DBTX) (int64, error) {
+	row := db.QueryRow(ctx, deadLetterCount)
+	var dead_letters int64
+	err := row.Scan(&dead_letters)
+	return dead_letters, err
+}
+
 const eventDispatch = `-- name: EventDispatch :one
 
 SELECT app.dispatch_events($1::uuid[], $2::uuid[], $3::bigint[])::bigint

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/pem"
 	"errors"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -114,6 +115,26 @@ func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t
 	case <-time.After(30 * time.Second):
 		t.Fatal("no webhook delivery within 30 s of the check-in")
 	}
+	// The operators' view counts the attempt once it is recorded, and shows the pool and the dead letters.
+	testfactory.Eventually(t, 30*time.Second, "the attempt in /metrics", func() (bool, error) {
+		req, err := http.NewRequest(http.MethodGet, p.base+"/metrics", nil)
+		if err != nil {
+			return false, err
+		}
+		req.Header.Set("Authorization", "Bearer e2e-scrape-token")
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err
+		}
+		defer res.Body.Close()
+		body, err := io.ReadAll(res.Body)
+		text := string(body)
+		return strings.Contains(text, `fieldtrack_webhook_attempts_total{outcome="success"} 1`+"\n") &&
+			strings.Contains(text, "\nfieldtrack_webhook_attempt_duration_seconds_count 1\n") &&
+			strings.Contains(text, "\nfieldtrack_webhook_dead_letters 0\n") &&
+			strings.Contains(text, "\nfieldtrack_db_pool_acquires_total ") &&
+			strings.Contains(text, "\nfieldtrack_sse_drops_total 0\n"), err
+	})
 
 	var walsender string
 	if err := owner.QueryRow(context.Background(), `SELECT a.usename FROM pg_replication_slots s

@@ -51,6 +51,7 @@ type Hub struct {
 	perOrg     int
 	bufferSize int
 	live       atomic.Bool
+	drops      atomic.Int64
 
 	mu    sync.Mutex
 	pos   int64
@@ -83,6 +84,9 @@ func (h *Hub) Subscribe(org uuid.UUID) (*Subscriber, int64, error) {
 	h.subs[org][s] = struct{}{}
 	return s, h.pos, nil
 }
+
+// Drops is how many streams this hub dropped for falling behind since it started.
+func (h *Hub) Drops() int64 { return h.drops.Load() }
 
 // Unsubscribe removes s; it is safe to call after the hub dropped it.
 func (h *Hub) Unsubscribe(s *Subscriber) {
@@ -197,6 +201,7 @@ func (h *Hub) publish(rows []db.EventStreamAfterRow) {
 			case s.events <- ev:
 			default:
 				h.log.Warn("dropping a slow event stream", "org", r.OrganizationID.String())
+				h.drops.Add(1)
 				h.remove(s)
 			}
 		}

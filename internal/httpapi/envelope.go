@@ -2,11 +2,13 @@ package httpapi
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"regexp"
 	"strconv"
 
 	"github.com/go-chi/chi/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // handlerFunc is an endpoint: it writes a success itself and returns any failure for writeError.
@@ -54,6 +56,10 @@ func (s *Server) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	switch e.Status {
 	case http.StatusTooManyRequests, http.StatusUnauthorized, http.StatusForbidden:
 		s.noteAbuse(r, e)
+	}
+	var pg *pgconn.PgError
+	if errors.As(err, &pg) && len(pg.Code) >= 2 {
+		s.metrics.DBErrors.WithLabelValues(pg.Code[:2]).Inc()
 	}
 	if e.RetryAfter > 0 {
 		w.Header().Set("Retry-After", strconv.Itoa(e.RetryAfter))

@@ -65,3 +65,18 @@ func TestMetrics_CountStoredFixesNotDuplicates(t *testing.T) {
 		t.Fatalf("want %q in the metrics", want)
 	}
 }
+
+// A request that fails on a Postgres error counts under its SQLSTATE class: a second check-in breaks the
+// one-open-session rule (23, integrity).
+func TestMetrics_CountDatabaseErrorsByClass(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, testfactory.NewOrg(t), "Twice"))
+	expect(t, h.call("POST", "/attendance/check-in", tok, nil), http.StatusCreated)
+	if r := h.call("POST", "/attendance/check-in", tok, nil); r.Status < 400 || r.Status >= 500 {
+		t.Fatalf("second check-in: %d %s", r.Status, r.Raw)
+	}
+	if body := string(h.call("GET", "/metrics", "", nil).Raw); !strings.Contains(body, `fieldtrack_db_errors_total{class="23"} 1`) {
+		t.Fatalf("no database error of class 23 in:\n%s", body)
+	}
+}

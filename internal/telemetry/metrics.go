@@ -31,6 +31,13 @@ type Metrics struct {
 	AuthBruteforce prometheus.Counter
 	AuthFailures   *prometheus.CounterVec
 	AuthzFailures  *prometheus.CounterVec // 403 answers by code (role, scope, JWT required)
+	// DBErrors counts requests that failed on a Postgres error, by SQLSTATE class (23 integrity, 40
+	// serialization, 57 operator intervention, ...).
+	DBErrors *prometheus.CounterVec
+	// WebhookAttempts counts delivery attempts by outcome (success, retry, failed: dead-lettered), and
+	// WebhookAttemptSeconds times them.
+	WebhookAttempts       *prometheus.CounterVec
+	WebhookAttemptSeconds prometheus.Histogram
 }
 
 // New registers the HTTP instruments and the Go runtime collectors on a fresh registry.
@@ -71,11 +78,27 @@ func New() *Metrics {
 		AuthzFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "security_authz_failures_total", Help: "403 answers by error code.",
 		}, []string{"code"}),
+		DBErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldtrack_db_errors_total", Help: "Requests that failed on a Postgres error, by SQLSTATE class.",
+		}, []string{"class"}),
+		WebhookAttempts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "fieldtrack_webhook_attempts_total", Help: "Webhook delivery attempts by outcome (success, retry, failed).",
+		}, []string{"outcome"}),
+		WebhookAttemptSeconds: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "fieldtrack_webhook_attempt_duration_seconds", Help: "Webhook delivery attempts, connect to answer.",
+			Buckets: []float64{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 15},
+		}),
 	}
 	m.Registry.MustRegister(m.requests, m.duration, m.inFlight, m.LocationsStored, m.AuthAttempts,
-		m.APIKeyRequests, m.APIKeyErrors, m.RateLimitHits, m.AuthBruteforce, m.AuthFailures, m.AuthzFailures,
+		m.APIKeyRequests, m.APIKeyErrors, m.RateLimitHits, m.AuthBruteforce, m.AuthFailures, m.AuthzFailures, m.DBErrors,
+		m.WebhookAttempts, m.WebhookAttemptSeconds,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	return m
+}
+
+// CounterFunc registers a counter whose value is read at scrape time.
+func (m *Metrics) CounterFunc(name, help string, f func() float64) {
+	m.Registry.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, f))
 }
 
 // GaugeFunc registers a gauge whose value is read at scrape time.

@@ -36,6 +36,9 @@ type Worker struct {
 	log    *slog.Logger
 	wake   <-chan struct{}
 	live   atomic.Bool
+	// Observe, when set, is told of every recorded attempt: its outcome (success, retry, failed) and how
+	// long it took.
+	Observe func(outcome string, took time.Duration)
 }
 
 // NewWorker returns a worker that reaches Postgres through pool as role fieldtrack_worker. Zero fields of
@@ -241,6 +244,13 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	if err != nil {
 		log.Error("recording a delivery attempt", "error", err.Error())
 		return
+	}
+	if w.Observe != nil {
+		outcome := status
+		if status != "success" && status != "failed" {
+			outcome = "retry"
+		}
+		w.Observe(outcome, o.duration)
 	}
 	switch status {
 	case "success":
