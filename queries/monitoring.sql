@@ -24,3 +24,8 @@ FROM admin_sessions a
 WHERE a.organization_id = @org_id AND a.admin_id = @admin_id
 ORDER BY a.started_at DESC, a.id
 LIMIT @row_limit OFFSET @row_offset;
+
+-- name: OperatorMetrics :many
+-- What operators scrape from Postgres (app.operator_metrics): snapshot drift, reconciliation errors and
+-- last run, pg_cron failures.
+SELECT m.name::text AS name, m.label::text AS label, m.value::float8 AS value FROM app.operator_metrics() m;

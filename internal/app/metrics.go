@@ -6,6 +6,7 @@ import (
 
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
@@ -54,6 +55,7 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 			return read(func(ctx context.Context, tx db.DBTX) (int64, error) { return q.DeadLetterCount(ctx, tx) })
 		})
 	registerPoolMetrics(m, pool)
+	m.Registry.MustRegister(operatorCollector{pool: pool, q: q})
 	m.CounterFunc("fieldtrack_sse_drops_total", "SSE streams this process dropped for falling behind (the client resumes).",
 		func() float64 { return float64(bg.Hub.Drops()) })
 	m.GaugeFunc("fieldtrack_stream_position", "Last stream position fanned out by this process.",
@@ -113,4 +115,52 @@ func registerPoolMetrics(m *telemetry.Metrics, pool *pgxpool.Pool) {
 		func(s *pgxpool.Stat) float64 { return float64(s.CanceledAcquireCount()) })
 	counter("fieldtrack_db_pool_acquire_seconds_total", "Time spent acquiring connections.",
 		func(s *pgxpool.Stat) float64 { return s.AcquireDuration().Seconds() })
+}
+
+// operatorCollector reads app.operator_metrics at scrape time: the rows the last reconciliation repaired
+// per snapshot table (drift the triggers missed), its failed organizations and when it ran, and each
+// pg_cron job's failures of the last 24 hours. Nothing is reported when Postgres cannot answer.
+type operatorCollector struct {
+	pool *pgxpool.Pool
+	q    *db.Queries
+}
+
+var (
+	snapshotDriftDesc = prometheus.NewDesc("fieldtrack_snapshot_drift_rows",
+		"Rows the last reconciliation repaired in a snapshot table (every organization).", []string{"table"}, nil)
+	reconcileErrorsDesc = prometheus.NewDesc("fieldtrack_reconcile_errors",
+		"Organizations whose last reconciliation failed.", nil, nil)
+	reconcileLastRunDesc = prometheus.NewDesc("fieldtrack_reconcile_last_run_timestamp_seconds",
+		"When the last reconciliation ran (0: never).", nil, nil)
+	cronFailuresDesc = prometheus.NewDesc("fieldtrack_cron_job_failures_24h",
+		"Failed runs of a pg_cron job in the last 24 hours.", []string{"job"}, nil)
+)
+
+func (operatorCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- snapshotDriftDesc
+	ch <- reconcileErrorsDesc
+	ch <- reconcileLastRunDesc
+	ch <- cronFailuresDesc
+}
+
+func (c operatorCollector) Collect(ch chan<- prometheus.Metric) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	rows, err := db.Do(ctx, c.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, ReadOnly: true, SingleStatement: true},
+		func(tx db.DBTX) ([]db.OperatorMetricsRow, error) { return c.q.OperatorMetrics(ctx, tx) })
+	if err != nil {
+		return
+	}
+	for _, r := range rows {
+		switch r.Name {
+		case "snapshot_drift_rows":
+			ch <- prometheus.MustNewConstMetric(snapshotDriftDesc, prometheus.GaugeValue, r.Value, r.Label)
+		case "reconcile_errors":
+			ch <- prometheus.MustNewConstMetric(reconcileErrorsDesc, prometheus.GaugeValue, r.Value)
+		case "reconcile_last_run":
+			ch <- prometheus.MustNewConstMetric(reconcileLastRunDesc, prometheus.GaugeValue, r.Value)
+		case "cron_failures_24h":
+			ch <- prometheus.MustNewConstMetric(cronFailuresDesc, prometheus.GaugeValue, r.Value, r.Label)
+		}
+	}
 }

@@ -149,3 +149,35 @@ func (q *Queries) MonitoringStop(ctx context.Context, db DBTX, arg MonitoringSto
 	)
 	return i, err
 }
+
+const operatorMetrics = `-- name: OperatorMetrics :many
+SELECT m.name::text AS name, m.label::text AS label, m.value::float8 AS value FROM app.operator_metrics() m
+`
+
+type OperatorMetricsRow struct {
+	Name  string  `json:"name"`
+	Label string  `json:"label"`
+	Value float64 `json:"value"`
+}
+
+// What operators scrape from Postgres (app.operator_metrics): snapshot drift, reconciliation errors and
+// last run, pg_cron failures.
+func (q *Queries) OperatorMetrics(ctx context.Context, db DBTX) ([]OperatorMetricsRow, error) {
+	rows, err := db.Query(ctx, operatorMetrics)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []OperatorMetricsRow{}
+	for rows.Next() {
+		var i OperatorMetricsRow
+		if err := rows.Scan(&i.Name, &i.Label, &i.Value); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}

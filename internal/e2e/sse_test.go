@@ -463,4 +463,12 @@ func TestMetrics_ShowTheSharedPipelineWithTheScrapeToken(t *testing.T) {
 			t.Fatalf("/metrics (%d) lacks %s:\n%s", res.StatusCode, name, body)
 		}
 	}
+	for _, series := range []string{"fieldtrack_reconcile_last_run_timestamp_seconds ", "fieldtrack_reconcile_errors ",
+		`fieldtrack_snapshot_drift_rows{table="employee_last_state"} `,
+		`fieldtrack_cron_job_failures_24h{job="fieldtrack-reconcile-snapshots"} `,
+		"fieldtrack_db_pool_acquires_total ", "fieldtrack_webhook_dead_letters ", "fieldtrack_sse_drops_total "} {
+		if !strings.Contains(string(body), "\n"+series) {
+			t.Fatalf("/metrics lacks %s:\n%s", series, body)
+		}
+	}
 }
