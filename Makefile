@@ -11,7 +11,7 @@ PG := scripts/pg.sh
 # The version / reports: the checkout's git description (the toolchain's build info when this is empty).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: help run build clean test fuzz generate verify lint bench db-start db-stop db-reset db-url
+.PHONY: help run build clean test fuzz generate verify lint bench docs-ui db-start db-stop db-reset db-url
 
 help: ## List targets
 	@echo "Usage: make <target> [DEV_PG_PORT=$(DEV_PG_PORT)] [ARGS='$(ARGS)']"
@@ -41,6 +41,9 @@ verify: ## sqlc diff, gofmt -l on tracked files, go vet
 	@scripts/verify.sh
 
 lint: verify ## Alias of verify
+
+docs-ui: ## Vendor Swagger UI (swagger-ui-dist, pinned) into internal/httpapi/docs for GET /docs
+	@scripts/docs-ui.sh
 
 bench: ## Run the benchmarks against raw Postgres baselines (scripts/bench.sh)
 	@scripts/bench.sh

@@ -38,6 +38,8 @@ var authzMatrix = map[string]matrixRow{
 	"GET /health":                              {who: public},
 	"GET /ready":                               {who: public},
 	"GET /openapi.json":                        {who: public},
+	"GET /docs":                                {who: public},
+	"GET /docs/{asset}":                        {who: public},
 	"GET /metrics":                             {who: public},
 	"POST /attendance/check-in":                {who: employeeOnly, scope: scopeAdminAll},
 	"POST /attendance/check-out":               {who: employeeOnly, scope: scopeAdminAll},

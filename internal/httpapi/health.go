@@ -17,7 +17,7 @@ import (
 // root names the service and the build it runs.
 func (s *Server) root(w http.ResponseWriter, _ *http.Request) error {
 	writeJSON(w, http.StatusOK, map[string]string{
-		"service": "FieldTrack 2.0", "status": "online", "version": telemetry.Version(), "docs": "/openapi.json",
+		"service": "FieldTrack 2.0", "status": "online", "version": telemetry.Version(), "docs": "/docs",
 	})
 	return nil
 }

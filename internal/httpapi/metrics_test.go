@@ -80,3 +80,29 @@ func TestMetrics_CountDatabaseErrorsByClass(t *testing.T) {
 		t.Fatalf("no database error of class 23 in:\n%s", body)
 	}
 }
+
+// GET /docs is Swagger UI from the binary, on this server's own document, under the server's CSP.
+func TestDocs_TheBrowsableDocumentFromTheBinary(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	page := h.call("GET", "/docs", "", nil)
+	expect(t, page, http.StatusOK)
+	if !strings.HasPrefix(page.Header.Get("Content-Type"), "text/html") || !strings.Contains(string(page.Raw), `src="/docs/swagger-ui-bundle.js"`) ||
+		!strings.Contains(page.Header.Get("Content-Security-Policy"), "script-src 'self'") {
+		t.Fatalf("docs page %v %s", page.Header, page.Raw)
+	}
+	for asset, kind := range map[string]string{"swagger-ui-bundle.js": "text/javascript", "swagger-ui.css": "text/css",
+		"init.js": "text/javascript", "favicon-32x32.png": "image/png"} {
+		r := h.call("GET", "/docs/"+asset, "", nil)
+		if r.Status != http.StatusOK || !strings.HasPrefix(r.Header.Get("Content-Type"), kind) || len(r.Raw) == 0 {
+			t.Fatalf("%s: %d %q (%d bytes)", asset, r.Status, r.Header.Get("Content-Type"), len(r.Raw))
+		}
+	}
+	if init := string(h.call("GET", "/docs/init.js", "", nil).Raw); !strings.Contains(init, `url: "/openapi.json"`) {
+		t.Fatalf("init.js does not load this server's document: %s", init)
+	}
+	expect(t, h.call("GET", "/docs/LICENSE", "", nil), http.StatusBadRequest)
+	if root := h.call("GET", "/", "", nil); root.Body["docs"] != "/docs" {
+		t.Fatalf("GET / names docs %v", root.Body["docs"])
+	}
+}

@@ -29,6 +29,8 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/health", public, s.health)
 	s.handle(r, "GET", "/ready", public, s.ready)
 	s.handle(r, "GET", "/openapi.json", public, s.openapi)
+	s.handle(r, "GET", "/docs", public, s.docsPage)
+	s.handle(r, "GET", "/docs/{asset}", public, s.docsAsset)
 	s.handle(r, "GET", "/metrics", public, s.metricsEndpoint)
 
 	// attendance

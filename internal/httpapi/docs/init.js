@@ -1,0 +1,4 @@
+// Swagger UI on this server's own document; a separate file, so the page's CSP needs no inline script.
+window.onload = function () {
+  window.ui = SwaggerUIBundle({ url: "/openapi.json", dom_id: "#swagger-ui", deepLinking: true });
+};
