@@ -103,3 +103,9 @@ WHERE r.rolname = session_user;
 -- name: DeadLetterCount :one
 -- Dead-lettered deliveries of every organization (the worker sees them all), for operators.
 SELECT count(*)::bigint AS dead_letters FROM webhook_deliveries WHERE status = 'failed';
+
+-- name: OutboxLastHandedOff :one
+-- When the listener last handed off one of the organization's events (no row: none within the retention).
+SELECT e.dispatched_at FROM webhook_events e
+WHERE e.organization_id = @org_id AND e.stream_id IS NOT NULL
+ORDER BY e.stream_id DESC LIMIT 1;

@@ -272,6 +272,20 @@ func (q *Queries) OutboxHandedOff(ctx context.Context, db DBTX, orgID uuid.UUID)
 	return handed_off, err
 }
 
+const outboxLastHandedOff = `-- name: OutboxLastHandedOff :one
+SELECT e.dispatched_at FROM webhook_events e
+WHERE e.organization_id = $1 AND e.stream_id IS NOT NULL
+ORDER BY e.stream_id DESC LIMIT 1
+`
+
+// When the listener last handed off one of the organization's events (no row: none within the retention).
+func (q *Queries) OutboxLastHandedOff(ctx context.Context, db DBTX, orgID uuid.UUID) (*time.Time, error) {
+	row := db.QueryRow(ctx, outboxLastHandedOff, orgID)
+	var dispatched_at *time.Time
+	err := row.Scan(&dispatched_at)
+	return dispatched_at, err
+}
+
 const replicationSlotStatus = `-- name: ReplicationSlotStatus :one
 SELECT app.outbox_slot()::text AS slot_name,
        coalesce(app.slot_lag_bytes(), -1)::bigint AS lag_bytes,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/google/uuid"
@@ -82,11 +83,13 @@ func sessionStatus(r *http.Request) string {
 // recalculate recomputes a session's distance and duration now. Employees can recalculate their own
 // sessions, admins any of the organization's; any other id is 404.
 func (s *Server) recalculate(w http.ResponseWriter, r *http.Request) error {
+	start := time.Now()
 	sess, err := one(s, r, s.q.SessionRecalculate, db.SessionRecalculateParams{
 		OrgID: identityOf(r).OrgID, ID: uuid.MustParse(chi.URLParam(r, "sessionId"))})
 	if err != nil {
 		return err
 	}
+	s.orgs.addRecalcs(sess.OrganizationID, 1, time.Since(start))
 	if sess.DistanceRecalculationStatus == "failed" {
 		return &Error{Status: http.StatusUnprocessableEntity, Code: "RECALCULATION_FAILED",
 			Message: "Distance recalculation failed; it is listed for replay"}
@@ -138,6 +141,7 @@ func (s *Server) replayDistance(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	s.orgs.addRecalcs(identityOf(r).OrgID, int64(replayed), 0)
 	writeJSON(w, http.StatusOK, map[string]any{"success": true, "replayed": replayed, "limit": limit})
 	return nil
 }

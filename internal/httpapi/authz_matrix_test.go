@@ -79,6 +79,8 @@ var authzMatrix = map[string]matrixRow{
 	"GET /admin/system-health":                 {who: adminOnly, scope: scopeAdminAll},
 	"GET /admin/retry-intents":                 {who: adminOnly, scope: scopeAdminAll},
 	"GET /internal/queues/status":              {who: adminOnly, scope: scopeAdminAll},
+	"GET /internal/metrics":                    {who: adminOnly, scope: scopeAdminAll},
+	"GET /internal/ready-deep":                 {who: adminOnly, scope: scopeAdminAll},
 	"GET /admin/sessions":                      {who: adminOnly, scope: scopeReadSessions},
 	"GET /admin/sessions/{id}/locations":       {who: adminOnly, scope: scopeReadSessions, id: "session"},
 	"GET /admin/monitoring/map":                {who: adminOnly, scope: scopeAdminAll},

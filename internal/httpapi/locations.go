@@ -70,6 +70,7 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	if row.Inserted {
 		status = http.StatusCreated
 		s.metrics.LocationsStored.Inc()
+		s.orgs.addLocations(row.OrganizationID, 1)
 	}
 	return respond(w, status, db.GpsLocation{
 		OrganizationID: row.OrganizationID, SessionID: row.SessionID, RecordedAt: row.RecordedAt, ID: row.ID,
@@ -89,6 +90,7 @@ func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	s.metrics.LocationsStored.Add(float64(inserted))
+	s.orgs.addLocations(identityOf(r).OrgID, int64(inserted))
 	writeJSON(w, http.StatusCreated, map[string]any{"success": true, "inserted": inserted})
 	return nil
 }

@@ -150,3 +150,36 @@ func TestOps_AnotherOrganizationsActivityChangesNoFigure(t *testing.T) {
 		t.Fatalf("another organization's activity changed this one's figures:\nbefore %v\nafter  %v", before, after)
 	}
 }
+
+// /internal/metrics counts what this process did for the caller's organization only; /internal/ready-deep
+// checks the database afresh and tells when the organization's last event was handed off.
+func TestInternal_MetricsAndDeepReadinessOfTheOrganization(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	now := time.Now().Truncate(time.Millisecond)
+	org := testfactory.NewOrg(t)
+	tr := newTracked(t, org, "Internal", now.Add(-time.Hour))
+	other := newTracked(t, testfactory.NewOrg(t), "Elsewhere", now.Add(-time.Hour))
+	g := newTrack(3, 48.1, 11.5, now.Add(-30*time.Minute)).drive(4, 5*time.Second, 10, 0, gaussian(3), 5)
+	if n := sendBatch(t, h, tr, g.fixes); n != len(g.fixes) {
+		t.Fatalf("stored %d", n)
+	}
+	sendBatch(t, h, other, g.fixes)
+	admin := testfactory.AdminToken(t, org)
+	checkOutSession(t, h, tr)
+	expect(t, h.call("POST", "/attendance/"+tr.session.String()+"/recalculate", admin, nil), http.StatusOK)
+
+	m := h.call("GET", "/internal/metrics", admin, nil)
+	expect(t, m, http.StatusOK)
+	if m.Body["totalLocationsInserted"] != float64(len(g.fixes)) || m.Body["totalRecalculations"] != 1.0 ||
+		m.Body["queueDepth"] != 0.0 || m.Body["success"] != nil {
+		t.Fatalf("internal metrics %s, want %d fixes and 1 recalculation of this organization only", m.Raw, len(g.fixes))
+	}
+	d := h.call("GET", "/internal/ready-deep", admin, nil)
+	expect(t, d, http.StatusOK) // no background part runs in this test server: workers skipped
+	checks := d.data()["checks"].(map[string]any)
+	if checks["database"].(map[string]any)["status"] != "ok" || checks["workers"].(map[string]any)["status"] != "skipped" ||
+		d.data()["status"] != "healthy" {
+		t.Fatalf("ready-deep %s", d.Raw)
+	}
+}

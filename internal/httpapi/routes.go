@@ -82,6 +82,8 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/admin/system-health", adminOnly, s.systemHealth)
 	s.handle(r, "GET", "/admin/retry-intents", adminOnly, s.retryIntents)
 	s.handle(r, "GET", "/internal/queues/status", adminOnly, s.queueStatus)
+	s.handle(r, "GET", "/internal/metrics", adminOnly, s.internalMetrics)
+	s.handle(r, "GET", "/internal/ready-deep", adminOnly, s.readyDeep)
 	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
 	s.handle(r, "GET", "/admin/sessions/{id}/locations", adminOnly, s.sessionLocations)
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)

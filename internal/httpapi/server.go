@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -34,6 +35,8 @@ type Server struct {
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
 	keys       *keyring
+	orgs       orgCounters // what this process did for each organization (/internal/metrics)
+	started    time.Time
 	identity   *identity.Service
 	receipts   receipt.Store
 	exports    chan struct{} // a slot per CSV export running
@@ -73,6 +76,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
 	s.keys = newKeyring(s)
+	s.started = time.Now()
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
