@@ -20,6 +20,7 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/httpapi"
 	"github.com/fieldtrack/fieldtrack/internal/identity"
 	"github.com/fieldtrack/fieldtrack/internal/receipt"
+	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
 
@@ -34,6 +35,16 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	if err := cfg.ValidateServe(); err != nil {
 		return err
 	}
+	// Traces go where the OTEL_* variables say (nowhere when unset: a no-op tracer).
+	stopTracing, err := telemetry.SetupTracing(ctx, os.Getenv)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = stopTracing(sctx)
+	}()
 	pool, err := db.NewPool(ctx, db.PoolConfig{URL: cfg.DatabaseURL, MaxConns: cfg.DBMaxConns})
 	if err != nil {
 		return err

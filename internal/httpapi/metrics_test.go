@@ -1,13 +1,18 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
@@ -104,5 +109,44 @@ func TestDocs_TheBrowsableDocumentFromTheBinary(t *testing.T) {
 	expect(t, h.call("GET", "/docs/LICENSE", "", nil), http.StatusBadRequest)
 	if root := h.call("GET", "/", "", nil); root.Body["docs"] != "/docs" {
 		t.Fatalf("GET / names docs %v", root.Body["docs"])
+	}
+}
+
+// Each request is a server span named by its route pattern, a child of the caller's traceparent, and its
+// access log line carries the trace and span ids.
+func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
+	t.Parallel()
+	var sink syncBuffer
+	h := setupWithLog(t, testConfig(), testfactory.Pool(t), slog.New(slog.NewJSONHandler(&sink, nil)))
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	h.server.WithTracerProvider(tp)
+
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	id := uuid.NewString()
+	expect(t, h.call("GET", "/admin/employees/"+id, testfactory.AdminToken(t, testfactory.NewOrg(t)), nil,
+		"traceparent", parent), http.StatusNotFound)
+	spans := exp.GetSpans()
+	if len(spans) != 1 {
+		t.Fatalf("%d spans, want 1", len(spans))
+	}
+	sp := spans[0]
+	if sp.Name != "GET /admin/employees/{id}" || sp.SpanKind != trace.SpanKindServer ||
+		sp.Parent.TraceID().String() != "4bf92f3577b34da6a3ce929d0e0e4736" || sp.Parent.SpanID().String() != "00f067aa0ba902b7" {
+		t.Fatalf("span %q kind %v parent %v", sp.Name, sp.SpanKind, sp.Parent)
+	}
+	var status int64
+	for _, a := range sp.Attributes {
+		if a.Key == "http.response.status_code" {
+			status = a.Value.AsInt64()
+		}
+	}
+	if status != 404 {
+		t.Fatalf("span attributes %v", sp.Attributes)
+	}
+	if logs := sink.String(); !strings.Contains(logs, `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) ||
+		!strings.Contains(logs, `"span_id":"`+sp.SpanContext.SpanID().String()+`"`) {
+		t.Fatalf("the access log lacks the trace: %s", logs)
 	}
 }

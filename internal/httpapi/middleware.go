@@ -14,9 +14,14 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/receipt"
+	"github.com/fieldtrack/fieldtrack/internal/telemetry"
 )
 
 // requestInfo travels in the request context from the first middleware on; later stages fill it in
@@ -98,9 +103,20 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		s.metrics.Started()
+		// The request's span (a no-op unless OTEL_* configures tracing), a child of the caller's traceparent.
+		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+			trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+		r = r.WithContext(ctx)
 		next.ServeHTTP(sw, r)
 		info := infoOf(r.Context())
 		route := routePattern(r)
+		span.SetName(r.Method + " " + route)
+		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", sw.status))
+		if sw.status >= 500 {
+			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		}
+		span.End()
 		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath)
 		if id := info.identity; id != nil && id.AuthType == auth.AuthTypeAPIKey {
 			s.keys.count(*id, sw.status)
@@ -116,6 +132,9 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.Int("status", sw.status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int("bytes", sw.bytes),
+		}
+		if sc := span.SpanContext(); sc.IsValid() {
+			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 		}
 		if id := info.identity; id != nil {
 			attrs = append(attrs, slog.String("org", id.OrgID.String()), slog.String("user", id.Subject),

@@ -12,6 +12,8 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
@@ -36,6 +38,7 @@ type Server struct {
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
 	keys       *keyring
 	orgs       orgCounters // what this process did for each organization (/internal/metrics)
+	tracer     trace.Tracer
 	started    time.Time
 	identity   *identity.Service
 	receipts   receipt.Store
@@ -77,6 +80,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
 	s.keys = newKeyring(s)
 	s.started = time.Now()
+	s.tracer = otel.Tracer("github.com/fieldtrack/fieldtrack/internal/httpapi")
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
@@ -87,6 +91,12 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 		log.Warn("stream key not loaded yet", "error", err.Error())
 	}
 	return s, nil
+}
+
+// WithTracerProvider makes the server's request spans with tp instead of the global provider (tests).
+func (s *Server) WithTracerProvider(tp trace.TracerProvider) *Server {
+	s.tracer = tp.Tracer("github.com/fieldtrack/fieldtrack/internal/httpapi")
+	return s
 }
 
 // Receipts is where receipt files are stored (the janitor removes what was never attached).
