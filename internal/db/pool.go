@@ -26,5 +26,6 @@ func NewPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 	cfg.MaxConnLifetime = 30 * time.Minute
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
+	cfg.ConnConfig.Tracer = tracer{} // spans under a traced request only
 	return pgxpool.NewWithConfig(ctx, cfg)
 }

@@ -1,0 +1,81 @@
+package db
+
+import (
+	"context"
+	"strings"
+
+	"github.com/jackc/pgx/v5"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+)
+
+// tracer makes a span of every statement and batch a traced request sends: only under a parent span
+// (background work and untraced requests cost a context lookup), and with the parent's tracer provider,
+// so no global state decides where the spans go. A request's first statement shows as the batch it is:
+// BEGIN, the settings, the caller check and the statement (and COMMIT), one round trip, its statements as
+// the span's events. Statements carry their SQL text, never their arguments.
+type tracer struct{}
+
+type spanKey struct{}
+
+const tracerName = "github.com/fieldtrack/fieldtrack/internal/db"
+
+func startSpan(ctx context.Context, name string, attrs ...attribute.KeyValue) context.Context {
+	parent := trace.SpanFromContext(ctx)
+	if !parent.SpanContext().IsValid() {
+		return ctx
+	}
+	ctx, span := parent.TracerProvider().Tracer(tracerName).Start(ctx, name, trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(append(attrs, attribute.String("db.system", "postgresql"))...))
+	return context.WithValue(ctx, spanKey{}, span)
+}
+
+func endSpan(ctx context.Context, err error) {
+	span, ok := ctx.Value(spanKey{}).(trace.Span)
+	if !ok {
+		return
+	}
+	if err != nil {
+		span.RecordError(err)
+		span.SetStatus(codes.Error, err.Error())
+	}
+	span.End()
+}
+
+// operation is a statement's first word, the span's name (SELECT, INSERT, BEGIN, ...).
+func operation(sql string) string {
+	sql = strings.TrimSpace(sql)
+	for strings.HasPrefix(sql, "--") { // a leading comment line
+		_, sql, _ = strings.Cut(sql, "\n")
+		sql = strings.TrimSpace(sql)
+	}
+	word, _, _ := strings.Cut(sql, " ")
+	return strings.ToUpper(strings.TrimSpace(word))
+}
+
+func (tracer) TraceQueryStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryStartData) context.Context {
+	return startSpan(ctx, operation(d.SQL), attribute.String("db.query.text", d.SQL))
+}
+
+func (tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEndData) {
+	endSpan(ctx, d.Err)
+}
+
+func (tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	return startSpan(ctx, "batch", attribute.Int("db.operation.batch.size", d.Batch.Len()))
+}
+
+func (tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
+	if span, ok := ctx.Value(spanKey{}).(trace.Span); ok {
+		attrs := []attribute.KeyValue{attribute.String("db.query.text", d.SQL)}
+		if d.Err != nil {
+			attrs = append(attrs, attribute.String("error", d.Err.Error()))
+		}
+		span.AddEvent(operation(d.SQL), trace.WithAttributes(attrs...))
+	}
+}
+
+func (tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchEndData) {
+	endSpan(ctx, d.Err)
+}
