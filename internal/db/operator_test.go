@@ -5,7 +5,6 @@ import (
 	"testing"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -27,20 +26,7 @@ func operatorMetrics(t *testing.T, pool db.DBTX) map[string]float64 {
 // test database has other tests' runs, and pg_cron's every five minutes).
 func TestOperatorMetrics_TheLastReconciliationsRepairs(t *testing.T) {
 	t.Parallel()
-	url := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: url, MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	_, pool := testfactory.MigratedDatabase(t, 2)
 	org := testfactory.NewOrgIn(t, pool)
 	testfactory.NewEmployeeIn(t, pool, org, "Drifting")
 	if _, err := pool.Exec(t.Context(), `UPDATE employee_metrics_snapshot SET total_expenses = 1000 WHERE organization_id = $1`,

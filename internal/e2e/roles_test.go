@@ -19,21 +19,8 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
-	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
-
-// loginAs is databaseURL logging in as login instead (the test cluster trusts loopback: no password).
-func loginAs(t testing.TB, databaseURL, login string) string {
-	t.Helper()
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(login)
-	return u.String()
-}
 
 // TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks runs `fieldtrack serve` with
 // APP_ENV=production and the listener logging in as fieldtrack_listener. It starts (that login may not act
@@ -43,20 +30,7 @@ func loginAs(t testing.TB, databaseURL, login string) string {
 // receiver whose certificate the server trusts through SSL_CERT_FILE).
 func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t *testing.T) {
 	t.Parallel()
-	ownerURL := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(ownerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	owner, err := db.NewPool(context.Background(), db.PoolConfig{URL: ownerURL, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(owner.Close)
+	ownerURL, owner := testfactory.MigratedDatabase(t, 4)
 
 	type delivery struct{ event, id string }
 	received := make(chan delivery, 16)
@@ -80,8 +54,8 @@ func TestServe_InProductionTheListenerAsItsOwnLoginDeliversToStreamAndWebhooks(t
 	const issuer = "https://issuer.e2e.test"
 	p := startProcess(t, "production", map[string]string{"APP_ENV": "production",
 		"JWT_ISSUER": issuer, "METRICS_SCRAPE_TOKEN": "e2e-scrape-token",
-		"DATABASE_URL":           loginAs(t, ownerURL, "fieldtrack_authenticator"),
-		"LISTENER_DATABASE_URL":  loginAs(t, ownerURL, "fieldtrack_listener"),
+		"DATABASE_URL":           testfactory.LoginAs(t, ownerURL, "fieldtrack_authenticator"),
+		"LISTENER_DATABASE_URL":  testfactory.LoginAs(t, ownerURL, "fieldtrack_listener"),
 		"WEBHOOK_WORKER_ENABLED": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true", "SSL_CERT_FILE": certFile})
 	// Creating the slot waits for every transaction running in the cluster (the other tests' too) and then
 	// for the next running-transactions record: under load that takes a while, and the deliveries below

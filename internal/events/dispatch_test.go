@@ -9,7 +9,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
-	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -260,20 +259,7 @@ func TestOutbox_WritersDoNotWaitForKeysSomeoneElseHolds(t *testing.T) {
 func TestDispatchEvents_StampingReadsOneIndexEntryPerEvent(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	p, err := db.NewPool(ctx, db.PoolConfig{URL: url, MaxConns: 2})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(p.Close)
+	_, p := testfactory.MigratedDatabase(t, 2)
 	org := testfactory.NewOrgIn(t, p)
 	for _, sql := range []string{
 		// History, all stamped, and statistics that know only it.

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"io"
 	"log/slog"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -14,20 +13,8 @@ import (
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
-	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
-
-// loginAs is databaseURL logging in as login instead (the test cluster trusts loopback: no password).
-func loginAs(t testing.TB, databaseURL, login string) string {
-	t.Helper()
-	u, err := url.Parse(databaseURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	u.User = url.User(login)
-	return u.String()
-}
 
 // Roles are cluster-wide, so these tests change none: they log in as each role the migrations made.
 func TestCheckLogins_ListenerMustNotBeAbleToActAsTheAPIAndThePoolNeedsNoReplication(t *testing.T) {
@@ -53,7 +40,7 @@ func TestCheckLogins_ListenerMustNotBeAbleToActAsTheAPIAndThePoolNeedsNoReplicat
 			ctx := context.Background()
 			u := base
 			if tc.login != "" {
-				u = loginAs(t, base, tc.login)
+				u = testfactory.LoginAs(t, base, tc.login)
 			}
 			conn, err := pgx.Connect(ctx, u)
 			if err != nil {
@@ -123,21 +110,8 @@ func TestListener_RefusingAPILoginsNeverLeadsAsOne(t *testing.T) {
 // then for the next running-transactions record (every 15 s under load), so this test and the other
 // tests that migrate a scratch database and create a slot there slow each other down past their timeouts.
 func TestListener_RunsAsFieldtrackListener(t *testing.T) {
-	ownerURL := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(ownerURL)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: ownerURL, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
-	listenerURL := loginAs(t, ownerURL, "fieldtrack_listener")
+	ownerURL, pool := testfactory.MigratedDatabase(t, 4)
+	listenerURL := testfactory.LoginAs(t, ownerURL, "fieldtrack_listener")
 
 	if err := events.EnsureSlot(context.Background(), listenerURL); err != nil {
 		t.Fatalf("EnsureSlot as fieldtrack_listener: %v", err)

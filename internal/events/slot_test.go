@@ -9,9 +9,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/events"
-	"github.com/fieldtrack/fieldtrack/internal/migration"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
@@ -19,20 +17,7 @@ import (
 // creates the slot it hands them off from the table, and later events flow through the slot as usual.
 func TestListener_HandsOffEventsWrittenBeforeTheSlotExisted(t *testing.T) {
 	t.Parallel()
-	url := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	url, pool := testfactory.MigratedDatabase(t, 4)
 
 	org := testfactory.NewOrgIn(t, pool)
 	testfactory.NewEmployeeIn(t, pool, org, "Before") // employee.created, with no slot yet
@@ -73,20 +58,7 @@ func count(t *testing.T, p *pgxpool.Pool, sql string) int {
 // timeout), not as one hand-off that could never finish in time and would be retried forever.
 func TestListener_HandsOffALargeTransactionInParts(t *testing.T) {
 	t.Parallel()
-	url := testfactory.ScratchDatabase(t)
-	m, err := migration.Open(url)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := m.Up(); err != nil {
-		t.Fatal(err)
-	}
-	m.Close()
-	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: url, MaxConns: 4})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(pool.Close)
+	url, pool := testfactory.MigratedDatabase(t, 4)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
 	go func() {

@@ -9,6 +9,10 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/migration"
 )
 
 // ScratchDatabase creates an empty database on the cluster of DATABASE_URL and returns its URL. When the
@@ -48,5 +52,37 @@ func ScratchDatabase(t testing.TB) string {
 		t.Fatalf("DATABASE_URL: %v", err)
 	}
 	u.Path = "/" + name
+	return u.String()
+}
+
+// MigratedDatabase is ScratchDatabase with every migration applied, and a pool of maxConns connections
+// on it as the owner (closed when the test ends).
+func MigratedDatabase(t testing.TB, maxConns int32) (string, *pgxpool.Pool) {
+	t.Helper()
+	u := ScratchDatabase(t)
+	m, err := migration.Open(u)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Up(); err != nil {
+		t.Fatal(err)
+	}
+	m.Close()
+	pool, err := db.NewPool(context.Background(), db.PoolConfig{URL: u, MaxConns: maxConns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(pool.Close)
+	return u, pool
+}
+
+// LoginAs is databaseURL logging in as login instead (the test clusters trust loopback: no password).
+func LoginAs(t testing.TB, databaseURL, login string) string {
+	t.Helper()
+	u, err := url.Parse(databaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u.User = url.User(login)
 	return u.String()
 }
