@@ -30,7 +30,7 @@ type apiKey struct {
 func publicKey(k db.ApiKey) apiKey {
 	return apiKey{ID: k.ID, Name: k.Name, Scopes: k.Scopes, CreatedAt: k.CreatedAt, LastUsedAt: k.LastUsedAt,
 		Active: k.Active, RequestCount: k.RequestCount, ErrorCount: k.ErrorCount,
-		KeyPreview: k.KeyPrefix + "..." + k.KeyLast4, RevokedAt: k.RevokedAt}
+		KeyPreview: auth.APIKey{Prefix: k.KeyPrefix, Last4: k.KeyLast4}.Preview(), RevokedAt: k.RevokedAt}
 }
 
 // apiKeyBody is the body of create and update; validation (lengths, the scope enum) already ran.

@@ -65,9 +65,10 @@ func hasScope(scopes []string, want string) bool {
 	return want == "" || slices.Contains(scopes, want) || slices.Contains(scopes, scopeAdminAll)
 }
 
-func errMissingScope(scope string) *Error {
-	return errForbidden("API key missing required scope: " + scope)
-}
+// missingScope begins the refusal of a key without the route's scope, here and in app.check_caller.
+const missingScope = "API key missing required scope: "
+
+func errMissingScope(scope string) *Error { return errForbidden(missingScope + scope) }
 
 // keyring authenticates API keys and counts their use.
 type keyring struct {

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,55 +17,48 @@ import (
 // recentRecalcs is how many recalculations the average covers, as the original's.
 const recentRecalcs = 100
 
-// orgCounters are this process's per-organization counts since it started.
-type orgCounters struct {
-	mu sync.Mutex
-	m  map[uuid.UUID]*orgCount
-}
+// orgCounters are this process's per-organization counts since it started. Ingest adds to them on every
+// request, so a count is an atomic in a sync.Map (no lock shared by all requests); only the ring of
+// recent recalculation times, written by recalculations alone, has a lock of its own.
+type orgCounters struct{ m sync.Map } // uuid.UUID -> *orgCount
 
 type orgCount struct {
-	locations, recalcs int64
+	locations, recalcs atomic.Int64
+	mu                 sync.Mutex
 	recent             [recentRecalcs]time.Duration // a ring of the latest timed recalculations
 	timed              int
 }
 
 func (c *orgCounters) of(org uuid.UUID) *orgCount {
-	if c.m == nil {
-		c.m = map[uuid.UUID]*orgCount{}
+	if n, ok := c.m.Load(org); ok {
+		return n.(*orgCount)
 	}
-	n := c.m[org]
-	if n == nil {
-		n = &orgCount{}
-		c.m[org] = n
-	}
-	return n
+	n, _ := c.m.LoadOrStore(org, &orgCount{})
+	return n.(*orgCount)
 }
 
 func (c *orgCounters) addLocations(org uuid.UUID, n int64) {
-	if n == 0 {
-		return
+	if n > 0 {
+		c.of(org).locations.Add(n)
 	}
-	c.mu.Lock()
-	c.of(org).locations += n
-	c.mu.Unlock()
 }
 
 // addRecalcs counts n recalculations; took, when not zero, is the time of one of them.
 func (c *orgCounters) addRecalcs(org uuid.UUID, n int64, took time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	o := c.of(org)
-	o.recalcs += n
+	o.recalcs.Add(n)
 	if took > 0 {
+		o.mu.Lock()
 		o.recent[o.timed%recentRecalcs] = took
 		o.timed++
+		o.mu.Unlock()
 	}
 }
 
 func (c *orgCounters) read(org uuid.UUID) (locations, recalcs int64, avg time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	o := c.of(org)
+	o.mu.Lock()
+	defer o.mu.Unlock()
 	n := min(o.timed, recentRecalcs)
 	var sum time.Duration
 	for _, d := range o.recent[:n] {
@@ -73,7 +67,7 @@ func (c *orgCounters) read(org uuid.UUID) (locations, recalcs int64, avg time.Du
 	if n > 0 {
 		avg = sum / time.Duration(n)
 	}
-	return o.locations, o.recalcs, avg
+	return o.locations.Load(), o.recalcs.Load(), avg
 }
 
 // internalMetrics is GET /internal/metrics, not enveloped: this process's uptime, the organization's
@@ -107,17 +101,12 @@ func (s *Server) readyDeep(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		database["status"], database["error"] = "error", toError(err).Message
 	}
-	live, parts := 0, s.bg.parts()
-	for _, p := range parts {
-		if p.Live() {
-			live++
-		}
-	}
-	workers := map[string]any{"status": "ok", "healthy": live == len(parts), "lastProcessedAt": last}
+	live, parts := s.bg.live()
+	workers := map[string]any{"status": "ok", "healthy": live == parts, "lastProcessedAt": last}
 	switch {
-	case len(parts) == 0:
+	case parts == 0:
 		workers["status"] = "skipped"
-	case live < len(parts):
+	case live < parts:
 		workers["status"] = "error"
 	}
 	status, code := "healthy", http.StatusOK

@@ -95,13 +95,7 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	expected, active := 0, 0
-	for _, part := range s.bg.parts() {
-		expected++
-		if part.Live() {
-			active++
-		}
-	}
+	active, expected := s.bg.live()
 	rate := 100.0
 	if done := p.recent.Succeeded + p.recent.Failed; done > 0 {
 		rate = math.Round(float64(p.recent.Succeeded)/float64(done)*1000) / 10
@@ -119,6 +113,17 @@ func (s *Server) systemHealth(w http.ResponseWriter, r *http.Request) error {
 			"retryCount": p.recent.Retried, "totalDeliveries": p.recent.Total},
 	})
 	return nil
+}
+
+// live counts the background parts this process runs and those of them working right now.
+func (b Background) live() (live, all int) {
+	for _, p := range b.parts() {
+		all++
+		if p.Live() {
+			live++
+		}
+	}
+	return live, all
 }
 
 // part is a background part of the process that can say whether it is working.

@@ -188,7 +188,7 @@ func (s *Server) admit(w http.ResponseWriter, req *http.Request, who access, sco
 
 // refusedKey tells app.check_caller's refusals of a key (revoked, or without the route's scope now).
 func refusedKey(e *Error) bool {
-	return e.Code == auth.CodeInvalidAPIKey || strings.HasPrefix(e.Message, "API key missing required scope")
+	return e.Code == auth.CodeInvalidAPIKey || strings.HasPrefix(e.Message, missingScope)
 }
 
 // probe tells the health probes, which no limit applies to.
