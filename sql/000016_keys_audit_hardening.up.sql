@@ -34,8 +34,11 @@ BEGIN
     IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'fieldtrack_listener') THEN
         CREATE ROLE fieldtrack_listener LOGIN NOINHERIT NOBYPASSRLS;
     END IF;
-    -- Only a superuser can give REPLICATION.
-    IF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
+    -- Only a superuser can give REPLICATION. Roles are cluster-wide: a role that has it is left alone, so
+    -- databases migrating at once do not update its row together.
+    IF (SELECT rolreplication FROM pg_roles WHERE rolname = 'fieldtrack_listener') THEN
+        NULL;
+    ELSIF (SELECT rolsuper FROM pg_roles WHERE rolname = current_user) THEN
         ALTER ROLE fieldtrack_listener REPLICATION;
     ELSE
         RAISE NOTICE 'fieldtrack_listener needs REPLICATION: ALTER ROLE fieldtrack_listener REPLICATION (as a superuser)';
