@@ -145,7 +145,7 @@ WHERE d.organization_id = p.org AND d.id = p.id
 -- name: DeliveryClaim :many
 -- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 -- ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
--- Returns what sending needs.
+-- Returns what sending needs, with the trace context of the request that emitted the event.
 UPDATE webhook_deliveries d
 SET attempt_count = d.attempt_count + 1,
     next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
@@ -155,7 +155,7 @@ WHERE d.organization_id = c.org AND d.id = c.id
   AND w.organization_id = d.organization_id AND w.id = d.webhook_id
   AND e.organization_id = d.organization_id AND e.id = d.event_id
 RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload;
+          e.payload, e.trace_context;
 
 -- name: DeliveryRelease :exec
 -- Worker: gives a claim back untried (shutdown interrupted the attempt): due now, attempt not counted.

@@ -24,9 +24,10 @@ import (
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 )
 
-// NewLogger returns the JSON logger every component writes to.
+// NewLogger returns the JSON logger every component writes to; a line logged under a span names its
+// trace and span ids.
 func NewLogger(cfg config.Config) *slog.Logger {
-	return slog.New(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	return slog.New(telemetry.TraceLogHandler(slog.NewJSONHandler(os.Stdout, &slog.HandlerOptions{Level: cfg.LogLevel})))
 }
 
 // Run serves the API on ln until ctx is cancelled, then drains in-flight requests for up to the

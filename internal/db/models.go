@@ -591,4 +591,6 @@ type WebhookEvent struct {
 	StreamID       *int64          `json:"stream_id"`
 	DispatchedAt   *time.Time      `json:"dispatched_at"`
 	CreatedAt      time.Time       `json:"created_at"`
+	// W3C traceparent of the request transaction that emitted the event (NULL when it was not traced).
+	TraceContext *string `json:"trace_context"`
 }

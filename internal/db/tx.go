@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // APIRole is the Postgres role every request transaction runs as: not the owner, no BYPASSRLS.
@@ -69,7 +70,7 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, c Claims, o TxOptions, fn fun
 	}
 	defer conn.Release() // the pool destroys a connection left inside a transaction
 
-	tx := &connTx{conn: conn, pending: begin(c, o), single: o.SingleStatement}
+	tx := &connTx{conn: conn, pending: begin(ctx, c, o), single: o.SingleStatement}
 	if err := fn(tx); err != nil {
 		tx.rollback(ctx)
 		return err
@@ -125,9 +126,14 @@ const settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jw
 // claims are checked where the request runs, so no cache outlives the change. Its own statement, after the role is switched (the API role may call it).
 const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4, $5, nullif($6, ''))`
 
-// begin returns the batch that opens a transaction: BEGIN, the settings and, for a caller's request, the
-// caller check, queued until the first statement carries them to the server.
-func begin(c Claims, o TxOptions) *pgx.Batch {
+// traceContextSQL sets app.trace_context, the traceparent app.append_event stores with every event the
+// transaction emits, so the event's hand-off and webhook attempts join the request's trace.
+const traceContextSQL = `SELECT set_config('app.trace_context', $1, true)`
+
+// begin returns the batch that opens a transaction: BEGIN, the settings, for a caller's request the
+// caller check, and for a sampled trace its context, queued until the first statement carries them to
+// the server.
+func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 	role := o.Role
 	if role == "" {
 		role = APIRole
@@ -155,7 +161,15 @@ func begin(c Claims, o TxOptions) *pgx.Batch {
 	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
 		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)
 	}
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsSampled() {
+		b.Queue(traceContextSQL, traceparent(sc))
+	}
 	return b
+}
+
+// traceparent is the W3C traceparent header of sc (version 00).
+func traceparent(sc trace.SpanContext) string {
+	return "00-" + sc.TraceID().String() + "-" + sc.SpanID().String() + "-" + sc.TraceFlags().String()
 }
 
 func text(u uuid.NullUUID) string {

@@ -53,7 +53,7 @@ WHERE d.organization_id = c.org AND d.id = c.id
   AND w.organization_id = d.organization_id AND w.id = d.webhook_id
   AND e.organization_id = d.organization_id AND e.id = d.event_id
 RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload
+          e.payload, e.trace_context
 `
 
 type DeliveryClaimParams struct {
@@ -72,11 +72,12 @@ type DeliveryClaimRow struct {
 	Url            string          `json:"url"`
 	Secret         string          `json:"secret"`
 	Payload        json.RawMessage `json:"payload"`
+	TraceContext   *string         `json:"trace_context"`
 }
 
 // Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
-// Returns what sending needs.
+// Returns what sending needs, with the trace context of the request that emitted the event.
 func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimParams) ([]DeliveryClaimRow, error) {
 	rows, err := db.Query(ctx, deliveryClaim, arg.LeaseSeconds, arg.OrganizationIds, arg.Ids)
 	if err != nil {
@@ -96,6 +97,7 @@ func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimP
 			&i.Url,
 			&i.Secret,
 			&i.Payload,
+			&i.TraceContext,
 		); err != nil {
 			return nil, err
 		}

@@ -20,10 +20,12 @@ type session struct {
 	inTx      bool
 	xid       int64 // of the transaction being decoded
 	// The events of the committed transactions not yet handed off, in commit order, each with its
-	// transaction's id, and where the last of those transactions ends in the WAL.
+	// transaction's id and trace context (the traceparent of the request that emitted it, "" when it was
+	// not traced), and where the last of those transactions ends in the WAL.
 	orgs       []uuid.UUID
 	ids        []uuid.UUID
 	xids       []int64
+	traces     []string
 	batched    int // committed transactions in the batch
 	batchSince time.Time
 	batchEnd   pglogrepl.LSN
@@ -69,11 +71,12 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 	case *pglogrepl.BeginMessage:
 		s.inTx, s.xid = true, int64(m.Xid)
 	case *pglogrepl.InsertMessage:
-		org, id, err := s.eventKey(m)
+		org, id, traceparent, err := s.eventKey(m)
 		if err != nil {
 			return err
 		}
 		s.orgs, s.ids, s.xids = append(s.orgs, org), append(s.ids, id), append(s.xids, s.xid)
+		s.traces = append(s.traces, traceparent)
 		// pgoutput (proto_version 1) sends a transaction only once it committed, so a large one can be
 		// handed off in parts as it arrives, each part a transaction of its own; only its commit is
 		// acknowledged (flush), and a replay after a crash skips the parts already handed off.
@@ -81,7 +84,7 @@ func (s *session) decode(ctx context.Context, wal []byte) error {
 			if err := s.handOff(ctx); err != nil {
 				return err
 			}
-			s.orgs, s.ids, s.xids = s.orgs[:0], s.ids[:0], s.xids[:0]
+			s.orgs, s.ids, s.xids, s.traces = s.orgs[:0], s.ids[:0], s.xids[:0], s.traces[:0]
 		}
 	case *pglogrepl.CommitMessage:
 		s.inTx = false
@@ -107,15 +110,15 @@ func (s *session) flush(ctx context.Context) error {
 	}
 	s.received = s.batchEnd
 	s.l.acked.Store(uint64(s.batchEnd))
-	s.orgs, s.ids, s.xids, s.batched = s.orgs[:0], s.ids[:0], s.xids[:0], 0
+	s.orgs, s.ids, s.xids, s.traces, s.batched = s.orgs[:0], s.ids[:0], s.xids[:0], s.traces[:0], 0
 	return s.sendStatus(ctx)
 }
 
-// eventKey reads (organization_id, id) from an inserted outbox row.
-func (s *session) eventKey(m *pglogrepl.InsertMessage) (org, id uuid.UUID, err error) {
+// eventKey reads (organization_id, id) and the trace context from an inserted outbox row.
+func (s *session) eventKey(m *pglogrepl.InsertMessage) (org, id uuid.UUID, traceparent string, err error) {
 	rel, ok := s.relations[m.RelationID]
 	if !ok {
-		return org, id, fmt.Errorf("insert for unknown relation %d", m.RelationID)
+		return org, id, "", fmt.Errorf("insert for unknown relation %d", m.RelationID)
 	}
 	for i, col := range m.Tuple.Columns {
 		if i >= len(rel.Columns) || col.DataType != 't' {
@@ -126,13 +129,15 @@ func (s *session) eventKey(m *pglogrepl.InsertMessage) (org, id uuid.UUID, err e
 			org, err = uuid.ParseBytes(col.Data)
 		case "id":
 			id, err = uuid.ParseBytes(col.Data)
+		case "trace_context":
+			traceparent = string(col.Data)
 		}
 		if err != nil {
-			return org, id, fmt.Errorf("outbox row: %w", err)
+			return org, id, "", fmt.Errorf("outbox row: %w", err)
 		}
 	}
 	if org == uuid.Nil || id == uuid.Nil {
-		return org, id, errors.New("outbox row without organization_id or id")
+		return org, id, "", errors.New("outbox row without organization_id or id")
 	}
-	return org, id, nil
+	return org, id, traceparent, nil
 }

@@ -21,6 +21,8 @@ import (
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
@@ -35,6 +37,7 @@ type Listener struct {
 	pool           *pgxpool.Pool
 	q              *db.Queries
 	log            *slog.Logger
+	tracer         trace.Tracer
 	refuseAPILogin bool
 
 	live     atomic.Bool // leading, or standing by on a working connection
@@ -58,7 +61,8 @@ type Listener struct {
 // databaseURL's login instead would take a second pool, acting as the same role: no less privilege, more
 // connections.
 func NewListener(databaseURL string, pool *pgxpool.Pool, log *slog.Logger) *Listener {
-	return &Listener{url: databaseURL, pool: pool, q: db.New(), log: log.With("component", "listener")}
+	return &Listener{url: databaseURL, pool: pool, q: db.New(), log: log.With("component", "listener"),
+		tracer: otel.Tracer(tracerName)}
 }
 
 // RefuseAPILogin, when refuse is set (production), makes the listener check its login on every leader-lock

@@ -130,11 +130,13 @@ func replicationConnect(ctx context.Context, databaseURL string) (*pgconn.PgConn
 }
 
 // handOff makes the batch's events durable downstream: stream positions and deliveries, in one
-// transaction.
+// transaction. Its span joins the trace of every traced event in the batch (see handOffSpans).
 func (s *session) handOff(ctx context.Context) error {
-	_, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) (int64, error) {
+	ctx, spans := s.l.handOffSpans(ctx, s.traces)
+	last, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) (int64, error) {
 		return s.l.q.EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: s.orgs, EventIds: s.ids, Xids: s.xids})
 	})
+	endSpans(spans, last, err)
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}

@@ -117,7 +117,9 @@ func TestDocs_TheBrowsableDocumentFromTheBinary(t *testing.T) {
 func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
 	t.Parallel()
 	var sink syncBuffer
-	h := setupWithLog(t, testConfig(), testfactory.Pool(t), slog.New(slog.NewJSONHandler(&sink, nil)))
+	cfg := testConfig()
+	cfg.MetricsScrapeToken = "scrape-token-for-tests"
+	h := setupWithLog(t, cfg, testfactory.Pool(t), slog.New(slog.NewJSONHandler(&sink, nil)))
 	exp := tracetest.NewInMemoryExporter()
 	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
 	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
@@ -140,13 +142,14 @@ func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
 	if len(spans) != 2 {
 		t.Fatalf("%d spans, want the request's and its database batch", len(spans))
 	}
-	// The transaction's one round trip: BEGIN, the settings, the caller check, the statement, COMMIT.
+	// The transaction's one round trip: BEGIN, the settings, the caller check, the trace context (for the
+	// events the transaction may emit), the statement, COMMIT.
 	var ops []string
 	for _, e := range batch.Events {
 		ops = append(ops, e.Name)
 	}
 	if batch.Name != "batch" || batch.Parent.SpanID() != sp.SpanContext.SpanID() ||
-		strings.Join(ops, " ") != "BEGIN SELECT SELECT SELECT COMMIT" {
+		strings.Join(ops, " ") != "BEGIN SELECT SELECT SELECT SELECT COMMIT" {
 		t.Fatalf("database span %q (parent %v) with events %v", batch.Name, batch.Parent.SpanID(), ops)
 	}
 	if sp.Name != "GET /admin/employees/{id}" || sp.SpanKind != trace.SpanKindServer ||
@@ -165,5 +168,11 @@ func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
 	if logs := sink.String(); !strings.Contains(logs, `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) ||
 		!strings.Contains(logs, `"span_id":"`+sp.SpanContext.SpanID().String()+`"`) {
 		t.Fatalf("the access log lacks the trace: %s", logs)
+	}
+	// OpenMetrics carries the request's trace as the latency observation's exemplar.
+	r := h.call("GET", "/metrics", "scrape-token-for-tests", nil, "Accept", "application/openmetrics-text")
+	expect(t, r, http.StatusOK)
+	if !strings.Contains(string(r.Raw), `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"}`) {
+		t.Fatalf("no exemplar of the trace on the latency histogram:\n%s", r.Raw)
 	}
 }

@@ -96,8 +96,9 @@ func (w *statusWriter) Flush() {
 
 func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// accessLog writes one JSON line per request (request id, route pattern, status, duration, org, user) and
-// records the request's metrics, labelled by route pattern.
+// accessLog writes one JSON line per request (request id, route pattern, status, duration, org, user; the
+// trace and span ids through the logger, see telemetry.TraceLogHandler) and records the request's
+// metrics, labelled by route pattern, with its trace as the latency's exemplar.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
@@ -117,7 +118,11 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			span.SetStatus(codes.Error, http.StatusText(sw.status))
 		}
 		span.End()
-		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath)
+		exemplar := ""
+		if sc := span.SpanContext(); sc.IsSampled() {
+			exemplar = sc.TraceID().String()
+		}
+		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath, exemplar)
 		if id := info.identity; id != nil && id.AuthType == auth.AuthTypeAPIKey {
 			s.keys.count(*id, sw.status)
 			s.metrics.APIKeyRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
@@ -132,9 +137,6 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			slog.Int("status", sw.status),
 			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
 			slog.Int("bytes", sw.bytes),
-		}
-		if sc := span.SpanContext(); sc.IsValid() {
-			attrs = append(attrs, slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 		}
 		if id := info.identity; id != nil {
 			attrs = append(attrs, slog.String("org", id.OrgID.String()), slog.String("user", id.Subject),

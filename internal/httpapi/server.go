@@ -75,6 +75,8 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	if err != nil {
 		return nil, err
 	}
+	// Every line logged with a request's context names its trace and span ids.
+	log = slog.New(telemetry.TraceLogHandler(log.Handler()))
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}

@@ -110,16 +110,24 @@ func (m *Metrics) GaugeFunc(name, help string, f func() float64) {
 // path; streaming routes pass stream=true so they stay out of the latency histogram.
 func (m *Metrics) Started() { m.inFlight.Inc() }
 
-// Observe records one finished request.
-func (m *Metrics) Observe(method, route string, status int, took time.Duration, stream bool) {
+// Observe records one finished request. traceID, when not empty, is the request's sampled trace: the
+// latency observation carries it as an exemplar, so a slow bucket leads to a trace of it.
+func (m *Metrics) Observe(method, route string, status int, took time.Duration, stream bool, traceID string) {
 	m.inFlight.Dec()
 	m.requests.WithLabelValues(method, route, strconv.Itoa(status)).Inc()
-	if !stream {
-		m.duration.WithLabelValues(method, route).Observe(took.Seconds())
+	if stream {
+		return
 	}
+	h := m.duration.WithLabelValues(method, route)
+	if eo, ok := h.(prometheus.ExemplarObserver); ok && traceID != "" {
+		eo.ObserveWithExemplar(took.Seconds(), prometheus.Labels{"trace_id": traceID})
+		return
+	}
+	h.Observe(took.Seconds())
 }
 
-// Handler serves the registry in the Prometheus text format.
+// Handler serves the registry in the Prometheus text format, or in OpenMetrics (which carries the
+// latency histogram's exemplars) to a scraper that asks for it.
 func (m *Metrics) Handler() http.Handler {
-	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{})
+	return promhttp.HandlerFor(m.Registry, promhttp.HandlerOpts{EnableOpenMetrics: true})
 }

@@ -13,6 +13,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.26.0"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // Propagator reads and writes W3C trace context and baggage (traceparent, tracestate, baggage headers).
@@ -71,4 +72,19 @@ func firstSet(getenv func(string) string, names ...string) string {
 		}
 	}
 	return ""
+}
+
+// UnderTraceparent returns ctx with the span that traceparent (a W3C traceparent header, as stored with an
+// outbox event) names as its remote parent, so spans started from it join that trace. A malformed or
+// empty traceparent leaves ctx as it is.
+func UnderTraceparent(ctx context.Context, traceparent string) context.Context {
+	if traceparent == "" {
+		return ctx
+	}
+	sc := trace.SpanContextFromContext(propagation.TraceContext{}.Extract(context.Background(),
+		propagation.MapCarrier{"traceparent": traceparent}))
+	if !sc.IsValid() {
+		return ctx
+	}
+	return trace.ContextWithRemoteSpanContext(ctx, sc)
 }

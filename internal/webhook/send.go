@@ -13,6 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/propagation"
+
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
 
@@ -82,6 +84,9 @@ func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
 	}
 	sig := signature{msgID: d.EventID.String(), timestamp: time.Now(), body: body.Bytes()}
 	sig.setHeaders(req.Header, d.Secret, d.EventType, d.ID.String())
+	// The attempt's span as the receiver's parent (traceparent, tracestate): W3C trace context only, never
+	// baggage, which may carry what a third party should not see.
+	propagation.TraceContext{}.Inject(ctx, propagation.HeaderCarrier(req.Header))
 
 	start := time.Now()
 	res, err := w.client.Do(req)

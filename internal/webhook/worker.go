@@ -20,6 +20,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 )
@@ -34,6 +36,7 @@ type Worker struct {
 	q      *db.Queries
 	client *http.Client
 	log    *slog.Logger
+	tracer trace.Tracer
 	wake   <-chan struct{}
 	live   atomic.Bool
 	// Observe, when set, is told of every recorded attempt: its outcome (success, retry, failed) and how
@@ -45,7 +48,8 @@ type Worker struct {
 // cfg take the server's defaults.
 func NewWorker(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Worker {
 	cfg = cfg.withDefaults()
-	return &Worker{cfg: cfg, pool: pool, q: db.New(), client: newClient(cfg), log: log.With("component", "webhooks")}
+	return &Worker{cfg: cfg, pool: pool, q: db.New(), client: newClient(cfg), log: log.With("component", "webhooks"),
+		tracer: otel.Tracer(tracerName)}
 }
 
 // WakeOn makes the worker look for due deliveries at once when wake receives (a Notifier's subscription:
@@ -223,6 +227,7 @@ func (s *ids) add(org, id uuid.UUID) { s.orgs, s.ids = append(s.orgs, org), appe
 // deliver makes the attempt of a claim and records it. Recording outlives ctx (briefly): an attempt that
 // was made is worth knowing about even during shutdown.
 func (w *Worker) deliver(ctx context.Context, c claim) {
+	ctx, span := w.startAttempt(ctx, c)
 	o := w.send(ctx, c.DeliveryClaimRow)
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
 	defer cancel()
@@ -231,18 +236,20 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 		log = log.With("detail", o.detail) // what the stored error leaves out, e.g. the address the guard refused
 	}
 	if o.verdict == aborted {
+		endAttempt(span, o, "aborted", nil)
 		err := w.tx(rctx, func(tx db.DBTX) error {
 			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{
 				OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
 		})
 		if err != nil {
-			log.Warn("giving back an interrupted claim (it expires by itself)", "error", err.Error())
+			log.WarnContext(rctx, "giving back an interrupted claim (it expires by itself)", "error", err.Error())
 		}
 		return
 	}
 	status, err := w.record(rctx, c, o)
+	endAttempt(span, o, status, err)
 	if err != nil {
-		log.Error("recording a delivery attempt", "error", err.Error())
+		log.ErrorContext(rctx, "recording a delivery attempt", "error", err.Error())
 		return
 	}
 	if w.Observe != nil {
@@ -254,11 +261,11 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	}
 	switch status {
 	case "success":
-		log.Debug("webhook delivered", "status", o.status, "duration_ms", o.duration.Milliseconds())
+		log.DebugContext(ctx, "webhook delivered", "status", o.status, "duration_ms", o.duration.Milliseconds())
 	case "failed":
-		log.Warn("webhook delivery dead-lettered", "status", o.status, "error", o.err)
+		log.WarnContext(ctx, "webhook delivery dead-lettered", "status", o.status, "error", o.err)
 	default:
-		log.Info("webhook attempt failed; will retry", "status", o.status, "error", o.err)
+		log.InfoContext(ctx, "webhook attempt failed; will retry", "status", o.status, "error", o.err)
 	}
 }
 
