@@ -121,6 +121,13 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_BSP_SCHEDULE_DELAY": "50",
 		"WEBHOOK_WORKER_ENABLED": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"})
 
+	// Events committed before the listener streams its slot are handed off by its start-up sweep, which
+	// reads no trace context: wait for the stream.
+	testfactory.Eventually(t, 20*time.Second, "the listener streaming its slot", func() (bool, error) {
+		var active bool
+		err := owner.QueryRow(context.Background(), `SELECT coalesce(app.slot_active(), false)`).Scan(&active)
+		return active, err
+	})
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	req, err := http.NewRequest(http.MethodPost, p.base+"/attendance/check-in", nil)
 	if err != nil {
