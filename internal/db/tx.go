@@ -161,8 +161,9 @@ func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
 		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)
 	}
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && sc.IsSampled() {
-		b.Queue(traceContextSQL, traceparent(sc))
+	// Only under a span this process records: with tracing off, a caller's own traceparent is not stored.
+	if span := trace.SpanFromContext(ctx); span.IsRecording() && span.SpanContext().IsSampled() {
+		b.Queue(traceContextSQL, traceparent(span.SpanContext()))
 	}
 	return b
 }

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
@@ -174,5 +175,51 @@ func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
 	expect(t, r, http.StatusOK)
 	if !strings.Contains(string(r.Raw), `# {trace_id="4bf92f3577b34da6a3ce929d0e0e4736"}`) {
 		t.Fatalf("no exemplar of the trace on the latency histogram:\n%s", r.Raw)
+	}
+}
+
+// A traced request's events carry its span as their trace context (for the hand-off's and the webhook
+// attempts' spans); with tracing off, a caller's traceparent is not stored.
+func TestTracing_EventsCarryTheRequestsTraceContextOnlyWhenTraced(t *testing.T) {
+	t.Parallel()
+	const parent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	contexts := func(org testfactory.Org) []*string {
+		rows, err := testfactory.Pool(t).Query(t.Context(),
+			`SELECT trace_context FROM webhook_events WHERE organization_id = $1 AND event_type LIKE '%checked_in'`, org.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[*string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+
+	untraced := setup(t)
+	org := testfactory.NewOrg(t)
+	tok := testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Untraced"))
+	expect(t, untraced.call("POST", "/attendance/check-in", tok, nil, "traceparent", parent), http.StatusCreated)
+	if got := contexts(org); len(got) != 1 || got[0] != nil {
+		t.Fatalf("untraced: trace contexts %v, want one NULL", got)
+	}
+
+	traced := setup(t)
+	exp := tracetest.NewInMemoryExporter()
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp))
+	t.Cleanup(func() { _ = tp.Shutdown(context.Background()) })
+	traced.server.WithTracerProvider(tp)
+	org = testfactory.NewOrg(t)
+	tok = testfactory.EmployeeToken(t, testfactory.NewEmployee(t, org, "Traced"))
+	expect(t, traced.call("POST", "/attendance/check-in", tok, nil, "traceparent", parent), http.StatusCreated)
+	var server tracetest.SpanStub
+	for _, s := range exp.GetSpans() {
+		if s.SpanKind == trace.SpanKindServer {
+			server = s
+		}
+	}
+	want := "00-4bf92f3577b34da6a3ce929d0e0e4736-" + server.SpanContext.SpanID().String() + "-01"
+	if got := contexts(org); len(got) != 1 || got[0] == nil || *got[0] != want {
+		t.Fatalf("traced: trace contexts %v, want %s", got, want)
 	}
 }
