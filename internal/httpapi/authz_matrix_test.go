@@ -3,7 +3,9 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
+	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 	"slices"
 	"strings"
@@ -269,8 +271,8 @@ func expected(row matrixRow, who string) (status int, ok bool) {
 	return 0, true
 }
 
-// matrixCall calls a route as c with the organization's objects in its path and answers the status. A
-// stream is closed once its headers arrive.
+// matrixCall calls a route as c with the organization's objects in its path and answers the status; the
+// answer is checked against openapi.yaml as h.call's are. A stream is closed once its headers arrive.
 func matrixCall(t *testing.T, h *harness, route string, row matrixRow, ids map[string]string, c caller) int {
 	t.Helper()
 	method, path, _ := strings.Cut(route, " ")
@@ -296,6 +298,16 @@ func matrixCall(t *testing.T, h *harness, route string, row matrixRow, ids map[s
 	if err != nil {
 		t.Fatal(err)
 	}
-	res.Body.Close()
+	defer res.Body.Close()
+	out := response{Status: res.StatusCode, Header: res.Header}
+	if mt, _, _ := mime.ParseMediaType(res.Header.Get("Content-Type")); mt != "text/event-stream" {
+		if out.Raw, err = io.ReadAll(res.Body); err != nil {
+			t.Fatal(err)
+		}
+		if mt == "application/json" {
+			_ = json.Unmarshal(out.Raw, &out.Body)
+		}
+	}
+	h.checkAgainstSpec(req, out)
 	return res.StatusCode
 }

@@ -1,11 +1,15 @@
 package httpapi
 
 import (
+	"log/slog"
+	"net/http"
 	"testing"
 	"time"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
+	"github.com/fieldtrack/fieldtrack/internal/events"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
 func TestStreamEnd_TokenExpiryOrLifetimeWhicheverComesFirst(t *testing.T) {
@@ -33,4 +37,48 @@ func TestStreamEnd_TokenExpiryOrLifetimeWhicheverComesFirst(t *testing.T) {
 			}
 		})
 	}
+}
+
+// A process that runs no event hub answers the stream with 503 (a load balancer tries another); one that
+// does refuses a stream over the organization's limit with 429 and Retry-After, and lets the other
+// organizations' streams through.
+func TestAdminEvents_NoHubIs503AndStreamsOverTheLimitAre429(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	admin := testfactory.AdminToken(t, org)
+	expectError(t, h.call("GET", eventsPath, admin, nil), http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE",
+		"The event stream is not running")
+
+	cfg := testConfig()
+	cfg.SSEMaxStreamsPerOrg = 1
+	h = setupWith(t, cfg, testfactory.Pool(t))
+	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), cfg.SSEMaxStreamsPerOrg, slog.New(slog.DiscardHandler))
+	go hub.Run(t.Context())
+	h.server.WithBackground(Background{Hub: hub})
+	testfactory.Eventually(t, 10*time.Second, "the hub to tail the stream", func() (bool, error) { return hub.Live(), nil })
+	open := func(tok string) *http.Response {
+		t.Helper()
+		req, err := http.NewRequestWithContext(t.Context(), "GET", h.url+eventsPath, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.Header.Set("Authorization", "Bearer "+tok)
+		res, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { res.Body.Close() })
+		if res.StatusCode != http.StatusOK {
+			t.Fatalf("stream: %d", res.StatusCode)
+		}
+		return res
+	}
+	open(admin)
+	r := h.call("GET", eventsPath, admin, nil)
+	expectError(t, r, http.StatusTooManyRequests, "TOO_MANY_STREAMS", "SSE connection limit reached (max 1 per organization).")
+	if r.Header.Get("Retry-After") != "5" {
+		t.Fatalf("Retry-After %q", r.Header.Get("Retry-After"))
+	}
+	open(testfactory.AdminToken(t, other))
 }

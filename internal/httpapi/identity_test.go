@@ -120,6 +120,9 @@ func TestIdentity_PasswordAccessRefreshRotateReuseAndLogout(t *testing.T) {
 	if u := h.call("GET", "/auth/v1/user", fresh, nil); u.Status != http.StatusForbidden || gotrueCode(u) != "session_not_found" {
 		t.Fatalf("/auth/v1/user of an ended session: %d %s", u.Status, u.Raw)
 	}
+	if out := h.call("POST", "/auth/v1/logout", fresh, nil); out.Status != http.StatusForbidden || gotrueCode(out) != "session_not_found" {
+		t.Fatalf("logout of an ended session: %d %s", out.Status, out.Raw)
+	}
 	var reason string
 	if err := testfactory.Pool(t).QueryRow(t.Context(), `SELECT revoked_reason FROM app.auth_sessions WHERE id = $1`,
 		claims["session_id"]).Scan(&reason); err != nil || reason != "reuse" {
@@ -200,6 +203,8 @@ func TestIdentity_DisabledUsersAndDeactivatedEmployeesAreRefusedAtOnce(t *testin
 	if r.Status != http.StatusBadRequest || gotrueCode(r) != "user_banned" {
 		t.Fatalf("login of a deactivated employee: %d %s", r.Status, r.Raw)
 	}
+	expectError(t, h.call("POST", "/auth/login", "", map[string]any{"email": worker.Email, "password": worker.Password}),
+		http.StatusForbidden, "ACCOUNT_DISABLED", "This account may not sign in")
 
 	// Disabling a user: the same, at once.
 	expect(t, h.call("GET", "/admin/employees", adminToken, nil), http.StatusOK)
@@ -350,6 +355,37 @@ func TestIdentity_LoginAttemptsAreLimitedPerAccountAndPerAddress(t *testing.T) {
 		if !strings.Contains(string(m.Raw), want) {
 			t.Errorf("/metrics lacks %s", want)
 		}
+	}
+	// /auth/login is the same login, under the same limits, in this API's envelope.
+	r = h.call("POST", "/auth/login", "", map[string]any{"email": login.Email, "password": login.Password})
+	expectError(t, r, http.StatusTooManyRequests, "RATE_LIMITED", "Request rate limit reached")
+	if ra := r.Header.Get("Retry-After"); ra == "" || ra == "0" {
+		t.Fatalf("Retry-After %q", ra)
+	}
+}
+
+// The GoTrue routes need a bearer token of a user who may act, and answer GoTrue's errors: 401 without
+// one, 404 for a token (of another issuer) whose user this database does not have.
+func TestIdentity_GoTrueRoutesRefuseMissingTokensAndUnknownUsers(t *testing.T) {
+	t.Parallel()
+	h := setup(t)
+	for _, tok := range []string{"", "not-a-token"} {
+		if r := h.call("GET", "/auth/v1/user", tok, nil); r.Status != http.StatusUnauthorized || gotrueCode(r) != "no_authorization" {
+			t.Fatalf("/auth/v1/user with token %q: %d %s", tok, r.Status, r.Raw)
+		}
+		if r := h.call("POST", "/auth/v1/logout", tok, nil); r.Status != http.StatusUnauthorized || gotrueCode(r) != "no_authorization" {
+			t.Fatalf("logout with token %q: %d %s", tok, r.Status, r.Raw)
+		}
+	}
+	org := testfactory.NewOrg(t)
+	stranger := testfactory.Employee{OrgID: org.ID, ID: uuid.New(), UserID: uuid.New()}
+	if r := h.call("GET", "/auth/v1/user", testfactory.EmployeeToken(t, stranger), nil); r.Status != http.StatusNotFound ||
+		gotrueCode(r) != "user_not_found" {
+		t.Fatalf("/auth/v1/user of a user this database does not have: %d %s", r.Status, r.Raw)
+	}
+	if r := h.call("POST", "/auth/v1/logout?scope=everywhere", testfactory.AdminToken(t, org), nil); r.Status != http.StatusBadRequest ||
+		gotrueCode(r) != "validation_failed" {
+		t.Fatalf("logout with an unknown scope: %d %s", r.Status, r.Raw)
 	}
 }
 

@@ -9,6 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
@@ -123,11 +125,28 @@ func TestDatabaseDown_Is503(t *testing.T) {
 	if r.Status != http.StatusServiceUnavailable || r.Body["status"] != "not_ready" {
 		t.Fatalf("ready with database down: %d %s", r.Status, r.Raw)
 	}
-	r = h.call("GET", "/admin/sessions", testfactory.AdminToken(t, org), nil)
+	admin := testfactory.AdminToken(t, org)
+	r = h.call("GET", "/admin/sessions", admin, nil)
 	expectError(t, r, http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
 	if r.Header.Get("Retry-After") == "" {
 		t.Fatal("no Retry-After")
 	}
+	// The deep check says which part failed, in its own body.
+	r = h.call("GET", "/internal/ready-deep", admin, nil)
+	if r.Status != http.StatusServiceUnavailable || r.data()["status"] != "degraded" ||
+		r.data()["checks"].(map[string]any)["database"].(map[string]any)["status"] != "error" {
+		t.Fatalf("ready-deep with database down: %d %s", r.Status, r.Raw)
+	}
+	// Sign-in, the GoTrue routes and receipt uploads need the database too.
+	login := map[string]any{"email": "someone@example.test", "password": "whatever it is"}
+	expect(t, h.call("POST", "/auth/login", "", login), http.StatusServiceUnavailable)
+	expect(t, h.call("POST", "/auth/v1/token?grant_type=password", "", login), http.StatusServiceUnavailable)
+	expect(t, h.call("POST", "/auth/v1/token?grant_type=refresh_token", "", map[string]any{"refresh_token": "abc"}),
+		http.StatusServiceUnavailable)
+	expectError(t, h.call("GET", "/auth/v1/user", admin, nil), http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
+	expectError(t, h.call("POST", "/auth/v1/logout", admin, nil), http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
+	expectError(t, h.call("PUT", uploadPath+uuid.NewString()+"?expires=4102444800&signature=abc", "", []byte("%PDF-1.4"),
+		"Content-Type", "application/pdf"), http.StatusServiceUnavailable, "SERVICE_UNAVAILABLE", "")
 }
 
 // When every pooled connection is busy past the acquire timeout, the answer is 503 with Retry-After.

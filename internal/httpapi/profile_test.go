@@ -71,6 +71,11 @@ func TestProfileMe_IsTheEmployeesOwnWithItsStats(t *testing.T) {
 	if admin.Body["data"] != nil || admin.Body["meta"].(map[string]any)["hasProfile"] != false {
 		t.Fatalf("an admin's profile %s", admin.Raw)
 	}
+	// Another issuer's token may name an employee this database does not have (the caller check lets
+	// unknown users pass): there is no profile to show.
+	stranger := testfactory.Employee{OrgID: org.ID, ID: uuid.New(), UserID: uuid.New()}
+	expectError(t, h.call("GET", "/profile/me", testfactory.EmployeeToken(t, stranger), nil), http.StatusNotFound,
+		"NOT_FOUND", "Employee not found")
 }
 
 func TestEmployeeProfile_IsTheAdminsViewWithRecentSessionsAndExpenses(t *testing.T) {
