@@ -13,6 +13,8 @@ import (
 	"sync"
 	"time"
 
+	"go.opentelemetry.io/otel"
+
 	"github.com/fieldtrack/fieldtrack/internal/auth"
 	"github.com/fieldtrack/fieldtrack/internal/config"
 	"github.com/fieldtrack/fieldtrack/internal/db"
@@ -71,6 +73,9 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	api, err := httpapi.New(cfg, pool, verifier, identity.New(pool, keys, identity.FromConfig(cfg)), log)
 	if err != nil {
 		return err
+	}
+	if telemetry.TracingConfigured(os.Getenv) {
+		api.WithTracerProvider(otel.GetTracerProvider())
 	}
 
 	// Background work: each runs until bg ends and retries its own failures. One LISTEN connection per

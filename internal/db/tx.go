@@ -161,8 +161,9 @@ func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
 		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)
 	}
-	// Only under a span this process records: with tracing off, a caller's own traceparent is not stored.
-	if span := trace.SpanFromContext(ctx); span.IsRecording() && span.SpanContext().IsSampled() {
+	// Only where events can be emitted (a request's writing transaction) and only under a span this
+	// process records: with tracing off, a caller's own traceparent is not stored.
+	if span := trace.SpanFromContext(ctx); role == APIRole && !o.ReadOnly && span.IsRecording() && span.SpanContext().IsSampled() {
 		b.Queue(traceContextSQL, traceparent(span.SpanContext()))
 	}
 	return b

@@ -48,6 +48,7 @@ func TestTracing_ServeExportsSpansOverOTLP(t *testing.T) {
 // span is what the test collector keeps of an exported span.
 type span struct {
 	name, traceID, spanID, parentID string
+	text                            string // the attributes and status, as text
 }
 
 // otlpCollector is an OTLP/HTTP trace receiver that decodes what it is sent.
@@ -71,7 +72,8 @@ func newOTLPCollector(t *testing.T) *otlpCollector {
 			for _, ss := range rs.ScopeSpans {
 				for _, s := range ss.Spans {
 					c.spans = append(c.spans, span{name: s.Name, traceID: hex.EncodeToString(s.TraceId),
-						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId)})
+						spanID: hex.EncodeToString(s.SpanId), parentID: hex.EncodeToString(s.ParentSpanId),
+						text: fmt.Sprint(s.Attributes, s.Status, s.Events)})
 				}
 			}
 		}
@@ -104,17 +106,17 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 	t.Parallel()
 	dbURL, owner := testfactory.MigratedDatabase(t, 4)
 	collector := newOTLPCollector(t)
-	received := make(chan string, 4)
+	received := make(chan http.Header, 4)
 	receiver := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
-		received <- r.Header.Get("traceparent")
+		received <- r.Header.Clone()
 	}))
 	t.Cleanup(receiver.Close)
 
 	org := testfactory.NewOrgIn(t, owner)
 	emp := testfactory.NewEmployeeIn(t, owner, org, "Traced")
 	if _, err := owner.Exec(context.Background(), `INSERT INTO webhooks (organization_id, url, secret, events)
-		VALUES ($1, $2, 'whsec-0123456789abcdef', '{employee.checked_in}')`, org.ID, receiver.URL+"/hook?token=x"); err != nil {
+		VALUES ($1, $2, 'whsec-0123456789abcdef', '{employee.checked_in}')`, org.ID, receiver.URL+"/s3cret-path?token=s3cret"); err != nil {
 		t.Fatal(err)
 	}
 	p := startProcess(t, "traced", map[string]string{"DATABASE_URL": dbURL,
@@ -135,6 +137,8 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 	}
 	req.Header.Set("Authorization", "Bearer "+testfactory.EmployeeToken(t, emp))
 	req.Header.Set("traceparent", "00-"+traceID+"-"+callerSpan+"-01")
+	req.Header.Set("tracestate", "vendor=opaque")
+	req.Header.Set("baggage", "user=someone")
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -144,12 +148,16 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 		t.Fatalf("check-in: %d", res.StatusCode)
 	}
 
-	var header string
+	var hook http.Header
 	select {
-	case header = <-received:
+	case hook = <-received:
 	case <-time.After(30 * time.Second):
 		p.logs.dump(t, "traced", 40)
 		t.Fatal("no webhook delivery within 30 s")
+	}
+	header := hook.Get("traceparent")
+	if hook.Get("tracestate") != "" || hook.Get("baggage") != "" {
+		t.Errorf("the webhook got tracestate %q and baggage %q: only traceparent goes out", hook.Get("tracestate"), hook.Get("baggage"))
 	}
 	parts := strings.Split(header, "-")
 	if len(parts) != 4 || parts[1] != traceID || parts[3] != "01" {
@@ -157,21 +165,22 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 	}
 
 	// The spans arrive in batches; wait for the four kinds, then check how they hang together.
-	var got map[string]span
+	var spans map[string]span
 	testfactory.Eventually(t, 20*time.Second, "the trace's spans at the collector", func() (bool, error) {
-		got = map[string]span{}
+		spans = map[string]span{}
 		for _, s := range collector.trace(traceID) {
-			if _, seen := got[s.name]; !seen {
-				got[s.name] = s
+			if _, seen := spans[s.name]; !seen {
+				spans[s.name] = s
 			}
 		}
 		for _, name := range []string{"POST /attendance/check-in", "batch", "outbox hand-off", "webhook attempt"} {
-			if _, ok := got[name]; !ok {
-				return false, fmt.Errorf("no %q span yet; have %v", name, got)
+			if _, ok := spans[name]; !ok {
+				return false, fmt.Errorf("no %q span yet; have %v", name, spans)
 			}
 		}
 		return true, nil
 	})
+	got := spans
 	server := got["POST /attendance/check-in"]
 	if server.parentID != callerSpan {
 		t.Errorf("the request span's parent = %s, want the caller's %s", server.parentID, callerSpan)
@@ -185,9 +194,13 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 		t.Errorf("the webhook's traceparent names span %s, want the attempt's %s", parts[2], got["webhook attempt"].spanID)
 	}
 	// The request's first round trip (BEGIN, the settings, the statement, COMMIT) is its database span.
+	// No span names the webhook URL's secret path or query.
 	batchUnderRequest := false
 	for _, s := range collector.trace(traceID) {
 		batchUnderRequest = batchUnderRequest || (s.name == "batch" && s.parentID == server.spanID)
+		if strings.Contains(s.text, "s3cret") {
+			t.Errorf("span %q tells the webhook URL's secret: %s", s.name, s.text)
+		}
 	}
 	if !batchUnderRequest {
 		t.Errorf("no database batch span under the request span %s", server.spanID)

@@ -19,22 +19,34 @@ func (l *Listener) WithTracerProvider(tp trace.TracerProvider) *Listener {
 	return l
 }
 
-// handOffSpans starts the hand-off's spans: one per distinct trace among the batch's events, each a child
-// of the request span that committed its event (the outbox row's trace context), so every traced request's
-// trace shows the hand-off of its events. The hand-off's statements trace under the first. A batch
-// without traced events (the usual case when tracing is off) starts nothing and allocates nothing.
+// maxHandOffSpans caps the spans one hand-off starts: a batch of up to handOffMaxEvents events from as
+// many traced requests would otherwise cost a span each.
+const maxHandOffSpans = 64
+
+// handOffSpans starts the hand-off's spans: one per distinct trace among the batch's events (up to
+// maxHandOffSpans), each a child of the request span that committed its events (the outbox rows' trace
+// context), so each traced request's trace shows the hand-off of its events. The hand-off's statements
+// trace under the first. A batch without traced events (every batch when tracing is off) starts nothing
+// and allocates nothing. Events handed off by the start-up sweep (EventDispatchUnstamped) get no span.
 func (l *Listener) handOffSpans(ctx context.Context, traces []string) (context.Context, []trace.Span) {
 	var spans []trace.Span
-	var seen map[string]bool
-	first := ctx
+	var counts map[string]int
 	for _, tp := range traces {
-		if tp == "" || seen[tp] {
+		if tp == "" {
 			continue
 		}
-		if seen == nil {
-			seen = map[string]bool{}
+		if counts == nil {
+			counts = map[string]int{}
 		}
-		seen[tp] = true
+		counts[tp]++
+	}
+	first := ctx
+	for _, tp := range traces {
+		n, ok := counts[tp]
+		if !ok || len(spans) == maxHandOffSpans {
+			continue
+		}
+		delete(counts, tp) // one span per trace, in the order the events came
 		parent := telemetry.UnderTraceparent(ctx, tp)
 		if !trace.SpanContextFromContext(parent).IsValid() {
 			continue
@@ -42,7 +54,8 @@ func (l *Listener) handOffSpans(ctx context.Context, traces []string) (context.C
 		sctx, span := l.tracer.Start(parent, "outbox hand-off", trace.WithSpanKind(trace.SpanKindConsumer),
 			trace.WithAttributes(attribute.String("messaging.system", "postgresql"),
 				attribute.String("messaging.destination.name", Publication),
-				attribute.Int("messaging.batch.message_count", len(traces))))
+				attribute.Int("messaging.batch.message_count", n), // this trace's events in the batch
+				attribute.Int("fieldtrack.handoff.events", len(traces))))
 		if len(spans) == 0 {
 			first = sctx
 		}

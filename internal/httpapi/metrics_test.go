@@ -143,14 +143,14 @@ func TestTracing_ARequestSpanByRouteUnderTheCallersTrace(t *testing.T) {
 	if len(spans) != 2 {
 		t.Fatalf("%d spans, want the request's and its database batch", len(spans))
 	}
-	// The transaction's one round trip: BEGIN, the settings, the caller check, the trace context (for the
-	// events the transaction may emit), the statement, COMMIT.
+	// The transaction's one round trip: BEGIN, the settings, the caller check, the statement, COMMIT (a
+	// read-only transaction emits no events, so it sets no trace context).
 	var ops []string
 	for _, e := range batch.Events {
 		ops = append(ops, e.Name)
 	}
 	if batch.Name != "batch" || batch.Parent.SpanID() != sp.SpanContext.SpanID() ||
-		strings.Join(ops, " ") != "BEGIN SELECT SELECT SELECT SELECT COMMIT" {
+		strings.Join(ops, " ") != "BEGIN SELECT SELECT SELECT COMMIT" {
 		t.Fatalf("database span %q (parent %v) with events %v", batch.Name, batch.Parent.SpanID(), ops)
 	}
 	if sp.Name != "GET /admin/employees/{id}" || sp.SpanKind != trace.SpanKindServer ||
@@ -202,6 +202,12 @@ func TestTracing_EventsCarryTheRequestsTraceContextOnlyWhenTraced(t *testing.T) 
 	expect(t, untraced.call("POST", "/attendance/check-in", tok, nil, "traceparent", parent), http.StatusCreated)
 	if got := contexts(org); len(got) != 1 || got[0] != nil {
 		t.Fatalf("untraced: trace contexts %v, want one NULL", got)
+	}
+	// Nor is it an exemplar: there is no such trace.
+	r := untraced.call("GET", "/metrics", "", nil, "Accept", "application/openmetrics-text")
+	expect(t, r, http.StatusOK)
+	if strings.Contains(string(r.Raw), "4bf92f3577b34da6a3ce929d0e0e4736") {
+		t.Fatal("untraced: the caller's trace id became an exemplar")
 	}
 
 	traced := setup(t)

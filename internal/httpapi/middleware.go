@@ -98,59 +98,85 @@ func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 // accessLog writes one JSON line per request (request id, route pattern, status, duration, org, user; the
 // trace and span ids through the logger, see telemetry.TraceLogHandler) and records the request's
-// metrics, labelled by route pattern, with its trace as the latency's exemplar.
+// metrics, labelled by route pattern, with its trace as the latency's exemplar. With tracing on (see
+// WithTracerProvider) each request gets a server span, a child of the caller's traceparent; with it off
+// nothing is extracted or started.
 func (s *Server) accessLog(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		sw := &statusWriter{ResponseWriter: w}
 		s.metrics.Started()
-		// The request's span (a no-op unless OTEL_* configures tracing), a child of the caller's traceparent.
-		ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
-		ctx, span := s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
-			trace.WithAttributes(attribute.String("http.request.method", r.Method)))
-		r = r.WithContext(ctx)
+		var span trace.Span
+		if s.tracer != nil {
+			ctx := telemetry.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+			ctx, span = s.tracer.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer),
+				trace.WithAttributes(attribute.String("http.request.method", r.Method)))
+			r = r.WithContext(ctx)
+		}
+		// Deferred, so that a request aborted by a panic (http.ErrAbortHandler: an export whose client
+		// left) still ends its span, leaves the in-flight gauge and gets its line.
+		defer func() {
+			aborted := recover()
+			s.finish(r, sw, start, span, aborted != nil)
+			if aborted != nil {
+				panic(aborted)
+			}
+		}()
 		next.ServeHTTP(sw, r)
-		info := infoOf(r.Context())
-		route := routePattern(r)
+	})
+}
+
+// finish ends a request's span and records its metrics and access-log line.
+func (s *Server) finish(r *http.Request, sw *statusWriter, start time.Time, span trace.Span, aborted bool) {
+	info := infoOf(r.Context())
+	route := routePattern(r)
+	status := sw.status
+	if status == 0 && aborted {
+		status = http.StatusInternalServerError
+	}
+	exemplar := ""
+	if span != nil {
+		if span.IsRecording() {
+			exemplar = span.SpanContext().TraceID().String()
+		}
 		span.SetName(r.Method + " " + route)
-		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", sw.status))
-		if sw.status >= 500 {
-			span.SetStatus(codes.Error, http.StatusText(sw.status))
+		span.SetAttributes(attribute.String("http.route", route), attribute.Int("http.response.status_code", status))
+		if status >= 500 || aborted {
+			span.SetStatus(codes.Error, http.StatusText(status))
 		}
 		span.End()
-		exemplar := ""
-		if sc := span.SpanContext(); sc.IsSampled() {
-			exemplar = sc.TraceID().String()
+	}
+	s.metrics.Observe(r.Method, route, status, time.Since(start), route == eventsPath, exemplar)
+	if id := info.identity; id != nil && id.AuthType == auth.AuthTypeAPIKey {
+		s.keys.count(*id, status)
+		s.metrics.APIKeyRequests.WithLabelValues(route, strconv.Itoa(status)).Inc()
+		if status >= 400 {
+			s.metrics.APIKeyErrors.WithLabelValues(route, strconv.Itoa(status)).Inc()
 		}
-		s.metrics.Observe(r.Method, route, sw.status, time.Since(start), route == eventsPath, exemplar)
-		if id := info.identity; id != nil && id.AuthType == auth.AuthTypeAPIKey {
-			s.keys.count(*id, sw.status)
-			s.metrics.APIKeyRequests.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-			if sw.status >= 400 {
-				s.metrics.APIKeyErrors.WithLabelValues(route, strconv.Itoa(sw.status)).Inc()
-			}
+	}
+	attrs := []slog.Attr{
+		slog.String("request_id", info.id),
+		slog.String("method", r.Method),
+		slog.String("route", route),
+		slog.Int("status", status),
+		slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
+		slog.Int("bytes", sw.bytes),
+	}
+	if aborted {
+		attrs = append(attrs, slog.Bool("aborted", true))
+	}
+	if id := info.identity; id != nil {
+		attrs = append(attrs, slog.String("org", id.OrgID.String()), slog.String("user", id.Subject),
+			slog.String("auth", id.AuthType))
+		if id.APIKeyID.Valid {
+			attrs = append(attrs, slog.String("api_key_id", id.APIKeyID.UUID.String()))
 		}
-		attrs := []slog.Attr{
-			slog.String("request_id", info.id),
-			slog.String("method", r.Method),
-			slog.String("route", route),
-			slog.Int("status", sw.status),
-			slog.Float64("duration_ms", float64(time.Since(start).Microseconds())/1000),
-			slog.Int("bytes", sw.bytes),
-		}
-		if id := info.identity; id != nil {
-			attrs = append(attrs, slog.String("org", id.OrgID.String()), slog.String("user", id.Subject),
-				slog.String("auth", id.AuthType))
-			if id.APIKeyID.Valid {
-				attrs = append(attrs, slog.String("api_key_id", id.APIKeyID.UUID.String()))
-			}
-		}
-		level := slog.LevelInfo
-		if sw.status >= 500 {
-			level = slog.LevelError
-		}
-		s.log.LogAttrs(r.Context(), level, "request", attrs...)
-	})
+	}
+	level := slog.LevelInfo
+	if status >= 500 {
+		level = slog.LevelError
+	}
+	s.log.LogAttrs(r.Context(), level, "request", attrs...)
 }
 
 // recoverer turns a panic into a 500 envelope and logs the stack.

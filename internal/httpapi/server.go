@@ -12,7 +12,6 @@ import (
 
 	"github.com/go-chi/chi/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/fieldtrack/fieldtrack/internal/auth"
@@ -38,7 +37,7 @@ type Server struct {
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
 	keys       *keyring
 	orgs       orgCounters // what this process did for each organization (/internal/metrics)
-	tracer     trace.Tracer
+	tracer     trace.Tracer // nil: tracing off
 	started    time.Time
 	identity   *identity.Service
 	receipts   receipt.Store
@@ -82,7 +81,6 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
 	s.keys = newKeyring(s)
 	s.started = time.Now()
-	s.tracer = otel.Tracer("github.com/fieldtrack/fieldtrack/internal/httpapi")
 	if !cfg.RateLimitDisabled {
 		s.limiter = newRateLimiter(cfg)
 	}
@@ -95,7 +93,9 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	return s, nil
 }
 
-// WithTracerProvider makes the server's request spans with tp instead of the global provider (tests).
+// WithTracerProvider turns tracing on: each request gets a server span made with tp (serve passes the
+// provider the OTEL_* variables configure; tests an in-memory one). Without it requests are not traced
+// and cost nothing for it.
 func (s *Server) WithTracerProvider(tp trace.TracerProvider) *Server {
 	s.tracer = tp.Tracer("github.com/fieldtrack/fieldtrack/internal/httpapi")
 	return s

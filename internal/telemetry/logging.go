@@ -7,9 +7,9 @@ import (
 	"go.opentelemetry.io/otel/trace"
 )
 
-// TraceLogHandler wraps h so that every line logged with a context that carries a span (a request's, a
-// webhook attempt's) names its trace_id and span_id, and so joins the trace in a log search. Lines without
-// a span are unchanged. Wrapping twice adds the ids once.
+// TraceLogHandler wraps h so that every line logged with a context that carries a span of this process (a
+// request's, a webhook attempt's) names its trace_id and span_id, and so joins the trace in a log search.
+// Lines without one are unchanged. Wrapping twice adds the ids once.
 func TraceLogHandler(h slog.Handler) slog.Handler {
 	if _, ok := h.(traceHandler); ok {
 		return h
@@ -20,7 +20,9 @@ func TraceLogHandler(h slog.Handler) slog.Handler {
 type traceHandler struct{ slog.Handler }
 
 func (h traceHandler) Handle(ctx context.Context, r slog.Record) error {
-	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() {
+	// A remote span context alone is a caller's traceparent this process does not trace (tracing off):
+	// its ids would name a trace nobody exported.
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsRemote() {
 		r.AddAttrs(slog.String("trace_id", sc.TraceID().String()), slog.String("span_id", sc.SpanID().String()))
 	}
 	return h.Handler.Handle(ctx, r)
@@ -30,4 +32,6 @@ func (h traceHandler) WithAttrs(attrs []slog.Attr) slog.Handler {
 	return traceHandler{h.Handler.WithAttrs(attrs)}
 }
 
-func (h traceHandler) WithGroup(name string) slog.Handler { return traceHandler{h.Handler.WithGroup(name)} }
+func (h traceHandler) WithGroup(name string) slog.Handler {
+	return traceHandler{h.Handler.WithGroup(name)}
+}

@@ -5,6 +5,8 @@ import (
 	"log/slog"
 	"strings"
 	"testing"
+
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
 func TestTracing_ConfiguredOnlyByAnEndpointAndNotDisabled(t *testing.T) {
@@ -42,14 +44,20 @@ func envOf(s string) func(string) string {
 func TestTraceLogHandler_NamesTheSpanOfTheContextOnce(t *testing.T) {
 	var buf strings.Builder
 	log := slog.New(TraceLogHandler(TraceLogHandler(slog.NewJSONHandler(&buf, nil)))).With("component", "x")
-	ctx := UnderTraceparent(context.Background(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	tp := sdktrace.NewTracerProvider()
+	defer func() { _ = tp.Shutdown(context.Background()) }()
+	remote := UnderTraceparent(context.Background(), "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+	ctx, span := tp.Tracer("t").Start(remote, "local")
+	defer span.End()
 	log.InfoContext(ctx, "traced")
 	log.InfoContext(context.Background(), "untraced")
 	log.InfoContext(UnderTraceparent(context.Background(), "00-not-a-trace-01"), "malformed")
+	log.InfoContext(remote, "a caller's context only")
 	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
-	if len(lines) != 3 || strings.Count(lines[0], `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) != 1 ||
-		!strings.Contains(lines[0], `"span_id":"00f067aa0ba902b7"`) || !strings.Contains(lines[0], `"component":"x"`) ||
-		strings.Contains(lines[1], "trace_id") || strings.Contains(lines[2], "trace_id") {
+	if len(lines) != 4 || strings.Count(lines[0], `"trace_id":"4bf92f3577b34da6a3ce929d0e0e4736"`) != 1 ||
+		!strings.Contains(lines[0], `"span_id":"`+span.SpanContext().SpanID().String()+`"`) ||
+		!strings.Contains(lines[0], `"component":"x"`) ||
+		strings.Contains(lines[1], "trace_id") || strings.Contains(lines[2], "trace_id") || strings.Contains(lines[3], "trace_id") {
 		t.Fatalf("log lines:\n%s", buf.String())
 	}
 }

@@ -35,7 +35,7 @@ type outcome struct {
 	status     int           // HTTP status; 0 when there was no answer
 	body       string        // the answer, truncated to maxStoredBody bytes of valid UTF-8
 	err        string        // why it failed, as stored and shown to admins; "" on success
-	detail     string        // the full error, for the server's log only (it may name addresses)
+	detail     string        // the full error but the URL, for the server's log and trace (it may name addresses)
 	retryAfter time.Duration // the receiver's Retry-After
 	duration   time.Duration
 }
@@ -91,7 +91,7 @@ func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
 	start := time.Now()
 	res, err := w.client.Do(req)
 	if err != nil {
-		o := outcome{verdict: retry, err: storedError(err), detail: err.Error(), duration: time.Since(start)}
+		o := outcome{verdict: retry, err: storedError(err), detail: withoutURL(err), duration: time.Since(start)}
 		var ne net.Error
 		switch {
 		case ctx.Err() != nil:
@@ -124,6 +124,25 @@ func (w *Worker) send(ctx context.Context, d db.DeliveryClaimRow) outcome {
 	}
 	o.retryAfter = parseRetryAfter(res.Header.Get("Retry-After"), time.Now())
 	return o
+}
+
+// logged is what the server's log and the attempt's span say of its failure: the whole error, addresses
+// included, but not the webhook's URL, whose path or query may hold the receiver's secret (the delivery
+// log, which only the organization's admins read, keeps the URL as they typed it).
+func (o outcome) logged() string {
+	if o.detail != "" {
+		return o.detail
+	}
+	return o.err
+}
+
+// withoutURL is err without the URL net/http puts in front of it ("Post \"https://…\": dial tcp …").
+func withoutURL(err error) string {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Op + ": " + ue.Err.Error()
+	}
+	return err.Error()
 }
 
 // storable makes a receiver's answer fit a text column: valid UTF-8 without NUL bytes. A character cut

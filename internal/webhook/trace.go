@@ -40,9 +40,8 @@ func (w *Worker) startAttempt(ctx context.Context, c claim) (context.Context, tr
 		attribute.Int("fieldtrack.delivery.attempt", int(c.AttemptCount)),
 	)
 	if u, err := url.Parse(c.Url); err == nil {
-		// Scheme, host and path: the query may carry a token of the receiver's.
-		span.SetAttributes(attribute.String("server.address", u.Hostname()),
-			attribute.String("url.full", (&url.URL{Scheme: u.Scheme, Host: u.Host, Path: u.Path}).String()))
+		// Scheme and host only: the path or the query may carry the receiver's secret.
+		span.SetAttributes(attribute.String("server.address", u.Hostname()), attribute.String("url.scheme", u.Scheme))
 	}
 	return ctx, span
 }
@@ -63,7 +62,7 @@ func endAttempt(span trace.Span, o outcome, status string, recordErr error) {
 		span.RecordError(recordErr)
 		span.SetStatus(codes.Error, "recording the attempt: "+recordErr.Error())
 	case o.verdict != delivered && o.err != "":
-		span.SetStatus(codes.Error, o.err)
+		span.SetStatus(codes.Error, o.logged())
 	}
 	span.End()
 }

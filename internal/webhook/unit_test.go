@@ -386,3 +386,18 @@ func TestStorable_KeepsTextColumnsHappy(t *testing.T) {
 		t.Fatalf("storable(cut rune) = %q", got)
 	}
 }
+
+// The server's log and the attempt's span get the whole error but the URL: a webhook URL's path or
+// query may hold the receiver's secret.
+func TestOutcome_LoggedLeavesOutTheURL(t *testing.T) {
+	t.Parallel()
+	refused := &net.OpError{Op: "dial", Net: "tcp", Err: &os.SyscallError{Syscall: "connect", Err: syscall.ECONNREFUSED}}
+	err := &url.Error{Op: "Post", URL: "https://hooks.example.com/services/T0/B0/s3cret?token=x", Err: refused}
+	o := outcome{err: storedError(err), detail: withoutURL(err)}
+	if got := o.logged(); got != "Post: dial tcp: connect: connection refused" {
+		t.Fatalf("logged() = %q", got)
+	}
+	if got := (outcome{err: "HTTP 500: unexpected status"}).logged(); got != "HTTP 500: unexpected status" {
+		t.Fatalf("logged() of an answer = %q", got)
+	}
+}

@@ -232,15 +232,12 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
 	defer cancel()
 	log := w.log.With("delivery_id", c.ID, "webhook_id", c.WebhookID, "event_id", c.EventID, "attempt", c.AttemptCount)
-	if o.detail != "" && o.detail != o.err {
-		log = log.With("detail", o.detail) // what the stored error leaves out, e.g. the address the guard refused
-	}
 	if o.verdict == aborted {
-		endAttempt(span, o, "aborted", nil)
 		err := w.tx(rctx, func(tx db.DBTX) error {
 			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{
 				OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
 		})
+		endAttempt(span, o, "aborted", err)
 		if err != nil {
 			log.WarnContext(rctx, "giving back an interrupted claim (it expires by itself)", "error", err.Error())
 		}
@@ -263,9 +260,9 @@ func (w *Worker) deliver(ctx context.Context, c claim) {
 	case "success":
 		log.DebugContext(ctx, "webhook delivered", "status", o.status, "duration_ms", o.duration.Milliseconds())
 	case "failed":
-		log.WarnContext(ctx, "webhook delivery dead-lettered", "status", o.status, "error", o.err)
+		log.WarnContext(ctx, "webhook delivery dead-lettered", "status", o.status, "error", o.logged())
 	default:
-		log.InfoContext(ctx, "webhook attempt failed; will retry", "status", o.status, "error", o.err)
+		log.InfoContext(ctx, "webhook attempt failed; will retry", "status", o.status, "error", o.logged())
 	}
 }
 
