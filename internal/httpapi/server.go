@@ -36,7 +36,7 @@ type Server struct {
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
 	keys       *keyring
-	orgs       orgCounters // what this process did for each organization (/internal/metrics)
+	orgs       orgCounters  // what this process did for each organization (/internal/metrics)
 	tracer     trace.Tracer // nil: tracing off
 	started    time.Time
 	identity   *identity.Service
