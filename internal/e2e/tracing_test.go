@@ -119,17 +119,11 @@ func TestTracing_OneTraceFromRequestToWebhookAttempt(t *testing.T) {
 		VALUES ($1, $2, 'whsec-0123456789abcdef', '{employee.checked_in}')`, org.ID, receiver.URL+"/s3cret-path?token=s3cret"); err != nil {
 		t.Fatal(err)
 	}
-	p := startProcess(t, "traced", map[string]string{"DATABASE_URL": dbURL,
+	p := startProcess(t, "traced", map[string]string{"DATABASE_URL": dbURL, "METRICS_SCRAPE_TOKEN": "scrape-token-for-tests",
 		"OTEL_EXPORTER_OTLP_ENDPOINT": collector.URL, "OTEL_BSP_SCHEDULE_DELAY": "50",
 		"WEBHOOK_WORKER_ENABLED": "true", "WEBHOOK_ALLOW_PRIVATE_TARGETS": "true"})
 
-	// Events committed before the listener streams its slot are handed off by its start-up sweep, which
-	// reads no trace context: wait for the stream.
-	testfactory.Eventually(t, 20*time.Second, "the listener streaming its slot", func() (bool, error) {
-		var active bool
-		err := owner.QueryRow(context.Background(), `SELECT coalesce(app.slot_active(), false)`).Scan(&active)
-		return active, err
-	})
+	waitStreaming(t, p.base, "scrape-token-for-tests", owner, org)
 	const traceID, callerSpan = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"
 	req, err := http.NewRequest(http.MethodPost, p.base+"/attendance/check-in", nil)
 	if err != nil {
