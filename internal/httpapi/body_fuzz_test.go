@@ -146,6 +146,10 @@ var bodyRoutes = []bodyRoute{
 	{"PATCH", "/admin/api-keys/{id}", "/admin/api-keys/" + fuzzID, "admin", []string{
 		`{"active":false}`, `{"name":"renamed","scopes":["write:expenses"]}`, `{}`, `{"active":"no"}`,
 	}},
+	{"PATCH", "/admin/tracking-settings", "/admin/tracking-settings", "admin", []string{
+		`{"max_accuracy_m":60}`, `{"stay_min_seconds":180,"max_session_hours":12}`, `{}`, `{"jitter_floor_m":1e308}`,
+		`{"max_speed_mps":-0}`,
+	}},
 }
 
 // nastyBodies are tried on every route.

@@ -1,10 +1,12 @@
 package httpapi
 
 import (
+	"context"
 	"fmt"
 	"math"
 	"math/rand/v2"
 	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -556,12 +558,29 @@ func TestReplay_RerunsTheOrganizationsFailedDistancesOnly(t *testing.T) {
 	g := newTrack(12, -23.5505, -46.6333, now.Add(-2*time.Hour)).drive(100, 5*time.Second, 3, 200, gaussian(2), 3)
 	uploadFixes(t, h, tr, g.fixes, 100) // 1.5 km
 
-	// A real failure: a session cap of a million hours overflows the duration arithmetic in the check-out's
-	// computation. The check-out itself still succeeds; the distance is left 'failed' for replay.
-	if _, err := pool.Exec(t.Context(), `INSERT INTO tracking_settings (organization_id, max_session_hours) VALUES ($1, 1000000)`,
-		org.ID); err != nil {
+	// A failure inside the computation's transaction: the summary's write fails for this organization (a
+	// trigger of the test's; the settings' ranges leave a DBA no way to break the arithmetic any more). The
+	// check-out itself still succeeds; the distance is left 'failed' for replay.
+	breaker := "test_break_" + strings.ReplaceAll(org.ID.String(), "-", "")
+	if _, err := pool.Exec(t.Context(), fmt.Sprintf(`
+		CREATE FUNCTION app.%[1]s() RETURNS trigger LANGUAGE plpgsql AS $$
+		BEGIN
+			IF NEW.organization_id = '%[2]s' AND NEW.last_error IS NULL THEN
+				RAISE EXCEPTION 'the distance computation broke';
+			END IF;
+			RETURN NEW;
+		END $$;
+		CREATE TRIGGER %[1]s BEFORE INSERT OR UPDATE ON session_summaries FOR EACH ROW EXECUTE FUNCTION app.%[1]s();`,
+		breaker, org.ID)); err != nil {
 		t.Fatal(err)
 	}
+	unbreak := func() {
+		if _, err := pool.Exec(context.Background(), fmt.Sprintf(`DROP TRIGGER IF EXISTS %[1]s ON session_summaries;
+			DROP FUNCTION IF EXISTS app.%[1]s()`, breaker)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Cleanup(unbreak)
 	r := h.call("POST", "/attendance/check-out", tr.tok, nil)
 	expect(t, r, http.StatusOK)
 	if r.data()["distance_recalculation_status"] != "failed" {
@@ -595,10 +614,8 @@ func TestReplay_RerunsTheOrganizationsFailedDistancesOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	// Fix the settings and replay: only this organization's session runs, and it is done.
-	if _, err := pool.Exec(t.Context(), `UPDATE tracking_settings SET max_session_hours = 168 WHERE organization_id = $1`, org.ID); err != nil {
-		t.Fatal(err)
-	}
+	// Repair it and replay: only this organization's session runs, and it is done.
+	unbreak()
 	r = h.call("POST", "/admin/queues/replay-distance-dlq", admin, "{}")
 	expect(t, r, http.StatusOK)
 	if r.Body["replayed"] != 1.0 || r.Body["limit"] != 100.0 {

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"sort"
 	"testing"
@@ -140,7 +141,7 @@ func checkTrackCase(t *testing.T, c trackCase) {
 			g := c.gen(seed, now.Add(-9*time.Hour))
 			truth := g.geodesicM(t)
 			km := driveKm(t, h, tr, g.fixes)
-			rep := checkDistanceReport(t, tr, km, len(g.fixes))
+			rep := checkDistanceReport(t, h, tr, km, len(g.fixes))
 			rel := km*1000/truth - 1
 			lambda := make([]float64, len(rep.Segments))
 			for i, s := range rep.Segments {
@@ -233,10 +234,12 @@ func distanceReportOf(t *testing.T, tr tracked) distanceReport {
 
 // checkDistanceReport checks the session's distance report against the session (its stored km, the
 // distance function, the summary) and itself (every received fix kept or dropped for one reason, the
-// track made of the kept fixes and the stays), and returns it.
-func checkDistanceReport(t *testing.T, tr tracked, km float64, uploaded int) distanceReport {
+// track made of the kept fixes and the stays), and the API's report (the employee's own) against it, and
+// returns it.
+func checkDistanceReport(t *testing.T, h *harness, tr tracked, km float64, uploaded int) distanceReport {
 	t.Helper()
 	rep := distanceReportOf(t, tr)
+	defer checkAPIDistanceReport(t, h, tr, rep, km)
 	var distance, rounded float64
 	var total, used, summaryUsed int
 	if err := testfactory.Pool(t).QueryRow(t.Context(), `
@@ -306,6 +309,61 @@ func checkDistanceReport(t *testing.T, tr tracked, km float64, uploaded int) dis
 	return rep
 }
 
+// apiDistanceReport is GET /attendance/{sessionId}/distance-report's answer.
+type apiDistanceReport struct {
+	distanceReport
+	StoredDistanceKm *float64 `json:"stored_distance_km"`
+	EmployeeID       string   `json:"employee_id"`
+	Track            struct {
+		Type        string            `json:"type"`
+		Coordinates []json.RawMessage `json:"coordinates"`
+	} `json:"track"`
+}
+
+// checkAPIDistanceReport checks that the API's report of the session (as its employee) is the SQL report
+// of it with the session's stored figures and the track drawn as GeoJSON, every point of it unsimplified.
+func checkAPIDistanceReport(t *testing.T, h *harness, tr tracked, rep distanceReport, km float64) {
+	t.Helper()
+	if t.Failed() {
+		return
+	}
+	get := func(query string) apiDistanceReport {
+		r := h.call("GET", "/attendance/"+tr.session.String()+"/distance-report"+query, tr.tok, nil)
+		expect(t, r, http.StatusOK)
+		var body struct{ Data apiDistanceReport }
+		if err := json.Unmarshal(r.Raw, &body); err != nil {
+			t.Fatal(err)
+		}
+		return body.Data
+	}
+	api := get("")
+	sqlFixes, _ := json.Marshal(rep.Fixes)
+	apiFixes, _ := json.Marshal(api.Fixes)
+	if api.SessionID != tr.session.String() || api.EmployeeID != tr.emp.ID.String() || api.DistanceM != rep.DistanceM ||
+		api.DistanceKm != rep.DistanceKm || api.StoredDistanceKm == nil || *api.StoredDistanceKm != km ||
+		string(apiFixes) != string(sqlFixes) || len(api.Stays) != len(rep.Stays) || len(api.Segments) != len(rep.Segments) {
+		t.Fatalf("the API's report %+v (fixes %s), want the SQL report's %v m (fixes %s) and the stored %v km",
+			api, apiFixes, rep.DistanceM, sqlFixes, km)
+	}
+	segments := map[int]int{}
+	for _, p := range rep.Track {
+		segments[p.Segment]++
+	}
+	switch {
+	case len(segments) > 1:
+		if api.Track.Type != "MultiLineString" || len(api.Track.Coordinates) != len(segments) {
+			t.Fatalf("a track of %d segments drawn as %s of %d lines", len(segments), api.Track.Type, len(api.Track.Coordinates))
+		}
+	case api.Track.Type != "LineString" || len(api.Track.Coordinates) != max(len(rep.Track), min(len(rep.Track), 1)*2):
+		t.Fatalf("a track of %d points drawn as %s of %d positions", len(rep.Track), api.Track.Type, len(api.Track.Coordinates))
+	case len(rep.Track) > 2:
+		simple := get("?simplify=25")
+		if n := len(simple.Track.Coordinates); n < 2 || n > len(rep.Track) || simple.DistanceM != rep.DistanceM {
+			t.Fatalf("simplified to 25 m: %d of %d positions, distance %v (want %v)", n, len(rep.Track), simple.DistanceM, rep.DistanceM)
+		}
+	}
+}
+
 // One track with every reason to drop a fix: its report counts each, finds the stay where the phone stood,
 // restarts the track where it jumped for good, and is computed as the caller (row-level security).
 func TestDistanceReport_AccountsForEveryFixByReason(t *testing.T) {
@@ -337,7 +395,7 @@ func TestDistanceReport_AccountsForEveryFixByReason(t *testing.T) {
 			Seq: last.Seq + i + 1})
 	}
 	km := driveKm(t, h, tr, fixes)
-	rep := checkDistanceReport(t, tr, km, len(fixes))
+	rep := checkDistanceReport(t, h, tr, km, len(fixes))
 	t.Logf("%.3f km; fixes %+v; %d stays %+v; segments %+v", km, rep.Fixes, len(rep.Stays), rep.Stays, rep.Segments)
 
 	d := rep.Fixes.Dropped

@@ -39,6 +39,7 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/attendance/my-sessions", anyUser, s.mySessions)
 	s.handle(r, "GET", "/attendance/org-sessions", adminOnly, s.orgSessionsGone)
 	s.handle(r, "POST", "/attendance/{sessionId}/recalculate", anyUser, s.recalculate)
+	s.handle(r, "GET", "/attendance/{sessionId}/distance-report", anyUser, s.distanceReport("sessionId"))
 
 	// locations
 	s.handle(r, "POST", "/locations", employeeOnly, s.recordLocation)
@@ -86,12 +87,15 @@ func (s *Server) Handler() http.Handler {
 	s.handle(r, "GET", "/internal/ready-deep", adminOnly, s.readyDeep)
 	s.handle(r, "GET", "/admin/sessions", adminOnly, s.adminSessions)
 	s.handle(r, "GET", "/admin/sessions/{id}/locations", adminOnly, s.sessionLocations)
+	s.handle(r, "GET", "/admin/sessions/{id}/distance-report", adminOnly, s.distanceReport("id"))
 	s.handle(r, "GET", "/admin/monitoring/map", adminOnly, s.monitoringMap)
 	s.handle(r, "POST", "/admin/force-checkout", adminOnly, s.forceCheckOut)
 	s.handle(r, "POST", "/admin/queues/replay-distance-dlq", adminOnly, s.replayDistance)
 	s.handle(r, "POST", "/admin/start-monitoring", adminUser, s.startMonitoring)
 	s.handle(r, "POST", "/admin/stop-monitoring", adminUser, s.stopMonitoring)
 	s.handle(r, "GET", "/admin/monitoring-history", adminOnly, s.monitoringHistory)
+	s.handle(r, "GET", "/admin/tracking-settings", adminOnly, s.trackingSettings)
+	s.handle(r, "PATCH", "/admin/tracking-settings", adminOnly, s.updateTrackingSettings)
 
 	// employees
 	s.handle(r, "GET", "/admin/employees", adminOnly, s.listEmployees)
