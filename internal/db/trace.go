@@ -14,7 +14,7 @@ import (
 // (background work and untraced requests cost a context lookup), and with the parent's tracer provider,
 // so no global state decides where the spans go. A request's first statement shows as the batch it is:
 // BEGIN, the settings, the caller check and the statement (and COMMIT), one round trip, its statements as
-// the span's events. Statements carry their SQL text, never their arguments.
+// the span's events (the preamble by name). Statements carry their SQL text, never their arguments.
 type tracer struct{}
 
 type spanKey struct{}
@@ -66,14 +66,28 @@ func (tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatch
 	return startSpan(ctx, "batch", attribute.Int("db.operation.batch.size", d.Batch.Len()))
 }
 
+// preamble names the statements every transaction opens with: a batch span's events show them by name,
+// without their (long, never-changing) SQL text, which would only weigh on every exported span.
+var preamble = map[string]string{
+	"BEGIN": "BEGIN", "BEGIN READ ONLY": "BEGIN READ ONLY", "COMMIT": "COMMIT",
+	settingsSQL: "settings", settingsTracedSQL: "settings", checkCallerSQL: "caller check",
+}
+
 func (tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
-	if span, ok := ctx.Value(spanKey{}).(trace.Span); ok {
-		attrs := []attribute.KeyValue{attribute.String("db.query.text", d.SQL)}
-		if d.Err != nil {
-			attrs = append(attrs, attribute.String("error", d.Err.Error()))
-		}
-		span.AddEvent(operation(d.SQL), trace.WithAttributes(attrs...))
+	span, ok := ctx.Value(spanKey{}).(trace.Span)
+	if !ok {
+		return
 	}
+	var attrs []attribute.KeyValue
+	name, known := preamble[d.SQL]
+	if !known {
+		name = operation(d.SQL)
+		attrs = append(attrs, attribute.String("db.query.text", d.SQL))
+	}
+	if d.Err != nil {
+		attrs = append(attrs, attribute.String("error", d.Err.Error()))
+	}
+	span.AddEvent(name, trace.WithAttributes(attrs...))
 }
 
 func (tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchEndData) {

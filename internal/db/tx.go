@@ -114,25 +114,26 @@ func acquire(ctx context.Context, pool *pgxpool.Pool, timeout time.Duration) (*p
 }
 
 // settingsSQL sets the role, the claims, the statement timeout and the commit mode for the current
-// transaction. An empty timeout or commit mode keeps the session's.
-const settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
+// transaction. An empty timeout or commit mode keeps the session's. settingsTracedSQL also sets
+// app.trace_context, the traceparent app.append_event stores with every event the transaction emits, so
+// the event's hand-off and webhook attempts join the request's trace: one statement either way.
+const (
+	settingsSQL = `SELECT set_config('role', $1, true), set_config('request.jwt.claims', $2, true),
 	set_config('app.org_id', $3, true), set_config('app.user_id', $4, true), set_config('app.role', $5, true),
 	set_config('app.employee_id', $6, true),
 	set_config('statement_timeout', coalesce(nullif($7, ''), current_setting('statement_timeout')), true),
 	set_config('synchronous_commit', coalesce(nullif($8, ''), current_setting('synchronous_commit')), true)`
+	settingsTracedSQL = settingsSQL + `, set_config('app.trace_context', $9, true)`
+)
 
 // checkCallerSQL refuses the transaction of a caller that may no longer act (a disabled user, a
 // deactivated employee, a session that ended, a revoked API key or one without the route's scope): the
 // claims are checked where the request runs, so no cache outlives the change. Its own statement, after the role is switched (the API role may call it).
 const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4, $5, nullif($6, ''))`
 
-// traceContextSQL sets app.trace_context, the traceparent app.append_event stores with every event the
-// transaction emits, so the event's hand-off and webhook attempts join the request's trace.
-const traceContextSQL = `SELECT set_config('app.trace_context', $1, true)`
-
-// begin returns the batch that opens a transaction: BEGIN, the settings, for a caller's request the
-// caller check, and for a sampled trace its context, queued until the first statement carries them to
-// the server.
+// begin returns the batch that opens a transaction: BEGIN, the settings (with a sampled trace's context)
+// and, for a caller's request, the caller check, queued until the first statement carries them to the
+// server.
 func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 	role := o.Role
 	if role == "" {
@@ -156,15 +157,17 @@ func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 	} else {
 		b.Queue("BEGIN")
 	}
-	b.Queue(settingsSQL, role, claims, text(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil}),
-		text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit)
+	org := text(uuid.NullUUID{UUID: c.OrgID, Valid: c.OrgID != uuid.Nil})
+	// The trace context only where events can be emitted (a request's writing transaction) and only under
+	// a span this process records: with tracing off, a caller's own traceparent is not stored.
+	if span := trace.SpanFromContext(ctx); role == APIRole && !o.ReadOnly && span.IsRecording() && span.SpanContext().IsSampled() {
+		b.Queue(settingsTracedSQL, role, claims, org, text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit,
+			traceparent(span.SpanContext()))
+	} else {
+		b.Queue(settingsSQL, role, claims, org, text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit)
+	}
 	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
 		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)
-	}
-	// Only where events can be emitted (a request's writing transaction) and only under a span this
-	// process records: with tracing off, a caller's own traceparent is not stored.
-	if span := trace.SpanFromContext(ctx); role == APIRole && !o.ReadOnly && span.IsRecording() && span.SpanContext().IsSampled() {
-		b.Queue(traceContextSQL, traceparent(span.SpanContext()))
 	}
 	return b
 }
