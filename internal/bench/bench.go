@@ -23,9 +23,9 @@ type measured struct {
 }
 
 // Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth,
-// tracing, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw. It returns an error when set-up fails or
-// when a section failed more than 1% of its units (phases, producer transactions); a missed target is
-// reported, not an error.
+// tracing, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
+// It returns an error when set-up fails or when a section failed more than 1% of its units (phases,
+// producer transactions); a missed target is reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err

@@ -208,7 +208,7 @@ func TestTracingReportVerdicts(t *testing.T) {
 	r.write(&out)
 	s := out.String()
 	// medians 930 on, 1000 off; the server's CPU per request 500 µs off, 645 µs on (0.6 core at 930/s)
-	for _, want := range []string{"(medians: 930 ÷ 1000) | 0.93 | ≥ 0.90 | PASS |", "| 2.00 | ≥ 2 | PASS |",
+	for _, want := range []string{"(medians: 930 ÷ 1000) | 0.930 | ≥ 0.900 | PASS |", "| 2.000 | ≥ 2 | PASS |",
 		"per request 500 → 645 µs", ": OK."} {
 		if !strings.Contains(s, want) {
 			t.Errorf("report lacks %q:\n%s", want, s)
