@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Benchmarks (make bench), on this machine: GPS ingest (raw SQL inserts vs the HTTP API), the event
 # pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate) and the CSV export
-# of an organization's expenses (COPY vs the HTTP API, with the server's peak memory), and the snapshots
-# (admin reads at 10k and 10M fixes, reconciliation time, the snapshot work's cost on ingest, hot rows).
+# of an organization's expenses (COPY vs the HTTP API, with the server's peak memory), the snapshots
+# (admin reads at 10k and 10M fixes, reconciliation time, the snapshot work's cost on ingest, hot rows),
+# what authentication and the rate limits cost a request, and what tracing costs single-fix ingest.
 #
 #   scripts/bench.sh
 #   BENCH_SECTIONS=events scripts/bench.sh      # one section only
@@ -27,8 +28,15 @@
 # the environment reach the server unchanged; the report states the effective
 # worker settings.
 #
+# For the tracing section a second server runs on another free port, the same way but with the listener
+# and the webhook worker off (one process leads; that section has no events) and with every request
+# traced: OTEL_EXPORTER_OTLP_ENDPOINT (http/protobuf) at the OTLP/HTTP collector ftbench runs on a third
+# free port, OTEL_TRACES_SAMPLER=always_on. OTEL_* variables in the environment reach neither server (the
+# first must be untraced), except OTEL_BSP_* (the batch span processor's queue, batch size and delay),
+# which reach the traced one.
+#
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth (default all five)
+#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth,tracing (default all six)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -66,16 +74,18 @@ export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
 snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
-sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth}"
+sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth,tracing}"
 sections="${sections// /}"
 run_events=0
+run_tracing=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, tracing, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
 	gps | export | snapshots | auth) ;;
 	events) run_events=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots and auth, got '$sections'" ;;
+	tracing) run_tracing=1 ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots, auth and tracing, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -91,36 +101,45 @@ mkdir -p bin
 go build -o bin/fieldtrack ./cmd/fieldtrack
 go build -o bin/ftbench ./cmd/ftbench
 
-server_pid=""
-# The server has exited (a zombie until we wait for it, or already reaped).
-server_gone() {
-	case "$(ps -o stat= -p "$server_pid" 2>/dev/null || true)" in
+# The servers started (pids) and their logs, in start order.
+server_pids=()
+server_logs=()
+# The process has exited (a zombie until we wait for it, or already reaped).
+server_gone() { # PID
+	case "$(ps -o stat= -p "$1" 2>/dev/null || true)" in
 	"" | Z*) return 0 ;;
 	esac
 	return 1
 }
-# Stops the server before throwaway.sh stops the cluster (and shows its log's tail after a failure).
-before_exit() { # STATUS
-	if [ -n "$server_pid" ] && server_gone; then
+# Stops a server: SIGTERM, SIGKILL after 10 s; says so when it had exited already.
+stop_server() { # PID
+	if server_gone "$1"; then
 		local server_status=0
-		wait "$server_pid" 2>/dev/null || server_status=$?
-		say "the server (pid $server_pid) exited before the end of the run (status $server_status)"
-	elif [ -n "$server_pid" ]; then
-		kill -TERM "$server_pid" 2>/dev/null || true
-		for _ in $(seq 1 100); do
-			kill -0 "$server_pid" 2>/dev/null || break
-			sleep 0.1
-		done
-		if kill -0 "$server_pid" 2>/dev/null; then
-			say "warning: server $server_pid ignored SIGTERM for 10 s; killing it"
-			kill -KILL "$server_pid" 2>/dev/null || true
+		wait "$1" 2>/dev/null || server_status=$?
+		say "the server (pid $1) exited before the end of the run (status $server_status)"
+		return
+	fi
+	kill -TERM "$1" 2>/dev/null || true
+	for _ in $(seq 1 100); do
+		kill -0 "$1" 2>/dev/null || break
+		sleep 0.1
+	done
+	if kill -0 "$1" 2>/dev/null; then
+		say "warning: server $1 ignored SIGTERM for 10 s; killing it"
+		kill -KILL "$1" 2>/dev/null || true
+	fi
+	wait "$1" 2>/dev/null || true
+}
+# Stops the servers before throwaway.sh stops the cluster (and shows their logs' tails after a failure).
+before_exit() { # STATUS
+	local i
+	for i in "${!server_pids[@]}"; do
+		stop_server "${server_pids[$i]}"
+		if [ "$1" -ne 0 ] && [ -s "${server_logs[$i]}" ]; then
+			say "last lines of ${server_logs[$i]##*/}:"
+			tail -n 20 "${server_logs[$i]}" >&2 || true
 		fi
-		wait "$server_pid" 2>/dev/null || true
-	fi
-	if [ "$1" -ne 0 ] && [ -n "$tmp" ] && [ -s "$tmp/server.log" ]; then
-		say "last lines of the server log:"
-		tail -n 20 "$tmp/server.log" >&2 || true
-	fi
+	done
 }
 # shellcheck source=scripts/throwaway.sh
 . scripts/throwaway.sh
@@ -136,9 +155,21 @@ export JWT_ISSUER METRICS_SCRAPE_TOKEN
 say "migrating $DATABASE_URL"
 bin/fieldtrack migrate up >&2
 
-api_port="$("$PG" free-port)"
-[ "$api_port" != "$pg_port" ] || api_port="$("$PG" free-port)"
-server_url="http://127.0.0.1:$api_port"
+# free_port VAR: sets VAR to a free port that nothing else of this run uses.
+used_ports=("$pg_port")
+free_port() {
+	local p
+	for _ in $(seq 1 20); do
+		p="$("$PG" free-port)"
+		if [[ " ${used_ports[*]} " != *" $p "* ]]; then
+			used_ports+=("$p")
+			printf -v "$1" %s "$p"
+			return 0
+		fi
+	done
+	die "no free port distinct from ${used_ports[*]}"
+}
+
 receiver_args=()
 cert_env=()
 if [ "$run_events" -eq 1 ]; then
@@ -146,36 +177,68 @@ if [ "$run_events" -eq 1 ]; then
 	receiver_args=(-receiver-cert "$cert" -receiver-key "$tmp/receiver/receiver-key.pem")
 	cert_env=(SSL_CERT_FILE="$cert")
 fi
-say "starting the server on $server_url"
-# The rate limits are on, as in production, but too high to refuse the load (the auth section measures
-# their cost).
-env "${cert_env[@]}" PORT="$api_port" APP_ENV=production LOG_LEVEL=warn \
-	RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_ORG_PER_MIN=10000000 RATE_LIMIT_API_KEY_PER_MIN=1000000 \
-	RATE_LIMIT_IP_PER_MIN=10000000 RATE_LIMIT_LOCATIONS_PER_10S=100000 RATE_LIMIT_EXPENSES_PER_MIN=100000 \
-	RATE_LIMIT_RECALCULATE_PER_MIN=100000 \
-	DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true RECEIPTS_DIR="$tmp/receipts" \
-	LISTENER_DATABASE_URL="${DATABASE_URL/:\/\/*@/://fieldtrack_listener@}" \
-	WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
-	bin/fieldtrack serve >"$tmp/server.log" 2>&1 &
-server_pid=$!
 
-ready=0
-for _ in $(seq 1 150); do
-	! server_gone || die "the server exited during start-up"
-	if curl -fsS -o /dev/null --max-time 2 "$server_url/ready" 2>/dev/null; then
-		ready=1
-		break
-	fi
-	sleep 0.2
-done
-[ "$ready" -eq 1 ] || die "the server did not become ready within 30 s"
+# The OTEL_* variables of the caller's environment: none reaches the untraced server; the batch span
+# processor's reach the traced one.
+bsp_env=()
+while IFS= read -r v; do
+	case "$v" in
+	OTEL_BSP_*) bsp_env+=("$v=${!v}") ;;
+	esac
+	unset "$v"
+done < <(compgen -e | grep '^OTEL_' || true)
+
+# start_server LOG [VAR=VALUE...]: starts bin/fieldtrack serve on a free port with the bench's settings
+# (the variables given override them), logging to LOG, and waits for /ready; sets server_pid and
+# server_url.
+start_server() {
+	local log="$1" port
+	shift
+	free_port port
+	server_url="http://127.0.0.1:$port"
+	say "starting a server on $server_url ($log)"
+	# The rate limits are on, as in production, but too high to refuse the load (the auth section
+	# measures their cost).
+	env "${cert_env[@]}" PORT="$port" APP_ENV=production LOG_LEVEL=warn \
+		RATE_LIMIT_USER_PER_MIN=1000000 RATE_LIMIT_ORG_PER_MIN=10000000 RATE_LIMIT_API_KEY_PER_MIN=1000000 \
+		RATE_LIMIT_IP_PER_MIN=10000000 RATE_LIMIT_LOCATIONS_PER_10S=100000 RATE_LIMIT_EXPENSES_PER_MIN=100000 \
+		RATE_LIMIT_RECALCULATE_PER_MIN=100000 \
+		DB_MAX_CONNS="$((concurrency + 4))" EVENTS_LISTENER_ENABLED=true RECEIPTS_DIR="$tmp/receipts" \
+		LISTENER_DATABASE_URL="${DATABASE_URL/:\/\/*@/://fieldtrack_listener@}" \
+		WEBHOOK_WORKER_ENABLED=true WEBHOOK_ALLOW_PRIVATE_TARGETS=true \
+		"$@" bin/fieldtrack serve >"$log" 2>&1 &
+	server_pid=$!
+	server_pids+=("$server_pid")
+	server_logs+=("$log")
+	for _ in $(seq 1 150); do
+		! server_gone "$server_pid" || die "the server on $server_url exited during start-up"
+		if curl -fsS -o /dev/null --max-time 2 "$server_url/ready" 2>/dev/null; then
+			return 0
+		fi
+		sleep 0.2
+	done
+	die "the server on $server_url did not become ready within 30 s"
+}
+
+start_server "$tmp/server.log"
+main_url="$server_url" main_pid="$server_pid"
+tracing_args=()
+if [ "$run_tracing" -eq 1 ]; then
+	free_port collector_port
+	collector="127.0.0.1:$collector_port"
+	start_server "$tmp/server-traced.log" "${bsp_env[@]}" \
+		EVENTS_LISTENER_ENABLED=false WEBHOOK_WORKER_ENABLED=false \
+		OTEL_EXPORTER_OTLP_ENDPOINT="http://$collector" OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf \
+		OTEL_TRACES_SAMPLER=always_on OTEL_SERVICE_NAME=fieldtrack-bench
+	tracing_args=(-traced-url "$server_url" -traced-pid "$server_pid" -collector "$collector")
+fi
 
 say "running ftbench ($sections): GPS ${seconds}s per phase, $concurrency workers, $employees employees;" \
 	"events ${events_rate}/s for ${events_seconds}s, $events_per_tx per tx; export of $export_rows expenses;" \
 	"snapshots of $snap_employees employees, $snap_sessions sessions, $snap_points fixes"
-bin/ftbench -url "$server_url" -server-pid "$server_pid" -sections "$sections" \
+bin/ftbench -url "$main_url" -server-pid "$main_pid" -sections "$sections" \
 	-seconds "$seconds" -warmup "$warmup" -concurrency "$concurrency" -employees "$employees" \
 	-events-rate "$events_rate" -events-seconds "$events_seconds" -events-per-tx "$events_per_tx" \
 	-export-rows "$export_rows" \
 	-snapshot-employees "$snap_employees" -snapshot-sessions "$snap_sessions" -snapshot-points "$snap_points" \
-	"${receiver_args[@]}"
+	"${receiver_args[@]}" "${tracing_args[@]}"

@@ -1,10 +1,15 @@
 // Command ftbench measures a running FieldTrack server and its database — GPS ingest, the event pipeline
-// from an outbox commit to SSE and to the first webhook attempt, and the CSV export — and prints a report
-// (see internal/bench). `make bench` (scripts/bench.sh) starts everything it needs:
+// from an outbox commit to SSE and to the first webhook attempt, the CSV export, the snapshots, what
+// authentication costs and what tracing costs — and prints a report (see internal/bench). `make bench`
+// (scripts/bench.sh) starts everything it needs:
 //
-//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events,export]
+//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events,export,snapshots,auth,tracing]
 //	        [-receiver-cert FILE -receiver-key FILE]
+//	        [-traced-url http://127.0.0.1:PORT2 -traced-pid PID2 -collector 127.0.0.1:PORT3]
 //	ftbench -write-receiver-cert DIR
+//
+// The tracing section needs the last three flags: a second server on the same database that exports its
+// spans over OTLP/HTTP to the collector ftbench runs on -collector.
 //
 // The second form only writes a self-signed certificate for 127.0.0.1 and its key into DIR (for the events
 // section's https webhook receiver; the server trusts it through SSL_CERT_FILE) and prints the
@@ -12,10 +17,9 @@
 //
 // DATABASE_URL (the owner's connection) and JWT_SECRET (the server's) come from the environment;
 // BENCH_SECONDS, BENCH_CONCURRENCY, BENCH_EMPLOYEES, BENCH_WARMUP_SECONDS, BENCH_SECTIONS,
-// BENCH_EVENTS_RATE, BENCH_EVENTS_SECONDS, BENCH_EVENTS_PER_TX and BENCH_EXPORT_ROWS give the flags'
-// defaults. It exits 1
-// when set-up fails or a section has more than 1% errors, 2 on bad usage, 0 otherwise (also when a target
-// is missed: the report says so).
+// BENCH_EVENTS_RATE, BENCH_EVENTS_SECONDS, BENCH_EVENTS_PER_TX, BENCH_EXPORT_ROWS and BENCH_SNAPSHOT_*
+// give the flags' defaults. It exits 1 when set-up fails or a section has more than 1% errors, 2 on bad
+// usage, 0 otherwise (also when a target is missed: the report says so).
 package main
 
 import (
@@ -39,7 +43,8 @@ func main() {
 	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
-	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots"), "sections to run: some of gps, events, export, snapshots")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots,auth,tracing"),
+		"sections to run: some of gps, events, export, snapshots, auth, tracing")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
@@ -49,6 +54,9 @@ func main() {
 	snapEmployees := fs.Int("snapshot-employees", envInt("BENCH_SNAPSHOT_EMPLOYEES", 1000), "snapshots: employees")
 	snapSessions := fs.Int("snapshot-sessions", envInt("BENCH_SNAPSHOT_SESSIONS", 1_000_000), "snapshots: closed sessions in all")
 	snapPoints := fs.Int("snapshot-points", envInt("BENCH_SNAPSHOT_POINTS", 10_000_000), "snapshots: fixes at the second volume")
+	tracedURL := fs.String("traced-url", "", "tracing: base URL of a second server on the same database, exporting its spans to -collector")
+	tracedPID := fs.Int("traced-pid", 0, "tracing: its process id, for its CPU and memory")
+	collector := fs.String("collector", "", "tracing: host:port (loopback) for the OTLP/HTTP collector ftbench runs")
 	writeCert := fs.String("write-receiver-cert", "", "only write a receiver certificate and key into this directory")
 	if err := fs.Parse(os.Args[1:]); err != nil {
 		os.Exit(2)
@@ -89,6 +97,10 @@ func main() {
 		SnapshotEmployees: *snapEmployees,
 		SnapshotSessions:  *snapSessions,
 		SnapshotPoints:    *snapPoints,
+
+		TracedURL:     *tracedURL,
+		TracedPID:     *tracedPID,
+		CollectorAddr: *collector,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err = bench.Run(ctx, cfg, os.Stdout, os.Stderr)

@@ -22,10 +22,10 @@ type measured struct {
 	result
 }
 
-// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth, and writes each one's report as
-// Markdown to out as soon as it is done; progress goes to logw. It returns an error when set-up fails or
-// when a section failed more than 1% of its units (phases, producer transactions); a missed target is
-// reported, not an error.
+// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth,
+// tracing, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
+// It returns an error when set-up fails or when a section failed more than 1% of its units (phases,
+// producer transactions); a missed target is reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	if err := cfg.Validate(); err != nil {
 		return err
@@ -45,6 +45,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		return err
 	}
 	probe := cpuProbe{server: cfg.ServerPID, postmaster: env.postmaster}
+	var col *collector
+	if cfg.runs(SectionTracing) {
+		// From the start: the traced server exports the spans of every request it answers, from its first
+		// readiness check on.
+		if col, err = startCollector(cfg.CollectorAddr, tracedRoute); err != nil {
+			return err
+		}
+		defer col.close()
+	}
 
 	var failed []error
 	if cfg.runs(SectionGPS) {
@@ -97,6 +106,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		rep.write(out)
 		failed = append(failed, rep.failure())
 	}
+	if cfg.runs(SectionTracing) {
+		fmt.Fprintln(out)
+		rep, err := runTracing(ctx, cfg, env, admin, hc, col, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
 	return errors.Join(failed...)
 }
 
@@ -127,7 +145,7 @@ func runGPS(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, hc 
 		if !running(cfg.ServerPID) {
 			return report{}, fmt.Errorf("the server (pid %d) is gone after phase %s; see its log", cfg.ServerPID, p.id)
 		}
-		warmRows += warm
+		warmRows += warm.rows
 		if p.api {
 			if m, err := readMemory(cfg.ServerPID); err == nil {
 				apiRSS = m.rssKB
@@ -168,29 +186,27 @@ func preparePhase(ctx context.Context, id string, cfg Config, f *fleet, hc *http
 	return rawBatch(pool, f, cfg.Concurrency), pool.Close, nil
 }
 
-// measurePhase checkpoints, warms up (returning the rows that inserted) and measures p, with the CPU
-// each party used during the measured run.
+// measurePhase checkpoints, warms up and measures p, with the CPU each party used during the measured
+// run; it returns the measured run and the warm-up's (whose rows and requests count too).
 func measurePhase(ctx context.Context, p phase, cfg Config, admin *pgxpool.Pool, probe cpuProbe,
-	logf func(string, ...any)) (result, int64, error) {
+	logf func(string, ...any)) (r, warm result, err error) {
 	// A checkpoint now rather than in the middle of a phase keeps the phases comparable.
 	if _, err := admin.Exec(ctx, "CHECKPOINT"); err != nil {
-		return result{}, 0, fmt.Errorf("checkpoint: %w", err)
+		return result{}, result{}, fmt.Errorf("checkpoint: %w", err)
 	}
-	var warmRows int64
 	if cfg.Warmup > 0 {
 		logf("%s %s: warm-up %s", p.id, p.path, cfg.Warmup)
-		w := run(ctx, p, cfg.Concurrency, cfg.Warmup)
-		warmRows = w.rows
-		if w.errors > 0 {
-			logf("%s warm-up: %d of %d failed, first: %s", p.id, w.errors, w.ops, w.firstErr)
+		warm = run(ctx, p, cfg.Concurrency, cfg.Warmup)
+		if warm.errors > 0 {
+			logf("%s warm-up: %d of %d failed, first: %s", p.id, warm.errors, warm.ops, warm.firstErr)
 		}
 	}
 	logf("%s %s: measuring %s with %d workers", p.id, p.path, cfg.Phase, cfg.Concurrency)
 	before := probe.sample()
-	r := run(ctx, p, cfg.Concurrency, cfg.Phase)
+	r = run(ctx, p, cfg.Concurrency, cfg.Phase)
 	r.cpu = cpuBetween(before, probe.sample())
 	logf("%s: %.0f rows/s, %d errors", p.id, r.perSecond(r.rows), r.errors)
-	return r, warmRows, ctx.Err()
+	return r, warm, ctx.Err()
 }
 
 // waitReady polls GET /ready until it answers 200, for at most limit.

@@ -2,13 +2,18 @@ package bench
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
+	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // These tests cover the pure parts (fixes, ownership, statistics, report); make bench runs the rest.
@@ -142,5 +147,78 @@ func TestPlainFixesTriggerIsTheMigrations(t *testing.T) {
 	if !strings.HasPrefix(def, "CREATE OR REPLACE FUNCTION app.gps_locations_after_insert()") ||
 		!strings.HasSuffix(def, "$$") || strings.Contains(def, "CREATE TRIGGER") || !strings.Contains(def, "recalculate_session") {
 		t.Fatalf("the baseline trigger: %q", def)
+	}
+}
+
+// The collector takes what the SDK's OTLP/HTTP exporter sends, as the traced server sends it, and counts a
+// trace's spans towards its root whichever export brings them first.
+func TestCollectorCountsTheSpansOfTheRootsTraces(t *testing.T) {
+	col, err := startCollector("127.0.0.1:0", tracedRoute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(col.close)
+	ctx := context.Background()
+	exp, err := otlptracehttp.New(ctx, otlptracehttp.WithEndpointURL("http://"+col.addr+"/v1/traces"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSyncer(exp)) // one export per span: the child comes first
+	tr := tp.Tracer("test")
+	for _, name := range []string{tracedRoute, tracedRoute, "GET /ready"} {
+		rctx, root := tr.Start(ctx, name, trace.WithSpanKind(trace.SpanKindServer))
+		_, child := tr.Start(rctx, "batch", trace.WithSpanKind(trace.SpanKindClient))
+		child.End()
+		root.End()
+	}
+	if err := tp.Shutdown(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s := col.stats()
+	if s.exports != 6 || s.rejected != 0 || s.spans != 6 || s.rootTraces != 2 || s.rootSpans != 4 ||
+		s.byName["batch"] != 3 || s.byName[tracedRoute] != 2 {
+		t.Fatalf("stats %+v", s)
+	}
+
+	resp, err := http.Post("http://"+col.addr+"/v1/traces", "application/x-protobuf", strings.NewReader("not protobuf"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusBadRequest || col.stats().rejected != 1 {
+		t.Fatalf("garbage: HTTP %d, stats %+v", resp.StatusCode, col.stats())
+	}
+}
+
+func TestTracingReportVerdicts(t *testing.T) {
+	res := func(ops int64, cpu float64) result {
+		return result{ops: ops, rows: ops, elapsed: time.Second, latencies: []time.Duration{time.Millisecond},
+			cpu: cpuUse{server: cpu, client: 0.1, dbs: 0.5, other: 0}}
+	}
+	r := tracingReport{
+		phases: []tracingPhase{
+			{measured{phase{id: "off1"}, res(1000, 0.5)}, false}, {measured{phase{id: "on1"}, res(930, 0.6)}, true},
+			{measured{phase{id: "on2"}, res(800, 0.6)}, true}, {measured{phase{id: "off2"}, res(1100, 0.5)}, false},
+			{measured{phase{id: "off3"}, res(990, 0.5)}, false}, {measured{phase{id: "on3"}, res(950, 0.6)}, true},
+		},
+		sent: 1000, col: collectorStats{rootTraces: 1000, rootSpans: 2000, spans: 2003, byName: map[string]int64{"batch": 1001}},
+		stored: 5770, inserted: 5770,
+	}
+	var out bytes.Buffer
+	r.write(&out)
+	s := out.String()
+	// medians 930 on, 1000 off; the server's CPU per request 500 µs off, 645 µs on (0.6 core at 930/s)
+	for _, want := range []string{"(medians: 930 ÷ 1000) | 0.930 | ≥ 0.900 | PASS |", "| 2.000 | ≥ 2 | PASS |",
+		"per request 500 → 645 µs", ": OK."} {
+		if !strings.Contains(s, want) {
+			t.Errorf("report lacks %q:\n%s", want, s)
+		}
+	}
+	if err := r.failure(); err != nil {
+		t.Errorf("failure() = %v for a run without errors", err)
+	}
+	r.col = collectorStats{}
+	if err := r.failure(); err == nil {
+		t.Error("failure() = nil although no traced span arrived")
 	}
 }

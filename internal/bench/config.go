@@ -1,15 +1,20 @@
 // Package bench measures a running FieldTrack server and its database, and prints Markdown tables. It has
-// three sections:
+// six sections:
 //
 //   - gps: GPS ingest, the same inserts written straight to Postgres (the ceiling) and sent through the
 //     HTTP API (what phones get), on one machine in one run;
 //   - events: the event pipeline at a steady rate, from an outbox insert's commit to its SSE frame on
 //     GET /admin/events and to the first attempt of its webhook delivery (see events.go);
 //   - export: the CSV export of an organization's expenses, against COPY of the same rows, with the
-//     server's peak memory during it (see export.go).
+//     server's peak memory during it (see export.go);
+//   - snapshots: admin reads at two GPS volumes, reconciliation, the snapshot work's cost on ingest and
+//     hot rows (see snapshots.go);
+//   - auth: what authentication and the rate limits cost a request (see authcost.go);
+//   - tracing: single-fix ingest with tracing off and on, against a second server that exports every span
+//     to a collector in this process (see tracing.go).
 //
-// scripts/bench.sh (make bench) starts a throwaway cluster and a server and runs cmd/ftbench, which calls
-// Run.
+// scripts/bench.sh (make bench) starts a throwaway cluster and the servers and runs cmd/ftbench, which
+// calls Run.
 //
 // Load goes to loopback addresses only, and every loop stops by itself: each phase is bounded in time
 // and each worker in operations.
@@ -44,7 +49,7 @@ type Config struct {
 	Issuer       string // the server's JWT_ISSUER (production requires one), written into the tokens minted
 	MetricsToken string // the server's METRICS_SCRAPE_TOKEN: the listener's state is on /metrics only
 
-	Sections []string // what to run, of SectionGPS, SectionEvents, SectionExport; empty = all (in that order)
+	Sections []string // what to run, of allSections; empty = all (in that order)
 
 	EventsRate   int           // events per second the events section commits
 	EventsPhase  time.Duration // measured production time of the events section (its warm-up is Warmup)
@@ -57,6 +62,10 @@ type Config struct {
 	SnapshotEmployees int // employees of the snapshots section's organization
 	SnapshotSessions  int // its closed sessions, in all
 	SnapshotPoints    int // its fixes at the second volume
+
+	TracedURL     string // tracing: a second server on the same database, exporting every span to CollectorAddr
+	TracedPID     int    // its process id; 0 = unknown
+	CollectorAddr string // tracing: host:port (loopback) of the local OTLP/HTTP collector ftbench runs
 }
 
 // Sections of a run.
@@ -66,9 +75,10 @@ const (
 	SectionExport    = "export"
 	SectionSnapshots = "snapshots"
 	SectionAuth      = "auth"
+	SectionTracing   = "tracing"
 )
 
-var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth}
+var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth, SectionTracing}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
@@ -121,8 +131,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("warm-up must be 0..%s, got %s", maxWarmup, c.Warmup)
 	case len(c.Secret) < 16:
 		return errors.New("the JWT secret must be at least 16 bytes (as the server requires)")
-	case c.ServerPID < 0:
-		return fmt.Errorf("server pid must be positive, got %d", c.ServerPID)
+	case c.ServerPID < 0 || c.TracedPID < 0:
+		return fmt.Errorf("server pids must be positive, got %d and %d", c.ServerPID, c.TracedPID)
 	}
 	for _, s := range c.Sections {
 		if !slices.Contains(allSections, s) {
@@ -152,12 +162,20 @@ func (c Config) Validate() error {
 			return errors.New("give both the receiver certificate and its key, or neither")
 		}
 	}
-	u, err := url.Parse(c.ServerURL)
-	if err != nil || u.Scheme != "http" || u.Host == "" {
-		return fmt.Errorf("server URL must be http://127.0.0.1:PORT, got %q", c.ServerURL)
+	if err := checkServerURL(c.ServerURL); err != nil {
+		return err
 	}
-	if !isLoopback(u.Hostname()) {
-		return fmt.Errorf("server URL %q is not a loopback address: load tests target this machine only", c.ServerURL)
+	if c.runs(SectionTracing) {
+		if err := checkServerURL(c.TracedURL); err != nil {
+			return fmt.Errorf("traced server: %w", err)
+		}
+		if c.TracedURL == c.ServerURL {
+			return errors.New("the traced server must be another process than the server (another port)")
+		}
+		host, _, err := net.SplitHostPort(c.CollectorAddr)
+		if err != nil || !isLoopback(host) {
+			return fmt.Errorf("collector address must be 127.0.0.1:PORT, got %q", c.CollectorAddr)
+		}
 	}
 	pc, err := pgxpool.ParseConfig(c.DatabaseURL)
 	if err != nil {
@@ -165,6 +183,18 @@ func (c Config) Validate() error {
 	}
 	if !isLoopback(pc.ConnConfig.Host) {
 		return fmt.Errorf("DATABASE_URL host %q is not a loopback address", pc.ConnConfig.Host)
+	}
+	return nil
+}
+
+// checkServerURL accepts http://127.0.0.1:PORT (any loopback address).
+func checkServerURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil || u.Scheme != "http" || u.Host == "" {
+		return fmt.Errorf("server URL must be http://127.0.0.1:PORT, got %q", s)
+	}
+	if !isLoopback(u.Hostname()) {
+		return fmt.Errorf("server URL %q is not a loopback address: load tests target this machine only", s)
 	}
 	return nil
 }

@@ -69,7 +69,7 @@ func (r report) writePhases(w io.Writer) {
 			errorCell(p.result), core(p.cpu.client), core(p.cpu.server), core(p.cpu.dbs), core(p.cpu.other))
 	}
 	fmt.Fprintf(w, "\nCPU is in %% of one core (this machine has %d). ", runtime.NumCPU())
-	if noisy := r.noisyPhases(); len(noisy) > 0 {
+	if noisy := noisyPhases(r.phases); len(noisy) > 0 {
 		fmt.Fprintf(w, "**Noisy run:** other processes used more than %.0f%% of a core during %s; "+
 			"rerun on a quiet machine before quoting these figures.\n\n", noisyOther*100, strings.Join(noisy, ", "))
 	} else {
@@ -127,9 +127,10 @@ func (r report) writeChecks(w io.Writer) {
 // calls the run noisy.
 const noisyOther = 0.15
 
-func (r report) noisyPhases() []string {
+// noisyPhases names the phases during which the rest of the machine used more than noisyOther.
+func noisyPhases(phases []measured) []string {
 	var ids []string
-	for _, p := range r.phases {
+	for _, p := range phases {
 		if p.cpu.other > noisyOther {
 			ids = append(ids, p.id)
 		}
