@@ -36,7 +36,7 @@
 # which reach the traced one.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth,tracing (default all six)
+#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth,tracing,distance (default all seven)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -74,18 +74,18 @@ export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
 snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
-sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth,tracing}"
+sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth,tracing,distance}"
 sections="${sections// /}"
 run_events=0
 run_tracing=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, tracing, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, tracing, distance, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps | export | snapshots | auth) ;;
+	gps | export | snapshots | auth | distance) ;;
 	events) run_events=1 ;;
 	tracing) run_tracing=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots, auth and tracing, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots, auth, tracing and distance, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||

@@ -3,7 +3,7 @@
 // authentication costs and what tracing costs — and prints a report (see internal/bench). `make bench`
 // (scripts/bench.sh) starts everything it needs:
 //
-//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events,export,snapshots,auth,tracing]
+//	ftbench -url http://127.0.0.1:PORT -server-pid PID [-sections gps,events,export,snapshots,auth,tracing,distance]
 //	        [-receiver-cert FILE -receiver-key FILE]
 //	        [-traced-url http://127.0.0.1:PORT2 -traced-pid PID2 -collector 127.0.0.1:PORT3]
 //	ftbench -write-receiver-cert DIR
@@ -43,8 +43,8 @@ func main() {
 	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
-	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots,auth,tracing"),
-		"sections to run: some of gps, events, export, snapshots, auth, tracing")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots,auth,tracing,distance"),
+		"sections to run: some of gps, events, export, snapshots, auth, tracing, distance")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")

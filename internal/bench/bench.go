@@ -115,6 +115,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		rep.write(out)
 		failed = append(failed, rep.failure())
 	}
+	if cfg.runs(SectionDistance) {
+		fmt.Fprintln(out)
+		rep, err := runDistance(ctx, cfg, admin, hc, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
 	return errors.Join(failed...)
 }
 

@@ -76,9 +76,11 @@ const (
 	SectionSnapshots = "snapshots"
 	SectionAuth      = "auth"
 	SectionTracing   = "tracing"
+	SectionDistance  = "distance"
 )
 
-var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth, SectionTracing}
+var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth, SectionTracing,
+	SectionDistance}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }

@@ -35,7 +35,8 @@ func TestValidateEventsKnobs(t *testing.T) {
 	base := Config{ServerURL: "http://127.0.0.1:1", DatabaseURL: "postgres://u@127.0.0.1:5432/db",
 		Secret: []byte("0123456789abcdef"), Phase: time.Second, Concurrency: 1, Employees: 1,
 		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1, ExportRows: 50_000,
-		SnapshotEmployees: 1000, SnapshotSessions: 1_000_000, SnapshotPoints: 10_000_000}
+		SnapshotEmployees: 1000, SnapshotSessions: 1_000_000, SnapshotPoints: 10_000_000,
+		TracedURL: "http://127.0.0.1:2", CollectorAddr: "127.0.0.1:3"}
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
 	}
