@@ -14,7 +14,7 @@ import (
 //	go test -run '^$' -bench Observe ./internal/telemetry/
 func observeFix(m *Metrics) {
 	m.Started()
-	m.Observe(http.MethodPost, "/locations", http.StatusCreated, 7*time.Millisecond, false)
+	m.Observe(http.MethodPost, "/locations", http.StatusCreated, 7*time.Millisecond, false, "")
 	m.LocationsStored.Inc()
 }
 
