@@ -281,4 +281,5 @@ $$;
 DROP FUNCTION app.cv_screen(double precision[], double precision[], double precision[], double precision[],
                             double precision, double precision, double precision, double precision, double precision);
 DROP FUNCTION app.cv_noise_scale(double precision[], double precision[], double precision[], double precision[],
-                                 double precision[], double precision, double precision, double precision);
+                                 double precision[], double precision, double precision, double precision,
+                                 double precision);

@@ -57,18 +57,19 @@
 -- - adds 10-30% to a walk: no filter of the fixes alone tells it from walking.
 -- Locks: none on tables; replaces app.clean_track, creates two functions.
 
--- app.cv_noise_scale: 000019's maximum-likelihood lambda for app.cv_smooth on the grid lambdas (increasing,
--- holding 1), searched from 1 up or down while the likelihood grows (in practice it has one maximum); 1 for
--- fewer than three fixes. 000019 computed it inline; 000021 needs it again after taking outliers out.
+-- app.cv_noise_scale: 000019's maximum-likelihood lambda for app.cv_smooth on the grid lambdas (increasing),
+-- searched from the grid's value start up or down while the likelihood grows (in practice it has one
+-- maximum); start for fewer than three fixes. 000019 computed it inline, from 1; 000021 needs it again after
+-- taking outliers out, and starts that search from the lambda found with them (a few passes fewer).
 CREATE FUNCTION app.cv_noise_scale(t double precision[], x double precision[], y double precision[],
-                                   r double precision[], lambdas double precision[], v0var double precision,
-                                   q0 double precision, s_w double precision)
+                                   r double precision[], lambdas double precision[], start double precision,
+                                   v0var double precision, q0 double precision, s_w double precision)
     RETURNS double precision
     LANGUAGE plpgsql IMMUTABLE PARALLEL SAFE
     SET search_path = pg_catalog, app
     AS $$
 DECLARE
-    li      integer := array_position(lambdas, 1::double precision);
+    li      integer := coalesce(array_position(lambdas, start), 1);
     ll      double precision;
     best_ll double precision;
 BEGIN
@@ -76,8 +77,10 @@ BEGIN
         RETURN lambdas[li];
     END IF;
     best_ll := (app.cv_smooth(t, x, y, r, lambdas[li], v0var, q0, s_w, false)).loglik;
-    ll := (app.cv_smooth(t, x, y, r, lambdas[li - 1], v0var, q0, s_w, false)).loglik;
-    IF ll > best_ll THEN
+    IF li > 1 THEN
+        ll := (app.cv_smooth(t, x, y, r, lambdas[li - 1], v0var, q0, s_w, false)).loglik;
+    END IF;
+    IF li > 1 AND ll > best_ll THEN
         li := li - 1;
         best_ll := ll;
         WHILE li > 1 LOOP
@@ -331,7 +334,7 @@ BEGIN
             t[j] := f_t[k] - f_t[g_k[s0]];
             r[j] := f_sig[k] ^ 2;
         END LOOP;
-        lam := app.cv_noise_scale(t, x, y, r, lambdas, v0var, q0, s_w);
+        lam := app.cv_noise_scale(t, x, y, r, lambdas, 1, v0var, q0, s_w);
         -- outliers: isolated fixes the filter finds beyond the gate, taken out as if not received
         -- (impossible_speed), then lambda again without them, until none (at most three rounds)
         FOR screening IN 1 .. 3 LOOP
@@ -347,7 +350,7 @@ BEGIN
             res.dropped_impossible_speed := res.dropped_impossible_speed + nn - k;
             nn := k;
             gi := gi[1:nn]; x := x[1:nn]; y := y[1:nn]; t := t[1:nn]; r := r[1:nn];
-            lam := app.cv_noise_scale(t, x, y, r, lambdas, v0var, q0, s_w);
+            lam := app.cv_noise_scale(t, x, y, r, lambdas, lam, v0var, q0, s_w);
         END LOOP;
         sg_fixes[seg] := nn;
         sg_lambda[seg] := lam;
