@@ -19,16 +19,18 @@
 --   while the walker stands, and a wait shorter than stay_min_seconds was not a stay.
 -- The method is 000019's with these changes (app.clean_track replaced; app.session_distance and
 -- app.distance_report, its wrappers, unchanged):
---   3. Outliers: with the segment's maximum-likelihood lambda, the filter's innovations are screened
---      (app.cv_screen): a fix whose squared innovation, over the innovation's variance and both axes, is
---      beyond the chi-square gate for a false alarm in a million (27.6, 5.3 sigma) is not used to update
---      the filter and is taken out (counted as impossible_speed: a jump the motion model and the fixes'
---      own scatter make impossible), unless the next fix is beyond the gate too: then the track itself
---      went where the filter did not expect (a start after a stop, a sudden turn), neither is taken out,
---      and the filter restarts at the second. lambda is estimated again without the outliers (an outlier
---      inflates it, and so hides others), at most three rounds. The gate is relative to the fixes'
---      scatter, not to their reported accuracy: a 150 m jump in fixes that otherwise move by metres is an
---      outlier even when the phone reports 60 m.
+--   3. Outliers: with the segment's maximum-likelihood lambda, the filter's innovations are screened,
+--      forward and backward in time (app.cv_screen): a fix whose squared innovation, over the innovation's
+--      variance and both axes, is beyond the chi-square gate for a false alarm in a million (27.6, 5.3
+--      sigma) in either direction is not used to update the filter and is taken out (counted as
+--      impossible_speed: a jump the motion model and the fixes' own scatter make impossible; the backward
+--      pass judges a track's first fixes, which the forward filter knows too little to), unless the next
+--      fix is beyond the gate too: then the track itself went where the filter did not expect (a start
+--      after a stop, a sudden turn), neither is taken out, and the filter restarts at the second (so two
+--      thrown fixes in a row stay). lambda is estimated again without the outliers (an outlier inflates
+--      it, and so hides others), and the screen runs again while lambda changes, at most three rounds.
+--      The gate is relative to the fixes' scatter, not to their reported accuracy: a 150 m jump in fixes
+--      that otherwise move by metres is an outlier even when the phone reports 60 m.
 --   4. Halts. A halt is a run of fixes from a still one (smoothed speed below stay_radius_m /
 --      stay_min_seconds, as before) to the last still one within stay_radius_m of the still fixes' centre
 --      (as before), and only if from its first still fix to its last it moved no faster than still on
@@ -39,13 +41,14 @@
 --      longer one is a stay, which now goes on while the phone is within the stay's reach of its centre
 --      and ends at its last fix within stay_radius_m (what follows it, beyond the radius, is the
 --      departure). The reach is twice the stay's RMS reported accuracy, at least stay_radius_m: with the
---      accuracy the radius of 68% confidence (Android's definition), twice it is the 99% radius
---      of the error the phone states, so a phone still within it is consistent with not having moved. It
+--      accuracy the radius of 68% confidence (Android's definition), twice it is the 99% radius of the
+--      error the phone states, so a phone still within it is consistent with not having moved. It
 --      is the net displacement that decides, not the smoothed speed: a still phone's smoothed positions
 --      drift slowly but boundedly, a leaving phone's do not come back. With an accurate phone (5-15 m) the
 --      reach is the radius, as before.
 --   The rest (accuracy and speed filters, the smoother, the jitter gate, the geodesic length) is 000019's.
---   Still linear: the screening is one forward pass per round, the halt scan visits a fix at most twice.
+--   Still linear: the screening is two passes (forward, backward) per round, the halt scan visits a fix at
+--   most three times (000019's twice, and once more a stay's reach beyond its radius).
 -- Tried and not kept (README): a smoother whose state carries the error as a first-order Gauss-Markov
 -- process (its variance and time constant by maximum likelihood) took a third off the rough drift's bias
 -- but cut cyclists' and drivers' corners (-1% on city cycling, -1.4% on a spoofed day's drive) and made the
@@ -101,11 +104,13 @@ BEGIN
 END
 $$;
 
--- app.cv_screen: which fixes are outliers to app.cv_smooth's filter (000019) under lam: a fix whose
--- innovation is beyond the gate (its squared Mahalanobis distance over two axes, gate) is not used to update
--- the filter and is flagged, unless the next fix is beyond the gate too: then the track itself went where
--- neither prediction expected (a start after a long stop, a turn the motion model finds sudden), neither is
--- flagged and the filter starts again from the second, its velocity unknown. Returns the flags, one a fix.
+-- app.cv_screen: which fixes are outliers to app.cv_smooth's filter (000019) under lam, run forward and
+-- backward in time (the model is symmetric in time; at a track's start the forward filter knows too little to
+-- judge, at its end the backward one). A fix whose innovation is beyond the gate (its squared Mahalanobis
+-- distance over two axes) is not used to update that filter and is flagged, unless the next fix is beyond
+-- the gate too: then the track itself went where neither prediction expected (a start after a long stop, a
+-- turn the motion model finds sudden), neither is flagged and the filter starts again from the second, its
+-- velocity unknown. Returns the flags, one a fix: flagged in either direction.
 CREATE FUNCTION app.cv_screen(t double precision[], x double precision[], y double precision[],
                               r double precision[], lam double precision, v0var double precision,
                               q0 double precision, s_w double precision, gate double precision)
@@ -115,13 +120,13 @@ CREATE FUNCTION app.cv_screen(t double precision[], x double precision[], y doub
     AS $$
 DECLARE
     n    integer := cardinality(t);
-    px   double precision := x[1];
-    py   double precision := y[1];
-    vx   double precision := 0;
-    vy   double precision := 0;
-    a    double precision := lam * r[1];
-    b    double precision := 0;
-    c    double precision := v0var;
+    px   double precision;
+    py   double precision;
+    vx   double precision;
+    vy   double precision;
+    a    double precision;
+    b    double precision;
+    c    double precision;
     a2   double precision;
     b2   double precision;
     c2   double precision;
@@ -132,42 +137,60 @@ DECLARE
     k1   double precision;
     ix   double precision;
     iy   double precision;
-    held boolean := false;  -- the previous fix was beyond the gate
+    k    integer;            -- the fix, and the one before it in this direction
+    kp   integer;
+    held boolean;            -- the previous fix was beyond the gate
+    fwd  boolean[] := array_fill(false, ARRAY[n]);
     out  boolean[] := array_fill(false, ARRAY[n]);
 BEGIN
-    FOR k IN 2 .. n LOOP
-        dt := t[k] - t[k - 1];
-        q := q0 + s_w * (vx * vx + vy * vy);
-        a2 := a + dt * (2 * b + dt * c) + q * dt * dt * dt / 3;
-        b2 := b + dt * c + q * dt * dt / 2;
-        c2 := c + q * dt;
-        s := a2 + lam * r[k];
-        ix := x[k] - (px + dt * vx);
-        iy := y[k] - (py + dt * vy);
-        IF (ix * ix + iy * iy) / s > gate THEN
-            IF held THEN
-                out[k - 1] := false;
-                px := x[k]; py := y[k]; vx := 0; vy := 0;
-                a := lam * r[k]; b := 0; c := v0var;
-                held := false;
-            ELSE
-                out[k] := true;
-                held := true;
-                px := px + dt * vx; py := py + dt * vy;
-                a := a2; b := b2; c := c2;
-            END IF;
-            CONTINUE;
-        END IF;
+    FOR dir IN 1 .. 2 LOOP
+        k := CASE dir WHEN 1 THEN 1 ELSE n END;
+        px := x[k]; py := y[k]; vx := 0; vy := 0;
+        a := lam * r[k]; b := 0; c := v0var;
         held := false;
-        k0 := a2 / s;
-        k1 := b2 / s;
-        px := px + dt * vx + k0 * ix;
-        py := py + dt * vy + k0 * iy;
-        vx := vx + k1 * ix;
-        vy := vy + k1 * iy;
-        a := a2 * (1 - k0);
-        b := b2 * (1 - k0);
-        c := c2 - k1 * b2;
+        FOR h IN 2 .. n LOOP
+            kp := k;
+            k := CASE dir WHEN 1 THEN h ELSE n + 1 - h END;
+            dt := abs(t[k] - t[kp]);
+            q := q0 + s_w * (vx * vx + vy * vy);
+            a2 := a + dt * (2 * b + dt * c) + q * dt * dt * dt / 3;
+            b2 := b + dt * c + q * dt * dt / 2;
+            c2 := c + q * dt;
+            s := a2 + lam * r[k];
+            ix := x[k] - (px + dt * vx);
+            iy := y[k] - (py + dt * vy);
+            IF (ix * ix + iy * iy) / s > gate THEN
+                IF held THEN
+                    out[kp] := false;
+                    px := x[k]; py := y[k]; vx := 0; vy := 0;
+                    a := lam * r[k]; b := 0; c := v0var;
+                    held := false;
+                ELSE
+                    out[k] := true;
+                    held := true;
+                    px := px + dt * vx; py := py + dt * vy;
+                    a := a2; b := b2; c := c2;
+                END IF;
+                CONTINUE;
+            END IF;
+            held := false;
+            k0 := a2 / s;
+            k1 := b2 / s;
+            px := px + dt * vx + k0 * ix;
+            py := py + dt * vy + k0 * iy;
+            vx := vx + k1 * ix;
+            vy := vy + k1 * iy;
+            a := a2 * (1 - k0);
+            b := b2 * (1 - k0);
+            c := c2 - k1 * b2;
+        END LOOP;
+        IF dir = 1 THEN
+            fwd := out;
+            out := array_fill(false, ARRAY[n]);
+        END IF;
+    END LOOP;
+    FOR h IN 1 .. n LOOP
+        out[h] := out[h] OR fwd[h];
     END LOOP;
     RETURN out;
 END
@@ -224,6 +247,7 @@ DECLARE
     lam       double precision;
     gi        integer[];          -- the segment's fixes (index into f_*), outliers taken out
     outlier   boolean[];
+    lam_prev  double precision;  -- lambda of the last screening round
     still     boolean[];
     reach2    double precision;
     last_in   integer;
@@ -336,9 +360,12 @@ BEGIN
         END LOOP;
         lam := app.cv_noise_scale(t, x, y, r, lambdas, 1, v0var, q0, s_w);
         -- outliers: isolated fixes the filter finds beyond the gate, taken out as if not received
-        -- (impossible_speed), then lambda again without them, until none (at most three rounds)
+        -- (impossible_speed), then lambda again without them, and again while lambda changes (at most three
+        -- rounds): under the same lambda the screen would find nothing more, as it already ran the filter
+        -- past the fixes it flagged without them
         FOR screening IN 1 .. 3 LOOP
-            EXIT WHEN nn <= 2;
+            EXIT WHEN nn <= 2 OR (screening > 1 AND lam = lam_prev);
+            lam_prev := lam;
             outlier := app.cv_screen(t, x, y, r, lam, v0var, q0, s_w, gate);
             EXIT WHEN NOT true = ANY (outlier);
             k := 0;
