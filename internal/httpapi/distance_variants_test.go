@@ -36,12 +36,13 @@ type variantCase struct {
 
 func (c variantCase) metres() bool { return c.v.scene == "parked" }
 
-// variantCases: every error kind on a grid walk sampled every 5-20 s with an accuracy independent of the
-// error, and again sampled in bursts with an accuracy that follows the error; the smooth drift's walk with
-// five fixes thrown 100-500 m; a café stay of 20-40 min in a walk under each kind; a phone parked 4 h under
-// each (and under the rough drift sampled in bursts, its accuracy following the error).
+// variantCases: every error kind (white noise included) on a grid walk sampled every 5-20 s with an
+// accuracy independent of the error, and again sampled in bursts with an accuracy that follows the error;
+// the smooth drift's walk with five fixes thrown 100-500 m; a café stay of 20-40 min in a walk under each
+// kind; a phone parked 4 h under each (and under the rough drift sampled in bursts, its accuracy following
+// the error).
 func variantCases() []variantCase {
-	smooth, ou, reverting, sines := errorKinds[0], errorKinds[1], errorKinds[2], errorKinds[3]
+	smooth, ou, reverting, sines, white := errorKinds[0], errorKinds[1], errorKinds[2], errorKinds[3], errorKinds[4]
 	grid := func(k errorKind, holds, burstyHolds float64) []variantCase {
 		return []variantCase{
 			{name: "grid walk, " + k.name, v: walkVariant{kind: k, scene: "grid"}, target: 0.05, holds: holds},
@@ -61,11 +62,13 @@ func variantCases() []variantCase {
 	cs = append(cs, grid(ou, 0.50, 0.35)...)
 	cs = append(cs, grid(reverting, 0.15, 0.05)...)
 	cs = append(cs, grid(sines, 0.80, 0.60)...)
+	cs = append(cs, grid(white, 0.15, 0.05)...)
 	cs = append(cs,
 		variantCase{name: "grid walk, smooth drift, 5 fixes thrown 100-500 m",
 			v: walkVariant{kind: smooth, scene: "grid", jumps: 5}, target: 0.05, holds: 0.20},
 		café(smooth, 0.10, 50), café(ou, 0.50, 0), café(reverting, 0.15, 100), café(sines, 1.50, 0),
-		parked(smooth, 300), parked(ou, 1500), parked(reverting, 200), parked(sines, 8000),
+		café(white, 0.20, 50),
+		parked(smooth, 300), parked(ou, 1500), parked(reverting, 200), parked(sines, 8000), parked(white, 100),
 		variantCase{name: "parked 4 h, OU drift, bursty, accuracy follows error",
 			v: walkVariant{kind: ou, bursty: true, follow: true, scene: "parked"}, target: 100, holds: 500})
 	return cs

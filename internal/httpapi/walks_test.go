@@ -186,7 +186,8 @@ type errorKind struct {
 }
 
 // errorKinds: the smooth second-order drift of tracks_test.go (tau 2-5 min), a first-order one (tau
-// 1-5 min: rougher), a random walk reverting over 10-30 min, and a sum of sinusoids (periods 1-10 min).
+// 1-5 min: rougher), a random walk reverting over 10-30 min, a sum of sinusoids (periods 1-10 min), and
+// for comparison no drift at all: white noise of the same size.
 var errorKinds = []errorKind{
 	{"smooth drift", func(r *rand.Rand, a, w float64) (noise, time.Duration) {
 		tau := time.Duration(uniform(r, 120, 300)) * time.Second
@@ -201,6 +202,9 @@ var errorKinds = []errorKind{
 		return ouDrift(a, tau, w), tau
 	}},
 	{"sinusoids", func(r *rand.Rand, a, w float64) (noise, time.Duration) { return sinesDrift(r, a, w), 0 }},
+	{"white noise", func(r *rand.Rand, a, w float64) (noise, time.Duration) {
+		return gaussian(math.Hypot(a, w) / math.Sqrt2), 0
+	}},
 }
 
 // walkVariant is how a variant's walk is made: its error kind, sampling and accuracy, and what the walker
