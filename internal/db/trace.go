@@ -13,8 +13,9 @@ import (
 // tracer makes a span of every statement and batch a traced request sends: only under a parent span
 // (background work and untraced requests cost a context lookup), and with the parent's tracer provider,
 // so no global state decides where the spans go. A request's first statement shows as the batch it is:
-// BEGIN, the settings, the caller check and the statement (and COMMIT), one round trip, its statements as
-// the span's events (the preamble by name). Statements carry their SQL text, never their arguments.
+// BEGIN, the settings, the caller check and the statement (and COMMIT), one round trip, its statements
+// listed as the span's attributes (the preamble by name). Statements carry their SQL text, never their
+// arguments.
 type tracer struct{}
 
 type spanKey struct{}
@@ -62,32 +63,51 @@ func (tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEn
 	endSpan(ctx, d.Err)
 }
 
-func (tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
-	return startSpan(ctx, "batch", attribute.Int("db.operation.batch.size", d.Batch.Len()))
-}
-
-// preamble names the statements every transaction opens with: a batch span's events show them by name,
-// without their (long, never-changing) SQL text, which would only weigh on every exported span.
+// preamble names the statements every transaction opens with: a batch span lists them by name, without
+// their (long, never-changing) SQL text, which would only weigh on every exported span.
 var preamble = map[string]string{
 	"BEGIN": "BEGIN", "BEGIN READ ONLY": "BEGIN READ ONLY", "COMMIT": "COMMIT",
 	settingsSQL: "settings", settingsTracedSQL: "settings", checkCallerSQL: "caller check",
 }
 
+// TraceBatchStart starts a batch's span with what it sends as attributes: its statements in order, by
+// name (db.operation.batch.statements: BEGIN, settings, caller check, INSERT, COMMIT), and the SQL text of
+// those that are not the preamble. Attributes rather than an event a statement: one span to build and
+// export, whatever the batch's length.
+func (tracer) TraceBatchStart(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchStartData) context.Context {
+	if !trace.SpanFromContext(ctx).SpanContext().IsValid() {
+		return ctx
+	}
+	names := make([]string, 0, d.Batch.Len())
+	var texts []string
+	for _, q := range d.Batch.QueuedQueries {
+		name, known := preamble[q.SQL]
+		if !known {
+			name = operation(q.SQL)
+			texts = append(texts, q.SQL)
+		}
+		names = append(names, name)
+	}
+	attrs := []attribute.KeyValue{attribute.Int("db.operation.batch.size", d.Batch.Len()),
+		attribute.StringSlice("db.operation.batch.statements", names)}
+	if len(texts) > 0 {
+		attrs = append(attrs, attribute.String("db.query.text", strings.Join(texts, ";\n")))
+	}
+	return startSpan(ctx, "batch", attrs...)
+}
+
+// TraceBatchQuery records a failed statement of the batch as an event; the others are the span's
+// attributes already.
 func (tracer) TraceBatchQuery(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchQueryData) {
 	span, ok := ctx.Value(spanKey{}).(trace.Span)
-	if !ok {
+	if !ok || d.Err == nil {
 		return
 	}
-	var attrs []attribute.KeyValue
 	name, known := preamble[d.SQL]
 	if !known {
 		name = operation(d.SQL)
-		attrs = append(attrs, attribute.String("db.query.text", d.SQL))
 	}
-	if d.Err != nil {
-		attrs = append(attrs, attribute.String("error", d.Err.Error()))
-	}
-	span.AddEvent(name, trace.WithAttributes(attrs...))
+	span.AddEvent(name, trace.WithAttributes(attribute.String("error", d.Err.Error())))
 }
 
 func (tracer) TraceBatchEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceBatchEndData) {
