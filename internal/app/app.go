@@ -122,6 +122,13 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.AppEnv)
+	if cfg.PprofAddr != "" {
+		stopPprof, err := servePprof(cfg.PprofAddr, log)
+		if err != nil {
+			return err
+		}
+		defer stopPprof()
+	}
 
 	select {
 	case err := <-errc:

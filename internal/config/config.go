@@ -4,6 +4,7 @@ package config
 import (
 	"fmt"
 	"log/slog"
+	"net"
 	"net/netip"
 	"net/url"
 	"strconv"
@@ -26,6 +27,7 @@ type Config struct {
 
 	CORSOrigins                []string
 	MetricsScrapeToken         string
+	PprofAddr                  string // loopback host:port for net/http/pprof; "" = off
 	WebhookAllowPrivateTargets bool
 
 	BodyLimitBytes    int64
@@ -139,6 +141,15 @@ func Load(getenv func(string) string) (Config, error) {
 		c.LogLevel = slog.LevelError
 	default:
 		r.fail("LOG_LEVEL", "must be debug, info, warn or error")
+	}
+	// Go's profiler, for finding where a load's time goes: on a loopback address only, never the API's
+	// listener (its endpoints are unauthenticated and expose the process's internals).
+	c.PprofAddr = r.str("PPROF_ADDR", "")
+	if c.PprofAddr != "" {
+		host, _, err := net.SplitHostPort(c.PprofAddr)
+		if ip := net.ParseIP(host); err != nil || ip == nil || !ip.IsLoopback() {
+			r.fail("PPROF_ADDR", "must be a loopback address such as 127.0.0.1:6060")
+		}
 	}
 	c.PublicURL = strings.TrimRight(r.str("PUBLIC_URL", ""), "/")
 	if c.PublicURL != "" {

@@ -146,6 +146,9 @@ func TestLoad_InvalidValueIsAnErrorNamingTheVariable(t *testing.T) {
 		{"RATE_LIMIT_PROCESSES zero", map[string]string{"RATE_LIMIT_PROCESSES": "0"}, "RATE_LIMIT_PROCESSES"},
 		{"SSE_MAX_LIFETIME_MS below a second", map[string]string{"SSE_MAX_LIFETIME_MS": "10"}, "SSE_MAX_LIFETIME_MS"},
 		{"SSE_MAX_LIFETIME_MS above a day", map[string]string{"SSE_MAX_LIFETIME_MS": "86400001"}, "SSE_MAX_LIFETIME_MS"},
+		{"PPROF_ADDR on every interface", map[string]string{"PPROF_ADDR": ":6060"}, "PPROF_ADDR"},
+		{"PPROF_ADDR on a public address", map[string]string{"PPROF_ADDR": "192.0.2.10:6060"}, "PPROF_ADDR"},
+		{"PPROF_ADDR by name", map[string]string{"PPROF_ADDR": "localhost:6060"}, "PPROF_ADDR"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

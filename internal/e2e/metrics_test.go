@@ -230,3 +230,27 @@ func TestMetrics_AScriptedScenarioMovesTheCountersByWhatHappened(t *testing.T) {
 		t.Errorf("http_requests_in_flight = %v during a scrape, want 1", after["http_requests_in_flight"])
 	}
 }
+
+// PPROF_ADDR serves Go's profiler on its own loopback listener, never on the API's.
+func TestPprof_OnItsOwnLoopbackListenerOnly(t *testing.T) {
+	t.Parallel()
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	p := startProcess(t, "profiled", map[string]string{"PPROF_ADDR": addr})
+	res, err := quick.Get("http://" + addr + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(res.Body)
+	res.Body.Close()
+	if res.StatusCode != http.StatusOK || !strings.Contains(string(body), "serve") {
+		t.Fatalf("pprof: %d %q", res.StatusCode, body)
+	}
+	res, err = quick.Get(p.base + "/debug/pprof/cmdline")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res.Body.Close()
+	if res.StatusCode != http.StatusNotFound {
+		t.Fatalf("the API's listener answered /debug/pprof with %d", res.StatusCode)
+	}
+}
