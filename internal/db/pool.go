@@ -27,5 +27,6 @@ func NewPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	cfg.ConnConfig.Tracer = tracer{} // spans under a traced request only
+	cfg.AfterConnect = registerUUID  // ids as 16 bytes, not text
 	return pgxpool.NewWithConfig(ctx, cfg)
 }

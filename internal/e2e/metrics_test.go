@@ -185,8 +185,10 @@ func TestMetrics_AScriptedScenarioMovesTheCountersByWhatHappened(t *testing.T) {
 	var after map[string]float64
 	testfactory.Eventually(t, 30*time.Second, "the webhook attempts in /metrics", func() (bool, error) {
 		after = scrape(t, p.base, token)
+		// An attempt is counted, then timed: wait for both (a scrape may fall between the two).
 		d := family(after, "fieldtrack_webhook_attempts_total") - family(before, "fieldtrack_webhook_attempts_total")
-		return d >= 3 && after["fieldtrack_outbox_backlog"] == 0, fmt.Errorf("%v attempts", d)
+		timed := after["fieldtrack_webhook_attempt_duration_seconds_count"] - before["fieldtrack_webhook_attempt_duration_seconds_count"]
+		return d >= 3 && timed >= 3 && after["fieldtrack_outbox_backlog"] == 0, fmt.Errorf("%v attempts, %v timed", d, timed)
 	})
 	var eventsAfter int
 	if err := owner.QueryRow(context.Background(), `SELECT count(*) FROM webhook_events`).Scan(&eventsAfter); err != nil {
