@@ -119,16 +119,16 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		IdleTimeout:       75 * time.Second,
 		ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelWarn),
 	}
-	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.AppEnv)
-	if cfg.PprofAddr != "" {
+	if cfg.PprofAddr != "" { // before serving: a profiler that cannot listen fails the start-up
 		stopPprof, err := servePprof(cfg.PprofAddr, log)
 		if err != nil {
 			return err
 		}
 		defer stopPprof()
 	}
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	log.Info("serving", "addr", ln.Addr().String(), "env", cfg.AppEnv)
 
 	select {
 	case err := <-errc:
