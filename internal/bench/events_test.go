@@ -50,6 +50,10 @@ func TestValidateEventsKnobs(t *testing.T) {
 		"export":            func(c *Config) { c.ExportRows = 0 },
 		"snapshot points":   func(c *Config) { c.SnapshotPoints = 100 },
 		"snapshot sessions": func(c *Config) { c.SnapshotSessions = 10 },
+		"no traced server":  func(c *Config) { c.TracedURL = "" },
+		"traced = server":   func(c *Config) { c.TracedURL = c.ServerURL },
+		"remote collector":  func(c *Config) { c.CollectorAddr = "10.0.0.1:4318" },
+		"collector no port": func(c *Config) { c.CollectorAddr = "127.0.0.1" },
 	} {
 		c := base
 		mod(&c)
@@ -58,9 +62,9 @@ func TestValidateEventsKnobs(t *testing.T) {
 		}
 	}
 	gpsOnly := base
-	gpsOnly.Sections, gpsOnly.EventsRate = []string{SectionGPS}, 0
+	gpsOnly.Sections, gpsOnly.EventsRate, gpsOnly.TracedURL = []string{SectionGPS}, 0, ""
 	if err := gpsOnly.Validate(); err != nil {
-		t.Errorf("a GPS-only run checks the events knobs: %v", err)
+		t.Errorf("a GPS-only run checks the events or the tracing knobs: %v", err)
 	}
 }
 
