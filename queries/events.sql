@@ -7,6 +7,15 @@
 SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[])::bigint
     AS last_stream_id;
 
+-- name: EventHandOff :many
+-- The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
+-- the events it stamped, in stream order (stream_event '' when not streamed), and the stream head they
+-- follow (sql/000024).
+SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
+       coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
+       h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
+FROM app.hand_off_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[]) AS h;
+
 -- name: EventDispatchUnstamped :one
 -- Hands off every event that has no stream position yet, oldest first: events written before the slot
 -- existed, or lost with an invalidated slot, are not in any WAL the listener will read. Idempotent with the

@@ -36,7 +36,7 @@
 # which reach the traced one.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,export,snapshots,auth,tracing,distance (default all seven)
+#   BENCH_SECTIONS        some of gps,events,fanout,export,snapshots,auth,tracing,distance (default all eight)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -45,6 +45,10 @@
 #   BENCH_EVENTS_RATE     events committed per second     (default 500)
 #   BENCH_EVENTS_SECONDS  measured seconds of events      (default 60)
 #   BENCH_EVENTS_PER_TX   events per producer transaction (default 1)
+#   BENCH_FANOUT_STREAMS  SSE streams of the fan-out           (default 1000)
+#   BENCH_FANOUT_ORGS     organizations they spread over       (default 50)
+#   BENCH_FANOUT_RATE     fan-out events committed per second  (default 500)
+#   BENCH_FANOUT_SECONDS  measured seconds of the fan-out      (default 30)
 #   BENCH_EXPORT_ROWS     expenses of the exported organization (default 50000)
 #   BENCH_SNAPSHOT_EMPLOYEES  employees of the snapshots organization (default 1000)
 #   BENCH_SNAPSHOT_SESSIONS   its closed sessions in all          (default 1000000)
@@ -71,21 +75,25 @@ events_rate="$(int_knob BENCH_EVENTS_RATE 500 1 5000)"
 events_seconds="$(int_knob BENCH_EVENTS_SECONDS 60 1 600)"
 events_per_tx="$(int_knob BENCH_EVENTS_PER_TX 1 1 100)"
 export_rows="$(int_knob BENCH_EXPORT_ROWS 50000 1 1000000)"
+fanout_streams="$(int_knob BENCH_FANOUT_STREAMS 1000 1 5000)"
+fanout_orgs="$(int_knob BENCH_FANOUT_ORGS 50 1 5000)"
+fanout_rate="$(int_knob BENCH_FANOUT_RATE 500 1 5000)"
+fanout_seconds="$(int_knob BENCH_FANOUT_SECONDS 30 1 600)"
 snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
-sections="${BENCH_SECTIONS:-gps,events,export,snapshots,auth,tracing,distance}"
+sections="${BENCH_SECTIONS:-gps,events,fanout,export,snapshots,auth,tracing,distance}"
 sections="${sections// /}"
 run_events=0
 run_tracing=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, export, snapshots, auth, tracing, distance, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, fanout, export, snapshots, auth, tracing, distance, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps | export | snapshots | auth | distance) ;;
+	gps | fanout | export | snapshots | auth | distance) ;;
 	events) run_events=1 ;;
 	tracing) run_tracing=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, export, snapshots, auth, tracing and distance, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, fanout, export, snapshots, auth, tracing and distance, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -239,6 +247,7 @@ say "running ftbench ($sections): GPS ${seconds}s per phase, $concurrency worker
 bin/ftbench -url "$main_url" -server-pid "$main_pid" -sections "$sections" \
 	-seconds "$seconds" -warmup "$warmup" -concurrency "$concurrency" -employees "$employees" \
 	-events-rate "$events_rate" -events-seconds "$events_seconds" -events-per-tx "$events_per_tx" \
-	-export-rows "$export_rows" \
+	-fanout-streams "$fanout_streams" -fanout-orgs "$fanout_orgs" -fanout-rate "$fanout_rate" \
+	-fanout-seconds "$fanout_seconds" -export-rows "$export_rows" \
 	-snapshot-employees "$snap_employees" -snapshot-sessions "$snap_sessions" -snapshot-points "$snap_points" \
 	"${receiver_args[@]}" "${tracing_args[@]}"

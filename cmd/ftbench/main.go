@@ -43,11 +43,15 @@ func main() {
 	warmup := fs.Int("warmup", envInt("BENCH_WARMUP_SECONDS", 2), "uncounted warm-up seconds before each GPS phase and the events measurement")
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
-	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,export,snapshots,auth,tracing,distance"),
-		"sections to run: some of gps, events, export, snapshots, auth, tracing, distance")
+	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,fanout,export,snapshots,auth,tracing,distance"),
+		"sections to run: some of gps, events, fanout, export, snapshots, auth, tracing, distance")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
+	fanStreams := fs.Int("fanout-streams", envInt("BENCH_FANOUT_STREAMS", 1000), "fanout: SSE streams")
+	fanOrgs := fs.Int("fanout-orgs", envInt("BENCH_FANOUT_ORGS", 50), "fanout: organizations the streams spread over")
+	fanRate := fs.Int("fanout-rate", envInt("BENCH_FANOUT_RATE", 500), "fanout: events committed per second")
+	fanSeconds := fs.Int("fanout-seconds", envInt("BENCH_FANOUT_SECONDS", 30), "fanout: measured seconds")
 	cert := fs.String("receiver-cert", "", "events: PEM certificate of the https webhook receiver (none: plain http)")
 	key := fs.String("receiver-key", "", "events: its PEM private key")
 	exportRows := fs.Int("export-rows", envInt("BENCH_EXPORT_ROWS", 50_000), "export: expenses of the exported organization")
@@ -93,6 +97,11 @@ func main() {
 		ReceiverCert: *cert,
 		ReceiverKey:  *key,
 		ExportRows:   *exportRows,
+
+		FanoutStreams: *fanStreams,
+		FanoutOrgs:    *fanOrgs,
+		FanoutRate:    *fanRate,
+		FanoutPhase:   time.Duration(*fanSeconds) * time.Second,
 
 		SnapshotEmployees: *snapEmployees,
 		SnapshotSessions:  *snapSessions,

@@ -82,10 +82,11 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 	// process wakes both the event stream and the webhook worker after each hand-off.
 	notifier := events.NewNotifier(cfg.DatabaseURL, log)
 	bgs := httpapi.Background{Notifier: notifier,
-		Hub: events.NewHub(pool, notifier.Subscribe(), cfg.SSEMaxStreamsPerOrg, log)}
+		Hub: events.NewHub(pool, cfg.SSEMaxStreamsPerOrg, log).WakeOn(notifier)}
 	background := []func(context.Context){notifier.Run, bgs.Hub.Run, keys.Run, api.RunKeyUsage}
 	if cfg.ListenerEnabled {
-		bgs.Listener = events.NewListener(cfg.ListenerDatabaseURL, pool, log).RefuseAPILogin(cfg.Production())
+		bgs.Listener = events.NewListener(cfg.ListenerDatabaseURL, pool, log).RefuseAPILogin(cfg.Production()).
+			FanOut(bgs.Hub, notifier)
 		background = append(background, bgs.Listener.Run)
 	}
 	if cfg.WebhookWorkerEnabled {

@@ -58,6 +58,9 @@ func registerPipelineMetrics(m *telemetry.Metrics, pool *pgxpool.Pool, bg httpap
 	m.Registry.MustRegister(operatorCollector{pool: pool, q: q})
 	m.CounterFunc("fieldtrack_sse_drops_total", "SSE streams this process dropped for falling behind (the client resumes).",
 		func() float64 { return float64(bg.Hub.Drops()) })
+	m.CounterFunc("fieldtrack_stream_reads_total", "Reads of the stamped outbox by this process's SSE hub "+
+		"(woken by other processes' hand-offs, and once a second; this process's own need none).",
+		func() float64 { return float64(bg.Hub.Reads()) })
 	m.GaugeFunc("fieldtrack_stream_position", "Last stream position fanned out by this process.",
 		func() float64 { return float64(bg.Hub.Position()) })
 	m.GaugeFunc("fieldtrack_sse_streams", "Open SSE streams on this process.",

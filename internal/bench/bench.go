@@ -22,8 +22,8 @@ type measured struct {
 	result
 }
 
-// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth,
-// tracing, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
+// Run runs the sections cfg asks for (all by default), in the order GPS, events, fan-out, export, snapshots,
+// auth, tracing, distance, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
 // It returns an error when set-up fails or when a section failed more than 1% of its units (phases,
 // producer transactions); a missed target is reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
@@ -75,8 +75,19 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		rep.write(out)
 		failed = append(failed, rep.failure())
 	}
-	if cfg.runs(SectionExport) {
+	if cfg.runs(SectionFanout) {
 		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) {
+			fmt.Fprintln(out)
+		}
+		rep, err := runFanout(ctx, cfg, env, admin, probe, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
+	if cfg.runs(SectionExport) {
+		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) || cfg.runs(SectionFanout) {
 			fmt.Fprintln(out)
 		}
 		rep, err := runExport(ctx, cfg, admin, logf)
@@ -87,7 +98,7 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		failed = append(failed, rep.failure())
 	}
 	if cfg.runs(SectionSnapshots) {
-		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) || cfg.runs(SectionExport) {
+		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) || cfg.runs(SectionFanout) || cfg.runs(SectionExport) {
 			fmt.Fprintln(out)
 		}
 		rep, err := runSnapshots(ctx, cfg, admin, hc, probe, logf)

@@ -1,17 +1,20 @@
-// Package bench measures a running FieldTrack server and its database, and prints Markdown tables. It has
-// six sections:
+// Package bench measures a running FieldTrack server and its database, and prints Markdown tables. Its
+// sections:
 //
 //   - gps: GPS ingest, the same inserts written straight to Postgres (the ceiling) and sent through the
 //     HTTP API (what phones get), on one machine in one run;
 //   - events: the event pipeline at a steady rate, from an outbox insert's commit to its SSE frame on
 //     GET /admin/events and to the first attempt of its webhook delivery (see events.go);
+//   - fanout: many SSE streams over many organizations at a steady event rate, commit → frame over every
+//     stream, and the server's memory meanwhile (see fanout.go);
 //   - export: the CSV export of an organization's expenses, against COPY of the same rows, with the
 //     server's peak memory during it (see export.go);
 //   - snapshots: admin reads at two GPS volumes, reconciliation, the snapshot work's cost on ingest and
 //     hot rows (see snapshots.go);
 //   - auth: what authentication and the rate limits cost a request (see authcost.go);
 //   - tracing: single-fix ingest with tracing off and on, against a second server that exports every span
-//     to a collector in this process (see tracing.go).
+//     to a collector in this process (see tracing.go);
+//   - distance: check-out time for sessions of 1,000 to 50,000 fixes (see distance.go).
 //
 // scripts/bench.sh (make bench) starts a throwaway cluster and the servers and runs cmd/ftbench, which
 // calls Run.
@@ -63,6 +66,11 @@ type Config struct {
 	SnapshotSessions  int // its closed sessions, in all
 	SnapshotPoints    int // its fixes at the second volume
 
+	FanoutStreams int           // fanout: SSE streams, spread evenly over FanoutOrgs organizations
+	FanoutOrgs    int           // fanout: organizations
+	FanoutRate    int           // fanout: events per second, each to the next organization
+	FanoutPhase   time.Duration // fanout: measured production time (its warm-up is Warmup)
+
 	TracedURL     string // tracing: a second server on the same database, exporting every span to CollectorAddr
 	TracedPID     int    // its process id; 0 = unknown
 	CollectorAddr string // tracing: host:port (loopback) of the local OTLP/HTTP collector ftbench runs
@@ -77,10 +85,11 @@ const (
 	SectionAuth      = "auth"
 	SectionTracing   = "tracing"
 	SectionDistance  = "distance"
+	SectionFanout    = "fanout"
 )
 
-var allSections = []string{SectionGPS, SectionEvents, SectionExport, SectionSnapshots, SectionAuth, SectionTracing,
-	SectionDistance}
+var allSections = []string{SectionGPS, SectionEvents, SectionFanout, SectionExport, SectionSnapshots, SectionAuth,
+	SectionTracing, SectionDistance}
 
 // runs reports whether the run includes section s.
 func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
@@ -116,6 +125,7 @@ const (
 	maxEventsPerTx    = 100
 	maxEvents         = 2_000_000 // per run, warm-up included: bounds the tracker's memory (3 x 8 bytes each)
 	maxExportRows     = 1_000_000
+	maxFanoutStreams  = 5_000
 	maxSnapshotPoints = 50_000_000
 )
 
@@ -149,6 +159,21 @@ func (c Config) Validate() error {
 	}
 	if c.runs(SectionExport) && (c.ExportRows < 1 || c.ExportRows > maxExportRows) {
 		return fmt.Errorf("export rows must be 1..%d, got %d", maxExportRows, c.ExportRows)
+	}
+	if c.runs(SectionFanout) {
+		switch {
+		case c.FanoutOrgs < 1 || c.FanoutStreams < c.FanoutOrgs || c.FanoutStreams > maxFanoutStreams:
+			return fmt.Errorf("fan-out: streams must be %d (the organizations, at least 1)..%d, got %d streams over %d organizations",
+				max(1, c.FanoutOrgs), maxFanoutStreams, c.FanoutStreams, c.FanoutOrgs)
+		case c.FanoutStreams%c.FanoutOrgs != 0:
+			return fmt.Errorf("fan-out: %d streams do not spread evenly over %d organizations", c.FanoutStreams, c.FanoutOrgs)
+		case c.FanoutRate < 1 || c.FanoutRate > maxEventsRate:
+			return fmt.Errorf("fan-out rate must be 1..%d per second, got %d", maxEventsRate, c.FanoutRate)
+		case c.FanoutPhase < time.Second || c.FanoutPhase > maxPhase:
+			return fmt.Errorf("fan-out duration must be 1s..%s, got %s", maxPhase, c.FanoutPhase)
+		case float64(c.FanoutRate)*(c.FanoutPhase+c.Warmup).Seconds() > maxEvents:
+			return fmt.Errorf("fan-out rate x (duration + warm-up) must stay below %d events", maxEvents)
+		}
 	}
 	if c.runs(SectionEvents) {
 		switch {

@@ -95,7 +95,7 @@ func runEvents(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, 
 
 	if warmTx > 0 {
 		logf("events: warm-up %s at %d events/s", cfg.Warmup, cfg.EventsRate)
-		w := produce(ctx, pool, fx.orgID, tr, 0, cfg.EventsRate, cfg.EventsPerTx, cfg.Warmup, rep.producers)
+		w := produce(ctx, pool, fx.org, tr, 0, cfg.EventsRate, cfg.EventsPerTx, cfg.Warmup, rep.producers)
 		waited := waitArrivals(ctx, tr, sse, 0, warmTx*perTx, warmDrain)
 		s, h := tr.outstanding(0, warmTx*perTx)
 		rep.warm = w
@@ -114,7 +114,7 @@ func runEvents(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, 
 	monDone := make(chan *pipelineMonitor, 1)
 	go func() { monDone <- monitorPipeline(monCtx, admin, fx.orgID) }()
 	before := probe.sample()
-	rep.prod = produce(ctx, pool, fx.orgID, tr, first, cfg.EventsRate, cfg.EventsPerTx, cfg.EventsPhase, rep.producers)
+	rep.prod = produce(ctx, pool, fx.org, tr, first, cfg.EventsRate, cfg.EventsPerTx, cfg.EventsPhase, rep.producers)
 	rep.prod.cpu = cpuBetween(before, probe.sample())
 	stopMon()
 	rep.monitor = <-monDone

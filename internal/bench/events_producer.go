@@ -44,11 +44,12 @@ func plannedTx(rate, perTx int, d time.Duration) int64 {
 // hold the schedule up, about one per 50 transactions a second.
 func producerCount(rate, perTx int) int { return min(32, max(4, rate/perTx/50)) }
 
-// produce commits plannedTx(rate, perTx, d) transactions starting at sequence number first, releasing
+// produce commits plannedTx(rate, perTx, d) transactions starting at sequence number first, for
+// orgOf(seq) (the transaction's first sequence number), releasing
 // them on a schedule of rate events/s to producers connections. A transaction whose time has come waits in
 // a queue of one second's worth while every producer is busy; what is still unsent at the deadline is the
 // shortfall. Latency is measured from each commit, so queueing here does not count against the pipeline.
-func produce(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID, tr *tracker, first int64, rate, perTx int,
+func produce(ctx context.Context, pool *pgxpool.Pool, orgOf func(seq int64) uuid.UUID, tr *tracker, first int64, rate, perTx int,
 	d time.Duration, producers int) production {
 	totalTx := plannedTx(rate, perTx, d)
 	p := production{first: first, planned: totalTx * int64(perTx)}
@@ -71,7 +72,7 @@ func produce(ctx context.Context, pool *pgxpool.Pool, org uuid.UUID, tr *tracker
 			for seq := range jobs {
 				t0 := time.Now()
 				var n int64
-				err := pool.QueryRow(ctx, emitSQL, org, seq, seq+int64(perTx)-1).Scan(&n)
+				err := pool.QueryRow(ctx, emitSQL, orgOf(seq), seq, seq+int64(perTx)-1).Scan(&n)
 				t1 := time.Now()
 				if err == nil && n != int64(perTx) {
 					err = fmt.Errorf("app.emit ran %d times, want %d", n, perTx)

@@ -20,7 +20,8 @@ const sseAttempts = 20
 type sseClient struct {
 	url, token string
 	hc         *http.Client
-	tr         *tracker
+	now        func() time.Duration
+	saw        func(seq int64, at time.Duration) // seq -1: a frame naming no event of the run
 
 	connected chan struct{} // closed at the first `connected` frame
 	done      chan struct{} // closed when run returns
@@ -31,10 +32,18 @@ type sseClient struct {
 	endErr     string // why the last connection ended before the run stopped it
 }
 
+// newSSEClient is a client recording its frames in tr.
 func newSSEClient(base, token string, tr *tracker) *sseClient {
-	return &sseClient{url: base + "/admin/events", token: token, tr: tr,
-		hc: &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 10 * time.Second,
-			DisableCompression: true}},
+	hc := &http.Client{Transport: &http.Transport{Proxy: nil, ResponseHeaderTimeout: 10 * time.Second,
+		DisableCompression: true}}
+	return newSSEClientWith(hc, base, token, tr.now, tr.sawSSE)
+}
+
+// newSSEClientWith is a client on hc calling saw with each event's sequence number and when its frame
+// was parsed (now).
+func newSSEClientWith(hc *http.Client, base, token string, now func() time.Duration,
+	saw func(seq int64, at time.Duration)) *sseClient {
+	return &sseClient{url: base + "/admin/events", token: token, hc: hc, now: now, saw: saw,
 		connected: make(chan struct{}), done: make(chan struct{})}
 }
 
@@ -83,13 +92,13 @@ func (c *sseClient) stream(ctx context.Context, lastID *string) (ok bool, err er
 		return false, httpError(resp.StatusCode, b)
 	}
 	sc := bufio.NewScanner(resp.Body)
-	sc.Buffer(make([]byte, 64<<10), maxBody)
+	sc.Buffer(make([]byte, 4<<10), maxBody)
 	var event, id string
 	var data strings.Builder
 	for sc.Scan() {
 		line := sc.Text()
 		if line == "" { // end of a frame
-			at := c.tr.now()
+			at := c.now()
 			switch event {
 			case "connected":
 				ok = true
@@ -104,7 +113,7 @@ func (c *sseClient) stream(ctx context.Context, lastID *string) (ok bool, err er
 				if json.Unmarshal([]byte(data.String()), &f) == nil && f.Payload.Seq != nil {
 					seq = *f.Payload.Seq
 				}
-				c.tr.sawSSE(seq, at)
+				c.saw(seq, at)
 			}
 			if id != "" {
 				*lastID = id

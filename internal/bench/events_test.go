@@ -36,6 +36,7 @@ func TestValidateEventsKnobs(t *testing.T) {
 		Secret: []byte("0123456789abcdef"), Phase: time.Second, Concurrency: 1, Employees: 1,
 		EventsRate: 500, EventsPhase: time.Minute, EventsPerTx: 1, ExportRows: 50_000,
 		SnapshotEmployees: 1000, SnapshotSessions: 1_000_000, SnapshotPoints: 10_000_000,
+		FanoutStreams: 1000, FanoutOrgs: 50, FanoutRate: 500, FanoutPhase: 30 * time.Second,
 		TracedURL: "http://127.0.0.1:2", CollectorAddr: "127.0.0.1:3"}
 	if err := base.Validate(); err != nil {
 		t.Fatal(err)
@@ -54,6 +55,12 @@ func TestValidateEventsKnobs(t *testing.T) {
 		"traced = server":   func(c *Config) { c.TracedURL = c.ServerURL },
 		"remote collector":  func(c *Config) { c.CollectorAddr = "10.0.0.1:4318" },
 		"collector no port": func(c *Config) { c.CollectorAddr = "127.0.0.1" },
+		"fan-out uneven":    func(c *Config) { c.FanoutStreams = 1001 },
+		"fan-out no orgs":   func(c *Config) { c.FanoutOrgs = 0 },
+		"fan-out few":       func(c *Config) { c.FanoutStreams, c.FanoutOrgs = 10, 20 },
+		"fan-out too many":  func(c *Config) { c.FanoutStreams = 10_000 },
+		"fan-out rate":      func(c *Config) { c.FanoutRate = 0 },
+		"fan-out duration":  func(c *Config) { c.FanoutPhase = 0 },
 	} {
 		c := base
 		mod(&c)
@@ -62,7 +69,7 @@ func TestValidateEventsKnobs(t *testing.T) {
 		}
 	}
 	gpsOnly := base
-	gpsOnly.Sections, gpsOnly.EventsRate, gpsOnly.TracedURL = []string{SectionGPS}, 0, ""
+	gpsOnly.Sections, gpsOnly.EventsRate, gpsOnly.TracedURL, gpsOnly.FanoutOrgs = []string{SectionGPS}, 0, "", 0
 	if err := gpsOnly.Validate(); err != nil {
 		t.Errorf("a GPS-only run checks the events or the tracing knobs: %v", err)
 	}

@@ -41,6 +41,16 @@ func (t *tracker) committed(first, n int64, at time.Duration) {
 	}
 }
 
+// committedAt is when seq's commit returned (0: not yet, or never).
+func (t *tracker) committedAt(seq int64) time.Duration {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if seq < 0 || seq >= int64(len(t.commit)) {
+		return 0
+	}
+	return t.commit[seq]
+}
+
 func (t *tracker) sawSSE(seq int64, at time.Duration) {
 	t.mu.Lock()
 	defer t.mu.Unlock()

@@ -116,6 +116,9 @@ func newEventsFixture(ctx context.Context, pool *pgxpool.Pool, mint minter, hook
 	return f, err
 }
 
+// org is the fixture's organization, for every event (produce's orgOf).
+func (f eventsFixture) org(int64) uuid.UUID { return f.orgID }
+
 // waitSlotActive waits until a listener streams from the outbox slot and returns the slot's name.
 func waitSlotActive(ctx context.Context, pool *pgxpool.Pool, limit time.Duration) (string, error) {
 	deadline := time.Now().Add(limit)

@@ -77,6 +77,58 @@ func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, e
 	return last_stream_id, err
 }
 
+const eventHandOff = `-- name: EventHandOff :many
+SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
+       coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
+       h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
+FROM app.hand_off_events($1::uuid[], $2::uuid[], $3::bigint[]) AS h
+`
+
+type EventHandOffParams struct {
+	OrganizationIds []uuid.UUID `json:"organization_ids"`
+	EventIds        []uuid.UUID `json:"event_ids"`
+	Xids            []int64     `json:"xids"`
+}
+
+type EventHandOffRow struct {
+	StreamID       int64           `json:"stream_id"`
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	StreamEvent    string          `json:"stream_event"`
+	StreamPayload  json.RawMessage `json:"stream_payload"`
+	CreatedAt      time.Time       `json:"created_at"`
+	PrevHead       int64           `json:"prev_head"`
+}
+
+// The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
+// the events it stamped, in stream order (stream_event ” when not streamed), and the stream head they
+// follow (sql/000024).
+func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffParams) ([]EventHandOffRow, error) {
+	rows, err := db.Query(ctx, eventHandOff, arg.OrganizationIds, arg.EventIds, arg.Xids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []EventHandOffRow{}
+	for rows.Next() {
+		var i EventHandOffRow
+		if err := rows.Scan(
+			&i.StreamID,
+			&i.OrganizationID,
+			&i.StreamEvent,
+			&i.StreamPayload,
+			&i.CreatedAt,
+			&i.PrevHead,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const eventReplay = `-- name: EventReplay :many
 SELECT stream_id::bigint AS stream_id, organization_id, stream_event::text AS stream_event,
        stream_payload, created_at

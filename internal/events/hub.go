@@ -33,16 +33,17 @@ var ErrTooManyStreams = errors.New("too many event streams for this organization
 // resumes from its last id, so dropping loses nothing.
 type Subscriber struct {
 	org    uuid.UUID
-	events chan Event
+	events chan *Event // shared by every subscriber of the event's organization: read only
 	closed bool
 }
 
 // Events is the subscriber's channel.
-func (s *Subscriber) Events() <-chan Event { return s.events }
+func (s *Subscriber) Events() <-chan *Event { return s.events }
 
 // Hub fans the stamped outbox stream out to the SSE subscribers of this process. It tails webhook_events
 // by stream_id (when woken after a hand-off, and at least once a second), so every process sees every
-// event, in commit order, whichever process leads the listener.
+// event, in commit order, whichever process leads the listener. In the leading process the listener
+// hands it each hand-off's events as soon as they committed (HandedOff), which saves the read.
 type Hub struct {
 	pool       *pgxpool.Pool
 	wake       <-chan struct{}
@@ -52,6 +53,7 @@ type Hub struct {
 	bufferSize int
 	live       atomic.Bool
 	drops      atomic.Int64
+	reads      atomic.Int64
 
 	mu    sync.Mutex
 	pos   int64
@@ -59,11 +61,18 @@ type Hub struct {
 	subs  map[uuid.UUID]map[*Subscriber]struct{}
 }
 
-// NewHub returns a hub allowing perOrg streams per organization on this process, woken by wake (a
-// Notifier's subscription; nil: the timer alone).
-func NewHub(pool *pgxpool.Pool, wake <-chan struct{}, perOrg int, log *slog.Logger) *Hub {
-	return &Hub{pool: pool, wake: wake, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
+// NewHub returns a hub allowing perOrg streams per organization on this process. It reads the stream on
+// a timer until WakeOn gives it a wake-up.
+func NewHub(pool *pgxpool.Pool, perOrg int, log *slog.Logger) *Hub {
+	return &Hub{pool: pool, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
 		bufferSize: 256, subs: map[uuid.UUID]map[*Subscriber]struct{}{}}
+}
+
+// WakeOn makes the hub read the stream whenever n announces a hand-off it has not seen. Call it before
+// Run. It returns h.
+func (h *Hub) WakeOn(n *Notifier) *Hub {
+	h.wake = n.SubscribeAfter(h.Position)
+	return h
 }
 
 // Subscribe registers a stream for org and returns the position it starts after: events up to it were
@@ -77,13 +86,17 @@ func (h *Hub) Subscribe(org uuid.UUID) (*Subscriber, int64, error) {
 	if len(h.subs[org]) >= h.perOrg {
 		return nil, 0, ErrTooManyStreams
 	}
-	s := &Subscriber{org: org, events: make(chan Event, h.bufferSize)}
+	s := &Subscriber{org: org, events: make(chan *Event, h.bufferSize)}
 	if h.subs[org] == nil {
 		h.subs[org] = map[*Subscriber]struct{}{}
 	}
 	h.subs[org][s] = struct{}{}
 	return s, h.pos, nil
 }
+
+// Reads is how many times this hub read the stream from the table since it started (its listener's own
+// hand-offs need no read).
+func (h *Hub) Reads() int64 { return h.reads.Load() }
 
 // Drops is how many streams this hub dropped for falling behind since it started.
 func (h *Hub) Drops() int64 { return h.drops.Load() }
@@ -173,6 +186,7 @@ func (h *Hub) catchUp(ctx context.Context) error {
 	}
 	for {
 		pos := h.Position()
+		h.reads.Add(1)
 		rows, err := db.Do(ctx, h.pool, db.Claims{}, workerRead, func(tx db.DBTX) ([]db.EventStreamAfterRow, error) {
 			return h.q.EventStreamAfter(ctx, tx, db.EventStreamAfterParams{After: pos, MaxEvents: 1000})
 		})
@@ -189,22 +203,51 @@ func (h *Hub) catchUp(ctx context.Context) error {
 // workerRead is the fan-out's transaction: one read as the worker role, which sees every organization.
 var workerRead = db.TxOptions{Role: db.WorkerRole, ReadOnly: true, SingleStatement: true}
 
-// publish hands events to subscribers without ever blocking: a subscriber whose buffer is full is
-// dropped (its channel closed), so one slow client cannot hold up the others.
+// HandedOff publishes a hand-off's events (in stream order) as the listener of this process committed
+// them, when the hub's position is the head they follow; otherwise (the hub is behind, or another
+// process's hand-off came between) it leaves them to the next read of the table. It reports whether it
+// published them.
+func (h *Hub) HandedOff(rows []db.EventHandOffRow) bool {
+	if len(rows) == 0 {
+		return false
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if !h.ready || h.pos != rows[0].PrevHead {
+		return false
+	}
+	for _, r := range rows {
+		if r.StreamEvent != "" {
+			h.fanOut(&Event{StreamID: r.StreamID, OrgID: r.OrganizationID, Name: r.StreamEvent, Payload: r.StreamPayload, At: r.CreatedAt})
+		}
+	}
+	h.pos = rows[len(rows)-1].StreamID
+	return true
+}
+
+// publish fans out events read from the table, but none the listener handed it meanwhile.
 func (h *Hub) publish(rows []db.EventStreamAfterRow) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	for _, r := range rows {
-		ev := Event{StreamID: r.StreamID, OrgID: r.OrganizationID, Name: r.StreamEvent, Payload: r.StreamPayload, At: r.CreatedAt}
-		for s := range h.subs[r.OrganizationID] {
-			select {
-			case s.events <- ev:
-			default:
-				h.log.Warn("dropping a slow event stream", "org", r.OrganizationID.String())
-				h.drops.Add(1)
-				h.remove(s)
-			}
+		if r.StreamID <= h.pos {
+			continue
 		}
+		h.fanOut(&Event{StreamID: r.StreamID, OrgID: r.OrganizationID, Name: r.StreamEvent, Payload: r.StreamPayload, At: r.CreatedAt})
 		h.pos = r.StreamID
+	}
+}
+
+// fanOut hands ev to its organization's subscribers without ever blocking: a subscriber whose buffer is
+// full is dropped (its channel closed), so one slow client cannot hold up the others. h.mu is held.
+func (h *Hub) fanOut(ev *Event) {
+	for s := range h.subs[ev.OrgID] {
+		select {
+		case s.events <- ev:
+		default:
+			h.log.Warn("dropping a slow event stream", "org", ev.OrgID.String())
+			h.drops.Add(1)
+			h.remove(s)
+		}
 	}
 }

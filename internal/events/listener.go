@@ -39,6 +39,8 @@ type Listener struct {
 	log            *slog.Logger
 	tracer         trace.Tracer
 	refuseAPILogin bool
+	hub            *Hub      // told of each hand-off's events (FanOut); nil: none
+	notifier       *Notifier // told of each hand-off's last position (FanOut); nil: none
 
 	live     atomic.Bool // leading, or standing by on a working connection
 	leader   atomic.Bool
@@ -71,6 +73,16 @@ func NewListener(databaseURL string, pool *pgxpool.Pool, log *slog.Logger) *List
 // this covers a database that was unreachable then. It returns l.
 func (l *Listener) RefuseAPILogin(refuse bool) *Listener {
 	l.refuseAPILogin = refuse
+	return l
+}
+
+// FanOut makes every hand-off this listener commits reach hub and notifier (both of this process, either
+// may be nil) as soon as it committed: hub publishes its events without reading them back from the table
+// (when it is at the position they follow), and notifier wakes its other subscribers (the webhook worker)
+// without waiting for Postgres's NOTIFY, which wakes nobody a second time. Other processes learn of the
+// hand-off by that NOTIFY. It returns l.
+func (l *Listener) FanOut(hub *Hub, notifier *Notifier) *Listener {
+	l.hub, l.notifier = hub, notifier
 	return l
 }
 

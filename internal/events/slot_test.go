@@ -2,8 +2,11 @@ package events_test
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -96,5 +99,77 @@ func TestListener_HandsOffALargeTransactionInParts(t *testing.T) {
 		  FROM webhook_events w JOIN expenses x ON x.id = (w.payload->'data'->>'expense_id')::uuid
 		 WHERE w.event_type = 'expense.created') s WHERE back`); bad != 0 {
 		t.Fatalf("%d events out of order", bad)
+	}
+}
+
+// The leading process's hub gets each hand-off's events from its listener as soon as they committed: in
+// order, and without reading them back from the table or being woken again by the hand-off's NOTIFY.
+func TestListener_HandsItsHubTheEventsItHandsOff(t *testing.T) {
+	t.Parallel()
+	url, pool := testfactory.MigratedDatabase(t, 6)
+	log := slog.New(slog.DiscardHandler)
+	notifier := events.NewNotifier(url, log)
+	hub := events.NewHub(pool, 10, log).WakeOn(notifier)
+	worker := notifier.Subscribe()
+	listener := events.NewListener(url, pool, log).FanOut(hub, notifier)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	for _, run := range []func(context.Context){notifier.Run, hub.Run, listener.Run} {
+		wg.Go(func() { run(ctx) })
+	}
+	t.Cleanup(func() { cancel(); wg.Wait() })
+
+	org := testfactory.NewOrgIn(t, pool)
+	var sub *events.Subscriber
+	testfactory.Eventually(t, 30*time.Second, "the hub and the listener to start", func() (bool, error) {
+		if sub == nil {
+			if s, _, err := hub.Subscribe(org.ID); err == nil {
+				sub = s
+			}
+		}
+		return sub != nil && listener.Status().Leader && notifier.Live() &&
+			count(t, pool, `SELECT count(*) FROM pg_replication_slots WHERE database = current_database() AND active`) == 1, nil
+	})
+	emit := func(seq int) *events.Event {
+		t.Helper()
+		if _, err := pool.Exec(context.Background(), `SELECT app.emit($1, 'session.checkin', jsonb_build_object('seq', $2::int),
+			'session.checkin', jsonb_build_object('seq', $2::int))`, org.ID, seq); err != nil {
+			t.Fatal(err)
+		}
+		select {
+		case ev := <-sub.Events():
+			if !strings.Contains(string(ev.Payload), fmt.Sprintf(`"seq": %d`, seq)) {
+				t.Fatalf("event %d: got %s %s", seq, ev.Name, ev.Payload)
+			}
+			return ev
+		case <-time.After(30 * time.Second):
+			t.Fatalf("event %d never reached the hub's subscriber", seq)
+			return nil
+		}
+	}
+	last := emit(0).StreamID
+
+	// One event per hand-off: each is awaited before the next is written.
+	const n = 20
+	reads, started := hub.Reads(), time.Now()
+	for i := 1; i <= n; i++ {
+		ev := emit(i)
+		if ev.StreamID <= last {
+			t.Fatalf("event %d has position %d after %d", i, ev.StreamID, last)
+		}
+		last = ev.StreamID
+		select {
+		case <-worker: // the worker is woken for each hand-off (or once for several)
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the worker was not woken after event %d", i)
+		}
+	}
+	// Only the hub's timer (once a second) read the table meanwhile; woken per hand-off it would have read
+	// at least n times.
+	took := time.Since(started)
+	t.Logf("%d hand-offs in %s", n, took.Round(time.Millisecond))
+	if got, allowed := hub.Reads()-reads, int64(took/time.Second)+2; got > allowed {
+		t.Fatalf("the hub read the table %d times for %d hand-offs of its own listener in %s (its timer allows %d)",
+			got, n, took.Round(time.Millisecond), allowed)
 	}
 }

@@ -20,11 +20,13 @@ const (
 	// standbyInterval bounds the time between status updates to the server, also when idle.
 	standbyInterval = 10 * time.Second
 	// Committed transactions received back to back are handed off together, in one transaction, and
-	// acknowledged: when no further message arrives within handOffIdle, or when the batch is
-	// handOffMaxAge old. Events are handed off handOffMaxEvents at a time as they arrive (a large
-	// transaction in parts), acknowledged with the batch.
-	handOffIdle      = 2 * time.Millisecond
-	handOffMaxAge    = 50 * time.Millisecond
+	// acknowledged: when no further message is already on its way (none within handOffIdle), or when
+	// the batch is handOffMaxAge old. So a lone commit is handed off at once, and what arrives during a
+	// hand-off forms the next batch (batches grow with the load, not with a timer). Events are handed
+	// off handOffMaxEvents at a time as they arrive (a large transaction in parts), acknowledged with
+	// the batch.
+	handOffIdle      = 200 * time.Microsecond
+	handOffMaxAge    = 10 * time.Millisecond
 	handOffMaxEvents = 1000
 )
 
@@ -130,13 +132,27 @@ func replicationConnect(ctx context.Context, databaseURL string) (*pgconn.PgConn
 }
 
 // handOff makes the batch's events durable downstream: stream positions and deliveries, in one
-// transaction. Its span joins the trace of every traced event in the batch (see handOffSpans).
+// transaction. Its span joins the trace of every traced event in the batch (see handOffSpans). Once it
+// committed, this process's hub and notifier hear of it at once (see Listener.FanOut).
 func (s *session) handOff(ctx context.Context) error {
 	ctx, spans := s.l.handOffSpans(ctx, s.traces)
-	last, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) (int64, error) {
-		return s.l.q.EventDispatch(ctx, tx, db.EventDispatchParams{OrganizationIds: s.orgs, EventIds: s.ids, Xids: s.xids})
+	if s.l.notifier != nil {
+		s.l.notifier.BeginHandOff()
+	}
+	rows, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) ([]db.EventHandOffRow, error) {
+		return s.l.q.EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: s.orgs, EventIds: s.ids, Xids: s.xids})
 	})
+	last := int64(0)
+	if len(rows) > 0 {
+		last = rows[len(rows)-1].StreamID
+	}
 	endSpans(spans, last, err)
+	if err == nil && s.l.hub != nil {
+		s.l.hub.HandedOff(rows)
+	}
+	if s.l.notifier != nil {
+		s.l.notifier.EndHandOff(last)
+	}
 	if err != nil {
 		return fmt.Errorf("hand-off: %w", err)
 	}

@@ -463,7 +463,7 @@ func TestAPIKeys_AStreamEndsWhenItsKeyIsRevokedOrNarrowed(t *testing.T) {
 	cfg := testConfig()
 	cfg.SSEHeartbeat = 200 * time.Millisecond
 	h := setupWith(t, cfg, testfactory.Pool(t))
-	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), 100, slog.New(slog.DiscardHandler))
+	hub := events.NewHub(testfactory.Pool(t), 100, slog.New(slog.DiscardHandler))
 	go hub.Run(t.Context())
 	h.server.WithBackground(Background{Hub: hub})
 	org := testfactory.NewOrg(t)

@@ -142,7 +142,7 @@ type caller struct {
 func TestAuthorizationMatrix_EveryRouteAndEveryCaller(t *testing.T) {
 	t.Parallel()
 	h := setup(t)
-	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), 100, slog.New(slog.DiscardHandler))
+	hub := events.NewHub(testfactory.Pool(t), 100, slog.New(slog.DiscardHandler))
 	go hub.Run(t.Context())
 	h.server.WithBackground(Background{Hub: hub})
 	org, other := testfactory.NewOrg(t), testfactory.NewOrg(t)

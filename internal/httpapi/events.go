@@ -99,7 +99,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		fmt.Fprintf(&buf, "id: %s\nevent: reset\ndata: %s\n\n", ids.id(pos), controlData("reset", resetWhy))
 	}
 	for _, m := range missed {
-		writeFrame(&buf, ids, events.Event{StreamID: m.StreamID, Name: m.StreamEvent, Payload: m.StreamPayload, At: m.CreatedAt})
+		writeFrame(&buf, ids, &events.Event{StreamID: m.StreamID, Name: m.StreamEvent, Payload: m.StreamPayload, At: m.CreatedAt})
 	}
 	// A client that resumes from beyond this process's position (it was connected to a process further
 	// ahead) must not see those events twice.
@@ -233,7 +233,7 @@ func (s *Server) replay(r *http.Request, after, upto int64) (rows []db.EventRepl
 
 // writeFrame appends one event frame: its opaque id, event name, and the dashboard's {type, payload, ts}
 // data.
-func writeFrame(buf *bytes.Buffer, ids streamIDs, ev events.Event) {
+func writeFrame(buf *bytes.Buffer, ids streamIDs, ev *events.Event) {
 	data, _ := json.Marshal(struct {
 		Type    string          `json:"type"`
 		Payload json.RawMessage `json:"payload"`

@@ -53,7 +53,7 @@ func TestAdminEvents_NoHubIs503AndStreamsOverTheLimitAre429(t *testing.T) {
 	cfg := testConfig()
 	cfg.SSEMaxStreamsPerOrg = 1
 	h = setupWith(t, cfg, testfactory.Pool(t))
-	hub := events.NewHub(testfactory.Pool(t), make(chan struct{}), cfg.SSEMaxStreamsPerOrg, slog.New(slog.DiscardHandler))
+	hub := events.NewHub(testfactory.Pool(t), cfg.SSEMaxStreamsPerOrg, slog.New(slog.DiscardHandler))
 	go hub.Run(t.Context())
 	h.server.WithBackground(Background{Hub: hub})
 	testfactory.Eventually(t, 10*time.Second, "the hub to tail the stream", func() (bool, error) { return hub.Live(), nil })

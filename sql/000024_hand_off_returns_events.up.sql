@@ -1,0 +1,95 @@
+-- 000024 the hand-off answers the events it stamped, so the leading process fans them out at once.
+--
+-- Why: after app.dispatch_events committed, every process's SSE hub learned of it through NOTIFY on its
+-- LISTEN connection and then read the new stream positions back from webhook_events: two more Postgres
+-- backends to schedule (the notifying one and the reading one) between a hand-off and the first SSE
+-- frame, which on a busy machine is most of the commit-to-frame time. app.hand_off_events does what
+-- app.dispatch_events did and also answers each stamped event's stream position, organization, SSE name
+-- and payload, and the stream head before it stamped (prev_head): a hub whose position is that head
+-- publishes the rows as they are; any other hub (other processes, or one that missed something) reads
+-- the table as before. The NOTIFY is unchanged (its payload is the last position assigned), so other
+-- processes still learn of every hand-off.
+-- app.dispatch_events keeps its signature and answer (the last stream position), as a wrapper.
+-- Locks: none beyond replacing a function.
+
+CREATE FUNCTION app.hand_off_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[])
+    RETURNS TABLE (stream_id bigint, organization_id uuid, stream_event text, stream_payload jsonb,
+                   created_at timestamptz, prev_head bigint)
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, public, app
+    AS $$
+#variable_conflict use_column
+DECLARE
+    ev        record;
+    x         bigint;
+    st        record;
+    head      bigint;
+    last      bigint := 0;
+    missing   integer;
+    timed_out boolean := false;
+    pause     double precision := 0.001;
+    prev      text := current_setting('lock_timeout');
+BEGIN
+    -- Waiting for the producers' commits to become visible: as in 000003.
+    IF p_xids IS NOT NULL THEN
+        PERFORM set_config('lock_timeout', '2s', true);
+        -- Each statement takes a new snapshot, so a transaction waited for here is visible below.
+        FOR x IN SELECT DISTINCT u.x FROM unnest(p_orgs, p_ids, p_xids) AS u(o, i, x)
+                  WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i) LOOP
+            BEGIN
+                PERFORM pg_advisory_xact_lock_shared(app.outbox_lock_key(x));
+            EXCEPTION WHEN lock_not_available THEN
+                timed_out := true;
+            END;
+        END LOOP;
+        PERFORM set_config('lock_timeout', prev, true);
+    END IF;
+    -- A few more looks, for writers that did not hold their lock (someone else held the key).
+    LOOP
+        SELECT count(*) INTO missing
+          FROM unnest(p_orgs, p_ids) AS u(o, i)
+         WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i);
+        EXIT WHEN missing = 0;
+        IF pause > 0.5 THEN
+            IF timed_out THEN
+                RAISE EXCEPTION '% outbox events are not visible yet; the hand-off will be retried', missing
+                    USING ERRCODE = '55P03';
+            END IF;
+            RAISE WARNING '% outbox events never became visible (deleted meanwhile); skipped', missing;
+            EXIT;
+        END IF;
+        PERFORM pg_sleep(pause);
+        pause := pause * 4;
+    END LOOP;
+    -- The head this hand-off's positions follow (one backward probe of the stream index).
+    SELECT coalesce(max(e.stream_id), 0) INTO head FROM webhook_events e WHERE e.stream_id IS NOT NULL;
+    FOR ev IN SELECT u.o, u.i FROM unnest(p_orgs, p_ids) WITH ORDINALITY AS u(o, i, n) ORDER BY u.n LOOP
+        UPDATE webhook_events e
+           SET stream_id = nextval('app.stream_seq'), dispatched_at = now()
+         WHERE e.organization_id = ev.o AND e.id = ev.i AND e.stream_id IS NULL
+        RETURNING e.stream_id, e.event_type, e.stream_event, e.stream_payload, e.created_at INTO st;
+        CONTINUE WHEN NOT FOUND;
+        INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
+        SELECT w.organization_id, w.id, ev.i, st.event_type
+          FROM webhooks w
+         WHERE w.organization_id = ev.o AND w.is_active AND st.event_type = ANY (w.events)
+        ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING;
+        last := st.stream_id;
+        stream_id := st.stream_id;
+        organization_id := ev.o;
+        stream_event := st.stream_event;
+        stream_payload := st.stream_payload;
+        created_at := st.created_at;
+        prev_head := head;
+        RETURN NEXT;
+    END LOOP;
+    IF last > 0 THEN
+        PERFORM pg_notify(app.stream_channel(), last::text);
+    END IF;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]) RETURNS bigint
+    LANGUAGE sql
+    SET search_path = pg_catalog, public, app
+    AS $$ SELECT coalesce(max(h.stream_id), 0) FROM app.hand_off_events(p_orgs, p_ids, p_xids) AS h $$;
