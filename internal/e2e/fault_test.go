@@ -371,3 +371,185 @@ func TestListener_RecoversFromPostgresRestart(t *testing.T) {
 	expectFrames(t, frames[len(want):], []sent{marker})
 	expectFrames(t, frames, append(want, marker))
 }
+
+// TestListener_AtTwoThousandEventsASecondKillAndRestartLoseNothing commits 2,000 events a second, one
+// per transaction, for 12 s, while the leading process is killed (SIGKILL, a quarter into the writing)
+// and Postgres restarts under the standby that took over (at half): every event is handed off once, with one delivery per subscription,
+// and a client that follows the stream on a third process (reconnecting like a browser) receives each
+// streamed event once, in stream order.
+func TestListener_AtTwoThousandEventsASecondKillAndRestartLoseNothing(t *testing.T) {
+	t.Parallel()
+	const rate, seconds = 2000, 12
+	const events = rate * seconds
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	c := privateCluster(t)
+	p, err := db.NewPool(ctx, db.PoolConfig{URL: c.url, MaxConns: 16})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	env := map[string]string{"DATABASE_URL": c.url, "WEBHOOK_WORKER_ENABLED": "false"}
+	leader := startProcess(t, "A", env)
+	waitForSlot(t, p)
+	org := testfactory.NewOrgIn(t, p)
+	newWebhook(t, p, org.ID, "session.checkin")
+	standby := startProcess(t, "B", env)
+	observer := startServer(t, map[string]string{"DATABASE_URL": c.url, "EVENTS_LISTENER_ENABLED": "false",
+		"WEBHOOK_WORKER_ENABLED": "false"})
+	watcher := follow(t, adminStream(observer.base), testfactory.AdminToken(t, org))
+	// And one on B, whose hub reads the stream from the table while A leads and gets it from its own
+	// listener once B leads.
+	onStandby := follow(t, adminStream(standby.base), testfactory.AdminToken(t, org))
+	testfactory.Eventually(t, 20*time.Second, "the streams to connect", func() (bool, error) {
+		return watcher.connections() > 0 && onStandby.connections() > 0, nil
+	})
+
+	// Each event is its own transaction; one whose commit failed (Postgres going down) is written again
+	// once Postgres is back, unless it committed after all.
+	const emitSQL = `SELECT app.emit($1, 'session.checkin', jsonb_build_object('seq', $2::int), 'session.checkin',
+		jsonb_build_object('sessionId', $3::text, 'employeeId', $4::text, 'session', jsonb_build_object('id', $3::text)))`
+	employee := uuid.NewString()
+	var retried atomic.Int64
+	var errMu sync.Mutex
+	var errs []string // the first few failures, for the log
+	note := func(err error) {
+		errMu.Lock()
+		defer errMu.Unlock()
+		if len(errs) < 5 {
+			errs = append(errs, err.Error())
+		}
+	}
+	emit := func(seq int) error {
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			_, err := p.Exec(ctx, emitSQL, org.ID, seq, fmt.Sprintf("event-%05d", seq), employee)
+			if err == nil || ctx.Err() != nil {
+				return err
+			}
+			retried.Add(1)
+			note(err)
+			for {
+				if time.Now().After(deadline) {
+					return fmt.Errorf("event %d not written within 60 s: %w", seq, err)
+				}
+				time.Sleep(50 * time.Millisecond)
+				var n int
+				err = p.QueryRow(ctx, `SELECT count(*) FROM webhook_events WHERE organization_id = $1
+					AND payload->'data'->>'seq' = $2::int::text`, org.ID, seq).Scan(&n)
+				if err == nil && n > 0 {
+					return nil // it committed after all
+				}
+				if err == nil {
+					break // write it again
+				}
+			}
+		}
+	}
+	jobs := make(chan int, rate)
+	produced := make(chan error, 1)
+	var workers sync.WaitGroup
+	var failed atomic.Pointer[error]
+	var written atomic.Int64
+	for range 12 {
+		workers.Go(func() {
+			for seq := range jobs {
+				if err := emit(seq); err != nil {
+					failed.CompareAndSwap(nil, &err)
+				}
+				written.Add(1)
+			}
+		})
+	}
+	began := time.Now()
+	go func() {
+		// Paced: event seq is due at began + seq/rate.
+		for seq := range events {
+			if wait := time.Until(began.Add(time.Duration(seq) * time.Second / rate)); wait > 0 {
+				time.Sleep(wait)
+			}
+			jobs <- seq
+		}
+		close(jobs)
+		workers.Wait()
+		if err := failed.Load(); err != nil {
+			produced <- *err
+			return
+		}
+		produced <- nil
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-produced
+		produced <- nil
+	})
+
+	waitStamped := func(n int, what string) {
+		t.Helper()
+		testfactory.Eventually(t, 60*time.Second, what, func() (bool, error) {
+			stamped, total, err := handedOff(ctx, p, org.ID)
+			return stamped >= n, fmt.Errorf("%d of %d events handed off (%v)", stamped, total, err)
+		})
+	}
+	waitWritten := func(n int64, what string) {
+		t.Helper()
+		testfactory.Eventually(t, 60*time.Second, what, func() (bool, error) {
+			return written.Load() >= n, fmt.Errorf("%d events written", written.Load())
+		})
+	}
+	// The faults strike while the writers write: A leads and hands off until a quarter is written, B
+	// takes over, and Postgres restarts under it at half.
+	waitWritten(events/4, "a quarter of the events to be written")
+	waitStamped(1, "A to hand off")
+	killed := leader.kill(t)
+	t.Logf("SIGKILL A %s into the run", killed.Sub(began).Round(time.Millisecond))
+	stamped, _, _ := handedOff(ctx, p, org.ID)
+	waitStamped(stamped+1, "B to take over the hand-off")
+	waitWritten(events/2, "half of the events to be written")
+	stopping := time.Now()
+	c.pg(t, "stop", c.datadir)
+	c.pg(t, "start", c.datadir, c.port, "fast")
+	t.Logf("Postgres restarted %s into the run, down for %s", stopping.Sub(began).Round(time.Millisecond),
+		time.Since(stopping).Round(time.Millisecond))
+
+	select {
+	case err := <-produced:
+		produced <- nil // for the cleanup
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(120 * time.Second):
+		t.Fatalf("writing the events took more than 120 s (failures: %v)", errs)
+	}
+	took := time.Since(began)
+	t.Logf("first failures of the writers: %v", errs)
+	waitHandedOff(t, p, org.ID, events, 90*time.Second)
+	t.Logf("%d events written in %s (%d transactions written again after a failed commit); all handed off %s after the first",
+		events, took.Round(time.Millisecond), retried.Load(), time.Since(began).Round(time.Millisecond))
+	if _, ok := standby.logs.first(leadingLine); !ok {
+		t.Error("B never led")
+	}
+
+	// Fresh statistics, or the checks below plan 24,000 × 24,000 nested loops.
+	if _, err := p.Exec(ctx, "ANALYZE webhook_events, webhook_deliveries"); err != nil {
+		t.Fatal(err)
+	}
+	var distinct, total int
+	if err := p.QueryRow(ctx, `SELECT count(DISTINCT payload->'data'->>'seq'), count(*) FROM webhook_events
+		WHERE organization_id = $1`, org.ID).Scan(&distinct, &total); err != nil {
+		t.Fatal(err)
+	}
+	if distinct != events || total != events {
+		t.Fatalf("%d distinct events in %d rows, want %d once each", distinct, total, events)
+	}
+	if n := expectOneDeliveryPerSubscription(t, p, org.ID); n != events {
+		t.Fatalf("%d deliveries, want %d", n, events)
+	}
+	t.Logf("checked the table %s after the first event", time.Since(began).Round(time.Millisecond))
+	for name, f := range map[string]*follower{"the observer": watcher, "B": onStandby} {
+		frames := f.wait(t, events, 90*time.Second)
+		expectStreamMatchesTable(t, p, org.ID, frames)
+		t.Logf("the stream on %s had every one of the %d events once, over %d connections", name, len(frames),
+			f.connections())
+	}
+}

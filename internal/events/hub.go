@@ -65,7 +65,7 @@ type Hub struct {
 // a timer until WakeOn gives it a wake-up.
 func NewHub(pool *pgxpool.Pool, perOrg int, log *slog.Logger) *Hub {
 	return &Hub{pool: pool, q: db.New(), log: log.With("component", "hub"), perOrg: perOrg,
-		bufferSize: 256, subs: map[uuid.UUID]map[*Subscriber]struct{}{}}
+		bufferSize: 1024, subs: map[uuid.UUID]map[*Subscriber]struct{}{}}
 }
 
 // WakeOn makes the hub read the stream whenever n announces a hand-off it has not seen. Call it before
