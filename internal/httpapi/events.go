@@ -121,23 +121,33 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	ending := time.NewTimer(time.Until(end))
 	defer ending.Stop()
 	// A caller that may no longer act (disabled, deactivated, signed out, a revoked key or one without
-	// admin:all now) loses its stream: it is checked every heartbeat, and before events are written when
-	// the last check is older than recheckEvery. A database that cannot answer right now does not end it.
-	checked := time.Now()
-	stillAllowed := func(always bool) bool {
-		if !always && time.Since(checked) < recheckEvery {
-			return true
+	// admin:all now) loses its stream: it is checked every heartbeat, and when events flow and the last
+	// check is older than recheckEvery. A check runs beside the stream (frames never wait for the
+	// database); the stream ends when it says no. A database that cannot answer right now does not end it.
+	checked, checking := time.Now(), false
+	verdicts := make(chan bool, 1)
+	recheck := func(always bool) {
+		if checking || (!always && time.Since(checked) < recheckEvery) {
+			return
 		}
-		checked = time.Now()
-		err := s.callerActive(r)
-		st := toError(err).Status
-		return err == nil || (st != http.StatusUnauthorized && st != http.StatusForbidden)
+		checked, checking = time.Now(), true
+		go func() {
+			err := s.callerActive(r)
+			st := toError(err).Status
+			verdicts <- err == nil || (st != http.StatusUnauthorized && st != http.StatusForbidden)
+		}()
 	}
 	for {
 		buf.Reset()
 		select {
 		case <-r.Context().Done():
 			return nil
+		case allowed := <-verdicts:
+			checking = false
+			if !allowed {
+				return nil
+			}
+			continue
 		case <-ending.C:
 			// No id: the client's Last-Event-ID stays the last event it got, and events that were on
 			// their way reach it in the replay of its next connection.
@@ -146,17 +156,13 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 			flusher.Flush()
 			return nil
 		case <-heartbeat.C:
-			if !stillAllowed(true) {
-				return nil
-			}
+			recheck(true)
 			buf.WriteString(": ping\n\n")
 		case ev, open := <-sub.Events():
 			if !open {
 				return nil // dropped for falling behind: the client reconnects with its last id
 			}
-			if !stillAllowed(false) {
-				return nil
-			}
+			recheck(false)
 			if ev.StreamID > floor {
 				writeFrame(&buf, ids, ev)
 			}
