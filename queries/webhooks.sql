@@ -184,6 +184,50 @@ SET status          = @status::text,
                            THEN now() + make_interval(secs => @retry_in_seconds::float8) END
 WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
 
+-- name: DeliveryRecordBatch :execrows
+-- Worker: the outcomes of many claimed attempts in one statement: each attempt's row of the delivery log
+-- (as DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
+-- current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+-- empty error are stored as NULL, and the answer's body only with a response status. Counts the
+-- deliveries whose claim was current.
+WITH o AS (
+    SELECT unnest(@organization_ids::uuid[]) AS organization_id, unnest(@ids::uuid[]) AS id,
+           unnest(@attempts::int[]) AS attempt, unnest(@statuses::text[]) AS status,
+           unnest(@response_statuses::int[]) AS response_status, unnest(@response_bodies::text[]) AS response_body,
+           unnest(@errors::text[]) AS error, unnest(@durations_ms::int[]) AS duration_ms,
+           unnest(@retry_in_seconds::float8[]) AS retry_in_seconds
+), logged AS (
+    INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
+    SELECT d.organization_id, d.id, o.attempt, nullif(o.response_status, 0), nullif(o.error, ''), nullif(o.duration_ms, 0)
+    FROM o JOIN webhook_deliveries d ON d.organization_id = o.organization_id AND d.id = o.id
+    ON CONFLICT DO NOTHING
+)
+UPDATE webhook_deliveries d
+SET status          = o.status,
+    response_status = nullif(o.response_status, 0),
+    response_body   = CASE WHEN o.response_status <> 0 THEN o.response_body END,
+    last_error      = nullif(o.error, ''),
+    last_attempt_at = now(),
+    next_retry_at   = CASE WHEN o.status = 'pending' THEN now() + make_interval(secs => o.retry_in_seconds) END
+FROM o
+WHERE d.organization_id = o.organization_id AND d.id = o.id AND d.status = 'pending' AND d.attempt_count = o.attempt;
+
+-- name: WebhookRecordSuccesses :many
+-- Worker: WebhookRecordSuccess for many webhooks at once (each had only successes among the attempts
+-- recorded together): closes the circuits of those that were failing, locking them in key order, and
+-- returns until when each one's deliveries were parked. No row for a webhook that was healthy already.
+UPDATE webhooks w
+SET failure_streak = 0, circuit_open_until = NULL
+FROM (SELECT x.organization_id, x.id, x.circuit_open_until
+      FROM webhooks x
+      JOIN (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) s
+        ON x.organization_id = s.org AND x.id = s.id
+      WHERE x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL
+      ORDER BY x.organization_id, x.id
+      FOR NO KEY UPDATE OF x) old
+WHERE w.organization_id = old.organization_id AND w.id = old.id
+RETURNING w.organization_id, w.id, old.circuit_open_until;
+
 -- name: WebhookRecordSuccess :one
 -- Worker: a success closes the circuit of a webhook that was failing and returns until when its
 -- deliveries were parked. No row for a webhook that was healthy already: the common case writes nothing.

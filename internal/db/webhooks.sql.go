@@ -400,6 +400,65 @@ func (q *Queries) DeliveryRecord(ctx context.Context, db DBTX, arg DeliveryRecor
 	return result.RowsAffected(), nil
 }
 
+const deliveryRecordBatch = `-- name: DeliveryRecordBatch :execrows
+WITH o AS (
+    SELECT unnest($1::uuid[]) AS organization_id, unnest($2::uuid[]) AS id,
+           unnest($3::int[]) AS attempt, unnest($4::text[]) AS status,
+           unnest($5::int[]) AS response_status, unnest($6::text[]) AS response_body,
+           unnest($7::text[]) AS error, unnest($8::int[]) AS duration_ms,
+           unnest($9::float8[]) AS retry_in_seconds
+), logged AS (
+    INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
+    SELECT d.organization_id, d.id, o.attempt, nullif(o.response_status, 0), nullif(o.error, ''), nullif(o.duration_ms, 0)
+    FROM o JOIN webhook_deliveries d ON d.organization_id = o.organization_id AND d.id = o.id
+    ON CONFLICT DO NOTHING
+)
+UPDATE webhook_deliveries d
+SET status          = o.status,
+    response_status = nullif(o.response_status, 0),
+    response_body   = CASE WHEN o.response_status <> 0 THEN o.response_body END,
+    last_error      = nullif(o.error, ''),
+    last_attempt_at = now(),
+    next_retry_at   = CASE WHEN o.status = 'pending' THEN now() + make_interval(secs => o.retry_in_seconds) END
+FROM o
+WHERE d.organization_id = o.organization_id AND d.id = o.id AND d.status = 'pending' AND d.attempt_count = o.attempt
+`
+
+type DeliveryRecordBatchParams struct {
+	OrganizationIds  []uuid.UUID `json:"organization_ids"`
+	Ids              []uuid.UUID `json:"ids"`
+	Attempts         []int32     `json:"attempts"`
+	Statuses         []string    `json:"statuses"`
+	ResponseStatuses []int32     `json:"response_statuses"`
+	ResponseBodies   []string    `json:"response_bodies"`
+	Errors           []string    `json:"errors"`
+	DurationsMs      []int32     `json:"durations_ms"`
+	RetryInSeconds   []float64   `json:"retry_in_seconds"`
+}
+
+// Worker: the outcomes of many claimed attempts in one statement: each attempt's row of the delivery log
+// (as DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
+// current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+// empty error are stored as NULL, and the answer's body only with a response status. Counts the
+// deliveries whose claim was current.
+func (q *Queries) DeliveryRecordBatch(ctx context.Context, db DBTX, arg DeliveryRecordBatchParams) (int64, error) {
+	result, err := db.Exec(ctx, deliveryRecordBatch,
+		arg.OrganizationIds,
+		arg.Ids,
+		arg.Attempts,
+		arg.Statuses,
+		arg.ResponseStatuses,
+		arg.ResponseBodies,
+		arg.Errors,
+		arg.DurationsMs,
+		arg.RetryInSeconds,
+	)
+	if err != nil {
+		return 0, err
+	}
+	return result.RowsAffected(), nil
+}
+
 const deliveryRelease = `-- name: DeliveryRelease :exec
 UPDATE webhook_deliveries
 SET attempt_count = attempt_count - 1, next_retry_at = now()
@@ -819,6 +878,54 @@ func (q *Queries) WebhookRecordSuccess(ctx context.Context, db DBTX, arg Webhook
 	var circuit_open_until *time.Time
 	err := row.Scan(&circuit_open_until)
 	return circuit_open_until, err
+}
+
+const webhookRecordSuccesses = `-- name: WebhookRecordSuccesses :many
+UPDATE webhooks w
+SET failure_streak = 0, circuit_open_until = NULL
+FROM (SELECT x.organization_id, x.id, x.circuit_open_until
+      FROM webhooks x
+      JOIN (SELECT unnest($1::uuid[]) AS org, unnest($2::uuid[]) AS id) s
+        ON x.organization_id = s.org AND x.id = s.id
+      WHERE x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL
+      ORDER BY x.organization_id, x.id
+      FOR NO KEY UPDATE OF x) old
+WHERE w.organization_id = old.organization_id AND w.id = old.id
+RETURNING w.organization_id, w.id, old.circuit_open_until
+`
+
+type WebhookRecordSuccessesParams struct {
+	OrganizationIds []uuid.UUID `json:"organization_ids"`
+	Ids             []uuid.UUID `json:"ids"`
+}
+
+type WebhookRecordSuccessesRow struct {
+	OrganizationID   uuid.UUID  `json:"organization_id"`
+	ID               uuid.UUID  `json:"id"`
+	CircuitOpenUntil *time.Time `json:"circuit_open_until"`
+}
+
+// Worker: WebhookRecordSuccess for many webhooks at once (each had only successes among the attempts
+// recorded together): closes the circuits of those that were failing, locking them in key order, and
+// returns until when each one's deliveries were parked. No row for a webhook that was healthy already.
+func (q *Queries) WebhookRecordSuccesses(ctx context.Context, db DBTX, arg WebhookRecordSuccessesParams) ([]WebhookRecordSuccessesRow, error) {
+	rows, err := db.Query(ctx, webhookRecordSuccesses, arg.OrganizationIds, arg.Ids)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []WebhookRecordSuccessesRow{}
+	for rows.Next() {
+		var i WebhookRecordSuccessesRow
+		if err := rows.Scan(&i.OrganizationID, &i.ID, &i.CircuitOpenUntil); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
 }
 
 const webhookSetSecret = `-- name: WebhookSetSecret :execrows
