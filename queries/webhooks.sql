@@ -107,6 +107,18 @@ SET next_retry_at = now()
 WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status = 'pending'
   AND next_retry_at > now() AND next_retry_at <= @wait_until;
 
+-- name: WorkerPlanByIndex :exec
+-- Worker: the first statement of each of its transactions, for the plans of the ones after it. They
+-- join deliveries to arrays of ids and read the due index in its order, and a plan cached on a pooled
+-- connection outlives the statistics it was made with: made while the table was small (a new database,
+-- a burst before autovacuum looks) it hashes or scans the whole table for every batch, and made when the
+-- last ANALYZE saw few due deliveries it sorts every due row at every claim, as long as a backlog lasts.
+-- With these off, what is left is the due index's order and a primary-key probe per row, bounded by the
+-- batch whatever the statistics say.
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true);
+
 -- name: DeliverySelectDue :many
 -- Worker: due pending deliveries (optionally of one organization) with their webhook's state, oldest due
 -- first. The rows of both tables are locked, skipping rows another worker holds, so that one worker at a
@@ -145,17 +157,21 @@ WHERE d.organization_id = p.org AND d.id = p.id
 -- name: DeliveryClaim :many
 -- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 -- ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
--- Returns what sending needs, with the trace context of the request that emitted the event.
-UPDATE webhook_deliveries d
-SET attempt_count = d.attempt_count + 1,
-    next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
-FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS c,
-     webhooks w, webhook_events e
-WHERE d.organization_id = c.org AND d.id = c.id
-  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
-  AND e.organization_id = d.organization_id AND e.id = d.event_id
-RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload, e.trace_context;
+-- Returns what sending needs, with the trace context of the request that emitted the event. The update
+-- reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
+WITH claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
+    FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS c
+    WHERE d.organization_id = c.org AND d.id = c.id
+    RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count
+)
+SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
+       e.payload, e.trace_context
+FROM claimed d
+JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id;
 
 -- name: DeliveryRelease :exec
 -- Worker: gives a claim back untried (shutdown interrupted the attempt): due now, attempt not counted.

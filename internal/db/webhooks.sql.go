@@ -44,16 +44,19 @@ func (q *Queries) DeliveryAttemptInsert(ctx context.Context, db DBTX, arg Delive
 }
 
 const deliveryClaim = `-- name: DeliveryClaim :many
-UPDATE webhook_deliveries d
-SET attempt_count = d.attempt_count + 1,
-    next_retry_at = now() + make_interval(secs => $1::float8)
-FROM (SELECT unnest($2::uuid[]) AS org, unnest($3::uuid[]) AS id) AS c,
-     webhooks w, webhook_events e
-WHERE d.organization_id = c.org AND d.id = c.id
-  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
-  AND e.organization_id = d.organization_id AND e.id = d.event_id
-RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload, e.trace_context
+WITH claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => $1::float8)
+    FROM (SELECT unnest($2::uuid[]) AS org, unnest($3::uuid[]) AS id) AS c
+    WHERE d.organization_id = c.org AND d.id = c.id
+    RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count
+)
+SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
+       e.payload, e.trace_context
+FROM claimed d
+JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
 `
 
 type DeliveryClaimParams struct {
@@ -77,7 +80,8 @@ type DeliveryClaimRow struct {
 
 // Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
-// Returns what sending needs, with the trace context of the request that emitted the event.
+// Returns what sending needs, with the trace context of the request that emitted the event. The update
+// reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
 func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimParams) ([]DeliveryClaimRow, error) {
 	rows, err := db.Query(ctx, deliveryClaim, arg.LeaseSeconds, arg.OrganizationIds, arg.Ids)
 	if err != nil {
@@ -1020,4 +1024,22 @@ func (q *Queries) WebhookUpdate(ctx context.Context, db DBTX, arg WebhookUpdateP
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const workerPlanByIndex = `-- name: WorkerPlanByIndex :exec
+SELECT set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true)
+`
+
+// Worker: the first statement of each of its transactions, for the plans of the ones after it. They
+// join deliveries to arrays of ids and read the due index in its order, and a plan cached on a pooled
+// connection outlives the statistics it was made with: made while the table was small (a new database,
+// a burst before autovacuum looks) it hashes or scans the whole table for every batch, and made when the
+// last ANALYZE saw few due deliveries it sorts every due row at every claim, as long as a backlog lasts.
+// With these off, what is left is the due index's order and a primary-key probe per row, bounded by the
+// batch whatever the statistics say.
+func (q *Queries) WorkerPlanByIndex(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, workerPlanByIndex)
+	return err
 }
