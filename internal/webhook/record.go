@@ -7,7 +7,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5/pgconn"
 	"go.opentelemetry.io/otel/trace"
 
@@ -164,17 +163,18 @@ func (w *Worker) store(ctx context.Context, rs []*result) error {
 
 func (w *Worker) storeTx(ctx context.Context, tx db.DBTX, rs []*result) error {
 	// The webhook rows first: an admin's update locks a webhook before its deliveries too, so the two
-	// cannot deadlock. A webhook with only successes in the batch (the common case) joins one statement
-	// that writes nothing when it was healthy; the attempts on a webhook with a failure among them are
-	// applied one by one, in order, so its circuit breaker counts exactly as it would have.
+	// cannot deadlock. A webhook with only successes in the batch (the common case) is reset by the
+	// batch's statement, which writes nothing when it was healthy; the attempts on a webhook with a
+	// failure among them are applied one by one before it, in order, so its circuit breaker counts
+	// exactly as it would have.
 	failing := map[webhookKey]bool{}
 	for _, r := range rs {
 		if r.o.verdict != delivered && r.o.verdict != aborted {
 			failing[webhookKey{r.OrganizationID, r.WebhookID}] = true
 		}
 	}
-	var healthy ids
 	var seq []*result
+	var healthyKeys []webhookKey
 	seen := map[webhookKey]bool{}
 	for _, r := range rs {
 		key := webhookKey{r.OrganizationID, r.WebhookID}
@@ -184,48 +184,30 @@ func (w *Worker) storeTx(ctx context.Context, tx db.DBTX, rs []*result) error {
 			seq = append(seq, r)
 		case !seen[key]:
 			seen[key] = true
-			healthy.add(r.OrganizationID, r.WebhookID)
+			healthyKeys = append(healthyKeys, key)
 		}
 	}
-	if len(healthy.ids) > 0 {
-		closed, err := w.q.WebhookRecordSuccesses(ctx, tx, db.WebhookRecordSuccessesParams{
-			OrganizationIds: healthy.orgs, Ids: healthy.ids})
-		if err != nil {
-			return err
-		}
-		for _, c := range closed {
-			if c.CircuitOpenUntil == nil {
-				continue
-			}
-			err := w.q.DeliveryWake(ctx, tx, db.DeliveryWakeParams{
-				OrganizationID: c.OrganizationID, WebhookID: c.ID, WaitUntil: c.CircuitOpenUntil})
-			if err != nil {
-				return err
-			}
-		}
-	}
-	// Failing webhooks in key order (each one's attempts in their order), so that two processes' batches
-	// lock them in the same order.
+	// Webhooks in key order (a failing one's attempts in their order), so that two processes' batches
+	// tend to lock them in the same order; a deadlock all the same is retried (see store).
 	slices.SortStableFunc(seq, func(a, b *result) int {
-		if c := compareUUID(a.OrganizationID, b.OrganizationID); c != 0 {
-			return c
-		}
-		return compareUUID(a.WebhookID, b.WebhookID)
+		return compareKeys(webhookKey{a.OrganizationID, a.WebhookID}, webhookKey{b.OrganizationID, b.WebhookID})
 	})
+	slices.SortFunc(healthyKeys, compareKeys)
+	var healthy ids
+	for _, k := range healthyKeys {
+		healthy.add(k.org, k.id)
+	}
 	for _, r := range seq {
 		if err := w.updateWebhook(ctx, tx, r.claim, r.o); err != nil {
 			return err
 		}
 	}
 
-	var p db.DeliveryRecordBatchParams
+	p := db.DeliveryRecordBatchParams{HealthyOrganizationIds: healthy.orgs, HealthyIds: healthy.ids}
+	var released []*result
 	for _, r := range rs {
 		if r.status == "aborted" {
-			err := w.q.DeliveryRelease(ctx, tx, db.DeliveryReleaseParams{
-				OrganizationID: r.OrganizationID, ID: r.ID, Attempt: r.AttemptCount})
-			if err != nil {
-				return err
-			}
+			released = append(released, r)
 			continue
 		}
 		p.OrganizationIds = append(p.OrganizationIds, r.OrganizationID)
@@ -238,12 +220,36 @@ func (w *Worker) storeTx(ctx context.Context, tx db.DBTX, rs []*result) error {
 		p.DurationsMs = append(p.DurationsMs, int32(r.o.duration.Milliseconds()))
 		p.RetryInSeconds = append(p.RetryInSeconds, r.retry.Seconds())
 	}
-	if len(p.Ids) == 0 {
-		return nil
+	if len(p.Ids) > 0 {
+		closed, err := w.q.DeliveryRecordBatch(ctx, tx, p)
+		if err != nil {
+			return err
+		}
+		for _, c := range closed { // circuits this batch's successes closed: their parked deliveries go now
+			if c.CircuitOpenUntil == nil {
+				continue
+			}
+			err := w.q.DeliveryWake(ctx, tx, db.DeliveryWakeParams{
+				OrganizationID: c.OrganizationID, WebhookID: c.ID, WaitUntil: c.CircuitOpenUntil})
+			if err != nil {
+				return err
+			}
+		}
 	}
-	_, err := w.q.DeliveryRecordBatch(ctx, tx, p)
-	return err
+	for _, r := range released {
+		err := w.q.DeliveryRelease(ctx, tx, db.DeliveryReleaseParams{
+			OrganizationID: r.OrganizationID, ID: r.ID, Attempt: r.AttemptCount})
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// compareUUID orders ids as Postgres does (bytewise).
-func compareUUID(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) }
+// compareKeys orders webhooks as Postgres orders their primary key (uuids bytewise).
+func compareKeys(a, b webhookKey) int {
+	if c := bytes.Compare(a.org[:], b.org[:]); c != 0 {
+		return c
+	}
+	return bytes.Compare(a.id[:], b.id[:])
+}
