@@ -107,21 +107,59 @@ SET next_retry_at = now()
 WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status = 'pending'
   AND next_retry_at > now() AND next_retry_at <= @wait_until;
 
--- name: DeliverySelectDue :many
--- Worker: due pending deliveries (optionally of one organization) with their webhook's state, oldest due
--- first. The rows of both tables are locked, skipping rows another worker holds, so that one worker at a
--- time decides about a webhook (circuit probes) and a delivery.
-SELECT d.organization_id, d.id, d.webhook_id, d.event_type, w.is_active,
-       (CASE WHEN w.circuit_open_until IS NULL THEN 'closed'
-             WHEN w.circuit_open_until > now() THEN 'open'
-             ELSE 'half_open' END)::text AS circuit
-FROM webhook_deliveries d
-JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
-WHERE d.status = 'pending' AND d.next_retry_at <= now()
-  AND (sqlc.narg(organization_id)::uuid IS NULL OR d.organization_id = sqlc.narg(organization_id)::uuid)
-ORDER BY d.next_retry_at
-LIMIT @max_rows
-FOR NO KEY UPDATE OF d, w SKIP LOCKED;
+-- name: WorkerPlanByIndex :exec
+-- Worker: the first statement of each of its transactions, for the plans of the ones after it. They
+-- join deliveries to arrays of ids and read the due index in its order. A generic plan cached on a
+-- pooled connection outlives the table size it was made for: made while the table was small (a new
+-- database, the first minute of a burst before autovacuum looks) it reads every delivery of the
+-- organization, or every pending one, for each row of a batch. So each statement is planned for the
+-- table as it is; and with sorts, sequential, bitmap and hash scans off, what is left is the due index's
+-- order and a primary-key probe per row, bounded by the batch even when the last ANALYZE saw few due
+-- deliveries and thousands are due now.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+       set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true);
+
+-- name: DeliveryClaimDue :many
+-- Worker: due pending deliveries (optionally of one organization), oldest due first, with their webhook's
+-- state, claimed at once for one attempt each when their webhook is active with a closed circuit (or
+-- they are webhook.test deliveries, which go whatever the state). The rows of both tables are locked,
+-- skipping rows another worker holds, so that one worker at a time decides about a webhook (circuit
+-- probes) and a delivery. A claim counts the attempt and moves next_retry_at a lease ahead, so no lock is
+-- held while sending and a dead worker's claim expires by itself (at-least-once). Every due row comes
+-- back: a claimed one (claimed true) with what sending needs and the trace context of the request that
+-- emitted the event; the others for the caller to park or probe (DeliveryPark, DeliveryClaim).
+WITH due AS (
+    SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, w.is_active,
+           (CASE WHEN w.circuit_open_until IS NULL THEN 'closed'
+                 WHEN w.circuit_open_until > now() THEN 'open'
+                 ELSE 'half_open' END)::text AS circuit
+    FROM webhook_deliveries d
+    JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+    WHERE d.status = 'pending' AND d.next_retry_at <= now()
+      AND (sqlc.narg(organization_id)::uuid IS NULL OR d.organization_id = sqlc.narg(organization_id)::uuid)
+    ORDER BY d.next_retry_at
+    LIMIT @max_rows
+    FOR NO KEY UPDATE OF d, w SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
+    FROM due
+    WHERE d.organization_id = due.organization_id AND d.id = due.id
+      AND (due.event_type = 'webhook.test' OR (due.is_active AND due.circuit = 'closed'))
+    RETURNING d.organization_id, d.id, d.attempt_count
+)
+SELECT due.organization_id, due.id, due.webhook_id, due.event_id, due.event_type, due.is_active, due.circuit,
+       (c.id IS NOT NULL)::boolean AS claimed,
+       coalesce(c.attempt_count, 0)::int AS attempt_count, coalesce(w.url, '')::text AS url,
+       coalesce(w.secret, '')::text AS secret, coalesce(e.payload, 'null')::jsonb AS payload,
+       e.trace_context
+FROM due
+LEFT JOIN claimed c ON c.organization_id = due.organization_id AND c.id = due.id
+LEFT JOIN webhooks w ON c.id IS NOT NULL AND w.organization_id = due.organization_id AND w.id = due.webhook_id
+LEFT JOIN webhook_events e ON c.id IS NOT NULL AND e.organization_id = due.organization_id AND e.id = due.event_id;
 
 -- name: WebhookMarkProbing :exec
 -- Worker: a half-open webhook's probe is on its way; the circuit counts as open until it reports (or its
@@ -145,17 +183,21 @@ WHERE d.organization_id = p.org AND d.id = p.id
 -- name: DeliveryClaim :many
 -- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 -- ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
--- Returns what sending needs, with the trace context of the request that emitted the event.
-UPDATE webhook_deliveries d
-SET attempt_count = d.attempt_count + 1,
-    next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
-FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS c,
-     webhooks w, webhook_events e
-WHERE d.organization_id = c.org AND d.id = c.id
-  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
-  AND e.organization_id = d.organization_id AND e.id = d.event_id
-RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload, e.trace_context;
+-- Returns what sending needs, with the trace context of the request that emitted the event. The update
+-- reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
+WITH claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => @lease_seconds::float8)
+    FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS c
+    WHERE d.organization_id = c.org AND d.id = c.id
+    RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count
+)
+SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
+       e.payload, e.trace_context
+FROM claimed d
+JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id;
 
 -- name: DeliveryRelease :exec
 -- Worker: gives a claim back untried (shutdown interrupted the attempt): due now, attempt not counted.
@@ -183,6 +225,54 @@ SET status          = @status::text,
     next_retry_at   = CASE WHEN @status::text = 'pending'
                            THEN now() + make_interval(secs => @retry_in_seconds::float8) END
 WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
+
+-- name: DeliveryRecordBatch :many
+-- Worker: the outcomes of many claimed attempts in one statement. First their webhooks that had only
+-- successes among them (healthy_*, in key order): WebhookRecordSuccess for each (a webhook that was
+-- healthy already is not even locked). Then each attempt's row of the delivery log (as
+-- DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
+-- current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+-- empty error are stored as NULL, and the answer's body only with a response status. Returns the
+-- webhooks whose circuit this closed, with until when their deliveries were parked (see DeliveryWake).
+-- The webhooks come first because the statement reads them (the other parts run after it): an admin's
+-- update locks a webhook before its deliveries too.
+WITH o AS (
+    SELECT unnest(@organization_ids::uuid[]) AS organization_id, unnest(@ids::uuid[]) AS id,
+           unnest(@attempts::int[]) AS attempt, unnest(@statuses::text[]) AS status,
+           unnest(@response_statuses::int[]) AS response_status, unnest(@response_bodies::text[]) AS response_body,
+           unnest(@errors::text[]) AS error, unnest(@durations_ms::int[]) AS duration_ms,
+           unnest(@retry_in_seconds::float8[]) AS retry_in_seconds
+), healed AS (
+    UPDATE webhooks w
+    SET failure_streak = 0, circuit_open_until = NULL
+    FROM (SELECT x.organization_id, x.id, x.circuit_open_until
+          FROM webhooks x
+          JOIN (SELECT unnest(@healthy_organization_ids::uuid[]) AS org, unnest(@healthy_ids::uuid[]) AS id) s
+            ON x.organization_id = s.org AND x.id = s.id
+          WHERE x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL
+          FOR NO KEY UPDATE OF x) old
+    WHERE w.organization_id = old.organization_id AND w.id = old.id
+    RETURNING w.organization_id, w.id, old.circuit_open_until
+), logged AS (
+    INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
+    SELECT d.organization_id, d.id, o.attempt, nullif(o.response_status, 0), nullif(o.error, ''), nullif(o.duration_ms, 0)
+    FROM o JOIN webhook_deliveries d ON d.organization_id = o.organization_id AND d.id = o.id
+    ON CONFLICT DO NOTHING
+), recorded AS (
+    UPDATE webhook_deliveries d
+    SET status          = o.status,
+        response_status = nullif(o.response_status, 0),
+        response_body   = CASE WHEN o.response_status <> 0 THEN o.response_body END,
+        last_error      = nullif(o.error, ''),
+        last_attempt_at = now(),
+        next_retry_at   = CASE WHEN o.status = 'pending' THEN now() + make_interval(secs => o.retry_in_seconds) END
+    FROM o
+    -- Pending, written so that it is not the due index's predicate: the plan probes each delivery by its
+    -- key instead of reading every pending one (the statistics may say there are few).
+    WHERE d.organization_id = o.organization_id AND d.id = o.id AND d.status NOT IN ('success', 'failed')
+      AND d.attempt_count = o.attempt
+)
+SELECT healed.organization_id, healed.id, healed.circuit_open_until FROM healed;
 
 -- name: WebhookRecordSuccess :one
 -- Worker: a success closes the circuit of a webhook that was failing and returns until when its

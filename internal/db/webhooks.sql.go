@@ -44,16 +44,19 @@ func (q *Queries) DeliveryAttemptInsert(ctx context.Context, db DBTX, arg Delive
 }
 
 const deliveryClaim = `-- name: DeliveryClaim :many
-UPDATE webhook_deliveries d
-SET attempt_count = d.attempt_count + 1,
-    next_retry_at = now() + make_interval(secs => $1::float8)
-FROM (SELECT unnest($2::uuid[]) AS org, unnest($3::uuid[]) AS id) AS c,
-     webhooks w, webhook_events e
-WHERE d.organization_id = c.org AND d.id = c.id
-  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
-  AND e.organization_id = d.organization_id AND e.id = d.event_id
-RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
-          e.payload, e.trace_context
+WITH claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => $1::float8)
+    FROM (SELECT unnest($2::uuid[]) AS org, unnest($3::uuid[]) AS id) AS c
+    WHERE d.organization_id = c.org AND d.id = c.id
+    RETURNING d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count
+)
+SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
+       e.payload, e.trace_context
+FROM claimed d
+JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
 `
 
 type DeliveryClaimParams struct {
@@ -77,7 +80,8 @@ type DeliveryClaimRow struct {
 
 // Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
-// Returns what sending needs, with the trace context of the request that emitted the event.
+// Returns what sending needs, with the trace context of the request that emitted the event. The update
+// reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
 func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimParams) ([]DeliveryClaimRow, error) {
 	rows, err := db.Query(ctx, deliveryClaim, arg.LeaseSeconds, arg.OrganizationIds, arg.Ids)
 	if err != nil {
@@ -93,6 +97,103 @@ func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimP
 			&i.WebhookID,
 			&i.EventID,
 			&i.EventType,
+			&i.AttemptCount,
+			&i.Url,
+			&i.Secret,
+			&i.Payload,
+			&i.TraceContext,
+		); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
+const deliveryClaimDue = `-- name: DeliveryClaimDue :many
+WITH due AS (
+    SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, w.is_active,
+           (CASE WHEN w.circuit_open_until IS NULL THEN 'closed'
+                 WHEN w.circuit_open_until > now() THEN 'open'
+                 ELSE 'half_open' END)::text AS circuit
+    FROM webhook_deliveries d
+    JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
+    WHERE d.status = 'pending' AND d.next_retry_at <= now()
+      AND ($1::uuid IS NULL OR d.organization_id = $1::uuid)
+    ORDER BY d.next_retry_at
+    LIMIT $2
+    FOR NO KEY UPDATE OF d, w SKIP LOCKED
+), claimed AS (
+    UPDATE webhook_deliveries d
+    SET attempt_count = d.attempt_count + 1,
+        next_retry_at = now() + make_interval(secs => $3::float8)
+    FROM due
+    WHERE d.organization_id = due.organization_id AND d.id = due.id
+      AND (due.event_type = 'webhook.test' OR (due.is_active AND due.circuit = 'closed'))
+    RETURNING d.organization_id, d.id, d.attempt_count
+)
+SELECT due.organization_id, due.id, due.webhook_id, due.event_id, due.event_type, due.is_active, due.circuit,
+       (c.id IS NOT NULL)::boolean AS claimed,
+       coalesce(c.attempt_count, 0)::int AS attempt_count, coalesce(w.url, '')::text AS url,
+       coalesce(w.secret, '')::text AS secret, coalesce(e.payload, 'null')::jsonb AS payload,
+       e.trace_context
+FROM due
+LEFT JOIN claimed c ON c.organization_id = due.organization_id AND c.id = due.id
+LEFT JOIN webhooks w ON c.id IS NOT NULL AND w.organization_id = due.organization_id AND w.id = due.webhook_id
+LEFT JOIN webhook_events e ON c.id IS NOT NULL AND e.organization_id = due.organization_id AND e.id = due.event_id
+`
+
+type DeliveryClaimDueParams struct {
+	OrganizationID *uuid.UUID `json:"organization_id"`
+	MaxRows        int32      `json:"max_rows"`
+	LeaseSeconds   float64    `json:"lease_seconds"`
+}
+
+type DeliveryClaimDueRow struct {
+	OrganizationID uuid.UUID       `json:"organization_id"`
+	ID             uuid.UUID       `json:"id"`
+	WebhookID      uuid.UUID       `json:"webhook_id"`
+	EventID        uuid.UUID       `json:"event_id"`
+	EventType      string          `json:"event_type"`
+	IsActive       bool            `json:"is_active"`
+	Circuit        string          `json:"circuit"`
+	Claimed        bool            `json:"claimed"`
+	AttemptCount   int32           `json:"attempt_count"`
+	Url            string          `json:"url"`
+	Secret         string          `json:"secret"`
+	Payload        json.RawMessage `json:"payload"`
+	TraceContext   *string         `json:"trace_context"`
+}
+
+// Worker: due pending deliveries (optionally of one organization), oldest due first, with their webhook's
+// state, claimed at once for one attempt each when their webhook is active with a closed circuit (or
+// they are webhook.test deliveries, which go whatever the state). The rows of both tables are locked,
+// skipping rows another worker holds, so that one worker at a time decides about a webhook (circuit
+// probes) and a delivery. A claim counts the attempt and moves next_retry_at a lease ahead, so no lock is
+// held while sending and a dead worker's claim expires by itself (at-least-once). Every due row comes
+// back: a claimed one (claimed true) with what sending needs and the trace context of the request that
+// emitted the event; the others for the caller to park or probe (DeliveryPark, DeliveryClaim).
+func (q *Queries) DeliveryClaimDue(ctx context.Context, db DBTX, arg DeliveryClaimDueParams) ([]DeliveryClaimDueRow, error) {
+	rows, err := db.Query(ctx, deliveryClaimDue, arg.OrganizationID, arg.MaxRows, arg.LeaseSeconds)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DeliveryClaimDueRow{}
+	for rows.Next() {
+		var i DeliveryClaimDueRow
+		if err := rows.Scan(
+			&i.OrganizationID,
+			&i.ID,
+			&i.WebhookID,
+			&i.EventID,
+			&i.EventType,
+			&i.IsActive,
+			&i.Circuit,
+			&i.Claimed,
 			&i.AttemptCount,
 			&i.Url,
 			&i.Secret,
@@ -400,6 +501,107 @@ func (q *Queries) DeliveryRecord(ctx context.Context, db DBTX, arg DeliveryRecor
 	return result.RowsAffected(), nil
 }
 
+const deliveryRecordBatch = `-- name: DeliveryRecordBatch :many
+WITH o AS (
+    SELECT unnest($1::uuid[]) AS organization_id, unnest($2::uuid[]) AS id,
+           unnest($3::int[]) AS attempt, unnest($4::text[]) AS status,
+           unnest($5::int[]) AS response_status, unnest($6::text[]) AS response_body,
+           unnest($7::text[]) AS error, unnest($8::int[]) AS duration_ms,
+           unnest($9::float8[]) AS retry_in_seconds
+), healed AS (
+    UPDATE webhooks w
+    SET failure_streak = 0, circuit_open_until = NULL
+    FROM (SELECT x.organization_id, x.id, x.circuit_open_until
+          FROM webhooks x
+          JOIN (SELECT unnest($10::uuid[]) AS org, unnest($11::uuid[]) AS id) s
+            ON x.organization_id = s.org AND x.id = s.id
+          WHERE x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL
+          FOR NO KEY UPDATE OF x) old
+    WHERE w.organization_id = old.organization_id AND w.id = old.id
+    RETURNING w.organization_id, w.id, old.circuit_open_until
+), logged AS (
+    INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
+    SELECT d.organization_id, d.id, o.attempt, nullif(o.response_status, 0), nullif(o.error, ''), nullif(o.duration_ms, 0)
+    FROM o JOIN webhook_deliveries d ON d.organization_id = o.organization_id AND d.id = o.id
+    ON CONFLICT DO NOTHING
+), recorded AS (
+    UPDATE webhook_deliveries d
+    SET status          = o.status,
+        response_status = nullif(o.response_status, 0),
+        response_body   = CASE WHEN o.response_status <> 0 THEN o.response_body END,
+        last_error      = nullif(o.error, ''),
+        last_attempt_at = now(),
+        next_retry_at   = CASE WHEN o.status = 'pending' THEN now() + make_interval(secs => o.retry_in_seconds) END
+    FROM o
+    -- Pending, written so that it is not the due index's predicate: the plan probes each delivery by its
+    -- key instead of reading every pending one (the statistics may say there are few).
+    WHERE d.organization_id = o.organization_id AND d.id = o.id AND d.status NOT IN ('success', 'failed')
+      AND d.attempt_count = o.attempt
+)
+SELECT healed.organization_id, healed.id, healed.circuit_open_until FROM healed
+`
+
+type DeliveryRecordBatchParams struct {
+	OrganizationIds        []uuid.UUID `json:"organization_ids"`
+	Ids                    []uuid.UUID `json:"ids"`
+	Attempts               []int32     `json:"attempts"`
+	Statuses               []string    `json:"statuses"`
+	ResponseStatuses       []int32     `json:"response_statuses"`
+	ResponseBodies         []string    `json:"response_bodies"`
+	Errors                 []string    `json:"errors"`
+	DurationsMs            []int32     `json:"durations_ms"`
+	RetryInSeconds         []float64   `json:"retry_in_seconds"`
+	HealthyOrganizationIds []uuid.UUID `json:"healthy_organization_ids"`
+	HealthyIds             []uuid.UUID `json:"healthy_ids"`
+}
+
+type DeliveryRecordBatchRow struct {
+	OrganizationID   uuid.UUID  `json:"organization_id"`
+	ID               uuid.UUID  `json:"id"`
+	CircuitOpenUntil *time.Time `json:"circuit_open_until"`
+}
+
+// Worker: the outcomes of many claimed attempts in one statement. First their webhooks that had only
+// successes among them (healthy_*, in key order): WebhookRecordSuccess for each (a webhook that was
+// healthy already is not even locked). Then each attempt's row of the delivery log (as
+// DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
+// current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+// empty error are stored as NULL, and the answer's body only with a response status. Returns the
+// webhooks whose circuit this closed, with until when their deliveries were parked (see DeliveryWake).
+// The webhooks come first because the statement reads them (the other parts run after it): an admin's
+// update locks a webhook before its deliveries too.
+func (q *Queries) DeliveryRecordBatch(ctx context.Context, db DBTX, arg DeliveryRecordBatchParams) ([]DeliveryRecordBatchRow, error) {
+	rows, err := db.Query(ctx, deliveryRecordBatch,
+		arg.OrganizationIds,
+		arg.Ids,
+		arg.Attempts,
+		arg.Statuses,
+		arg.ResponseStatuses,
+		arg.ResponseBodies,
+		arg.Errors,
+		arg.DurationsMs,
+		arg.RetryInSeconds,
+		arg.HealthyOrganizationIds,
+		arg.HealthyIds,
+	)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	items := []DeliveryRecordBatchRow{}
+	for rows.Next() {
+		var i DeliveryRecordBatchRow
+		if err := rows.Scan(&i.OrganizationID, &i.ID, &i.CircuitOpenUntil); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const deliveryRelease = `-- name: DeliveryRelease :exec
 UPDATE webhook_deliveries
 SET attempt_count = attempt_count - 1, next_retry_at = now()
@@ -470,64 +672,6 @@ func (q *Queries) DeliveryRetry(ctx context.Context, db DBTX, arg DeliveryRetryP
 		&i.ResponseCode,
 	)
 	return i, err
-}
-
-const deliverySelectDue = `-- name: DeliverySelectDue :many
-SELECT d.organization_id, d.id, d.webhook_id, d.event_type, w.is_active,
-       (CASE WHEN w.circuit_open_until IS NULL THEN 'closed'
-             WHEN w.circuit_open_until > now() THEN 'open'
-             ELSE 'half_open' END)::text AS circuit
-FROM webhook_deliveries d
-JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
-WHERE d.status = 'pending' AND d.next_retry_at <= now()
-  AND ($1::uuid IS NULL OR d.organization_id = $1::uuid)
-ORDER BY d.next_retry_at
-LIMIT $2
-FOR NO KEY UPDATE OF d, w SKIP LOCKED
-`
-
-type DeliverySelectDueParams struct {
-	OrganizationID *uuid.UUID `json:"organization_id"`
-	MaxRows        int32      `json:"max_rows"`
-}
-
-type DeliverySelectDueRow struct {
-	OrganizationID uuid.UUID `json:"organization_id"`
-	ID             uuid.UUID `json:"id"`
-	WebhookID      uuid.UUID `json:"webhook_id"`
-	EventType      string    `json:"event_type"`
-	IsActive       bool      `json:"is_active"`
-	Circuit        string    `json:"circuit"`
-}
-
-// Worker: due pending deliveries (optionally of one organization) with their webhook's state, oldest due
-// first. The rows of both tables are locked, skipping rows another worker holds, so that one worker at a
-// time decides about a webhook (circuit probes) and a delivery.
-func (q *Queries) DeliverySelectDue(ctx context.Context, db DBTX, arg DeliverySelectDueParams) ([]DeliverySelectDueRow, error) {
-	rows, err := db.Query(ctx, deliverySelectDue, arg.OrganizationID, arg.MaxRows)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	items := []DeliverySelectDueRow{}
-	for rows.Next() {
-		var i DeliverySelectDueRow
-		if err := rows.Scan(
-			&i.OrganizationID,
-			&i.ID,
-			&i.WebhookID,
-			&i.EventType,
-			&i.IsActive,
-			&i.Circuit,
-		); err != nil {
-			return nil, err
-		}
-		items = append(items, i)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return items, nil
 }
 
 const deliveryWake = `-- name: DeliveryWake :exec
@@ -913,4 +1057,24 @@ func (q *Queries) WebhookUpdate(ctx context.Context, db DBTX, arg WebhookUpdateP
 		&i.UpdatedAt,
 	)
 	return i, err
+}
+
+const workerPlanByIndex = `-- name: WorkerPlanByIndex :exec
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+       set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
+       set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
+       set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true)
+`
+
+// Worker: the first statement of each of its transactions, for the plans of the ones after it. They
+// join deliveries to arrays of ids and read the due index in its order. A generic plan cached on a
+// pooled connection outlives the table size it was made for: made while the table was small (a new
+// database, the first minute of a burst before autovacuum looks) it reads every delivery of the
+// organization, or every pending one, for each row of a batch. So each statement is planned for the
+// table as it is; and with sorts, sequential, bitmap and hash scans off, what is left is the due index's
+// order and a primary-key probe per row, bounded by the batch even when the last ANALYZE saw few due
+// deliveries and thousands are due now.
+func (q *Queries) WorkerPlanByIndex(ctx context.Context, db DBTX) error {
+	_, err := db.Exec(ctx, workerPlanByIndex)
+	return err
 }

@@ -70,12 +70,22 @@ type claim struct {
 
 // Run delivers until ctx ends: it claims as many due deliveries as it has free senders, polls every
 // PollInterval while there is nothing to do (or until woken, see WakeOn), and on return has waited for its
-// senders (an attempt interrupted by the end of ctx gives its claim back).
+// senders and recorded their attempts (an attempt interrupted by the end of ctx gives its claim back).
+// A sender is busy from the claim until its attempt is recorded; one goroutine records the attempts,
+// many in one transaction under load (see recordLoop).
 func (w *Worker) Run(ctx context.Context) {
 	slots := make(chan struct{}, w.cfg.Concurrency)
+	results := make(chan *result, w.cfg.Concurrency) // never full: each holds a slot
+	recorded := make(chan struct{})
+	go func() { defer close(recorded); w.recordLoop(results) }()
 	var senders sync.WaitGroup
-	defer senders.Wait()
+	defer func() {
+		senders.Wait()
+		close(results)
+		<-recorded
+	}()
 	defer w.live.Store(false)
+	release := func() { <-slots }
 	failures := 0
 	for {
 		// Wait for one free sender, then take every other free one.
@@ -102,8 +112,7 @@ func (w *Worker) Run(ctx context.Context) {
 			senders.Add(1)
 			go func() {
 				defer senders.Done()
-				defer func() { <-slots }()
-				w.deliver(ctx, c)
+				results <- w.attempt(ctx, c, release)
 			}()
 		}
 		w.live.Store(err == nil)
@@ -135,35 +144,50 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// DeliverDue claims one batch of due deliveries (up to Concurrency), makes their attempts concurrently and
-// waits for them. It returns how many attempts it made. Tests and one-shot tools use it; servers use Run.
+// DeliverDue claims one batch of due deliveries (up to Concurrency), makes their attempts concurrently,
+// records them together and returns how many attempts it made. Tests and one-shot tools use it; servers
+// use Run.
 func (w *Worker) DeliverDue(ctx context.Context) (int, error) {
 	claims, _, err := w.claim(ctx, w.cfg.Concurrency)
 	if err != nil {
 		return 0, err
 	}
-	var wg sync.WaitGroup
+	var (
+		mu sync.Mutex
+		rs []*result // in the order the attempts ended
+		wg sync.WaitGroup
+	)
 	for _, c := range claims {
 		wg.Add(1)
-		go func() { defer wg.Done(); w.deliver(ctx, c) }()
+		go func() {
+			defer wg.Done()
+			r := w.attempt(ctx, c, nil)
+			mu.Lock()
+			rs = append(rs, r)
+			mu.Unlock()
+		}()
 	}
 	wg.Wait()
+	w.recordAll(rs)
 	return len(claims), nil
 }
 
 // webhookKey identifies a webhook across organizations.
 type webhookKey struct{ org, id uuid.UUID }
 
-// claim takes up to max due deliveries in one short transaction. Deliveries of an inactive webhook or an
-// open circuit are parked until they can be sent; of a half-open circuit only one (the probe) is claimed.
-// webhook.test deliveries go whatever the state. scanned is how many due rows were looked at.
+// claim takes up to max due deliveries in one short transaction, in the common case one statement that
+// claims every due delivery of an active webhook with a closed circuit. Deliveries of an inactive webhook
+// or an open circuit are parked until they can be sent; of a half-open circuit only one (the probe) is
+// claimed. webhook.test deliveries go whatever the state. scanned is how many due rows were looked at.
 func (w *Worker) claim(ctx context.Context, max int) (claims []claim, scanned int, err error) {
 	err = w.tx(ctx, func(tx db.DBTX) error {
 		var org *uuid.UUID
 		if w.cfg.OrganizationID != uuid.Nil {
 			org = &w.cfg.OrganizationID
 		}
-		due, err := w.q.DeliverySelectDue(ctx, tx, db.DeliverySelectDueParams{OrganizationID: org, MaxRows: int32(max)})
+		lease := w.cfg.Lease.Seconds()
+		due, err := w.q.DeliveryClaimDue(ctx, tx, db.DeliveryClaimDueParams{OrganizationID: org,
+			MaxRows: int32(max), LeaseSeconds: lease})
 		if err != nil {
 			return err
 		}
@@ -173,11 +197,14 @@ func (w *Worker) claim(ctx context.Context, max int) (claims []claim, scanned in
 		for _, d := range due {
 			key := webhookKey{d.OrganizationID, d.WebhookID}
 			switch {
-			case d.EventType == testEvent:
-				take.add(d.OrganizationID, d.ID)
+			case d.Claimed:
+				claims = append(claims, claim{DeliveryClaimRow: db.DeliveryClaimRow{OrganizationID: d.OrganizationID,
+					ID: d.ID, WebhookID: d.WebhookID, EventID: d.EventID, EventType: d.EventType,
+					AttemptCount: d.AttemptCount, Url: d.Url, Secret: d.Secret, Payload: d.Payload,
+					TraceContext: d.TraceContext}})
 			case !d.IsActive || d.Circuit == "open":
 				park.add(d.OrganizationID, d.ID)
-			case d.Circuit == "half_open":
+			default: // half-open
 				if _, probing := probes[key]; probing {
 					park.add(d.OrganizationID, d.ID)
 					continue
@@ -185,11 +212,8 @@ func (w *Worker) claim(ctx context.Context, max int) (claims []claim, scanned in
 				probes[key] = d.ID
 				probe.add(d.OrganizationID, d.WebhookID)
 				take.add(d.OrganizationID, d.ID)
-			default:
-				take.add(d.OrganizationID, d.ID)
 			}
 		}
-		lease := w.cfg.Lease.Seconds()
 		if len(probe.ids) > 0 {
 			// Until the probe reports, the circuit counts as open; the others park behind it.
 			err := w.q.WebhookMarkProbing(ctx, tx, db.WebhookMarkProbingParams{
@@ -224,87 +248,18 @@ type ids struct{ orgs, ids []uuid.UUID }
 
 func (s *ids) add(org, id uuid.UUID) { s.orgs, s.ids = append(s.orgs, org), append(s.ids, id) }
 
-// deliver makes the attempt of a claim and records it. Recording outlives ctx (briefly): an attempt that
-// was made is worth knowing about even during shutdown.
-func (w *Worker) deliver(ctx context.Context, c claim) {
+// attempt makes the attempt of a claim, under its span; done (if any) is called once it is recorded.
+func (w *Worker) attempt(ctx context.Context, c claim, done func()) *result {
 	ctx, span := w.startAttempt(ctx, c)
-	o := w.send(ctx, c.DeliveryClaimRow)
-	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), txTimeout)
-	defer cancel()
-	log := w.log.With("delivery_id", c.ID, "webhook_id", c.WebhookID, "event_id", c.EventID, "attempt", c.AttemptCount)
-	if o.verdict == aborted {
-		err := w.tx(rctx, func(tx db.DBTX) error {
-			return w.q.DeliveryRelease(rctx, tx, db.DeliveryReleaseParams{
-				OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
-		})
-		endAttempt(span, o, "aborted", err)
-		if err != nil {
-			log.WarnContext(rctx, "giving back an interrupted claim (it expires by itself)", "error", err.Error())
-		}
-		return
-	}
-	status, err := w.record(rctx, c, o)
-	endAttempt(span, o, status, err)
-	if err != nil {
-		log.ErrorContext(rctx, "recording a delivery attempt", "error", err.Error())
-		return
-	}
-	if w.Observe != nil {
-		outcome := status
-		if status != "success" && status != "failed" {
-			outcome = "retry"
-		}
-		w.Observe(outcome, o.duration)
-	}
-	switch status {
-	case "success":
-		log.DebugContext(ctx, "webhook delivered", "status", o.status, "duration_ms", o.duration.Milliseconds())
-	case "failed":
-		log.WarnContext(ctx, "webhook delivery dead-lettered", "status", o.status, "error", o.logged())
-	default:
-		log.InfoContext(ctx, "webhook attempt failed; will retry", "status", o.status, "error", o.logged())
-	}
+	return &result{claim: c, o: w.send(ctx, c.DeliveryClaimRow), ctx: ctx, span: span, done: done}
 }
 
-// record stores an attempt and its consequences in one transaction: the webhook's circuit breaker (or its
-// disabling on 410), the attempt log row, and the delivery's new state (success, pending with its next
-// retry, or failed). It returns the delivery's new status.
+// record stores one attempt and its consequences in one transaction (see store) and returns the
+// delivery's new status.
 func (w *Worker) record(ctx context.Context, c claim, o outcome) (status string, err error) {
-	status = "pending"
-	retryIn := time.Duration(0)
-	switch {
-	case o.verdict == delivered:
-		status = "success"
-	case o.verdict == permanent || o.verdict == gone || int(c.AttemptCount) >= w.cfg.MaxAttempts:
-		status = "failed"
-	default:
-		retryIn = w.cfg.retryDelay(int(c.AttemptCount), o.retryAfter, jitter)
-	}
-	err = w.tx(ctx, func(tx db.DBTX) error {
-		// The webhook row first: an admin's update locks it before the webhook's deliveries too, so the
-		// two cannot deadlock.
-		if err := w.updateWebhook(ctx, tx, c, o); err != nil {
-			return err
-		}
-		err := w.q.DeliveryAttemptInsert(ctx, tx, db.DeliveryAttemptInsertParams{
-			OrganizationID: c.OrganizationID, DeliveryID: c.ID, Attempt: c.AttemptCount,
-			ResponseStatus: nonZero(int32(o.status)), Error: nonEmpty(o.err),
-			DurationMs: nonZero(int32(o.duration.Milliseconds())),
-		})
-		if err != nil {
-			return err
-		}
-		var body *string
-		if o.status != 0 {
-			body = &o.body
-		}
-		_, err = w.q.DeliveryRecord(ctx, tx, db.DeliveryRecordParams{
-			Status: status, ResponseStatus: nonZero(int32(o.status)), ResponseBody: body, LastError: nonEmpty(o.err),
-			RetryInSeconds: retryIn.Seconds(), OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount,
-		})
-		return err
-	})
-	return status, err
+	r := &result{claim: c, o: o}
+	err = w.store(ctx, []*result{r})
+	return r.status, err
 }
 
 // updateWebhook applies an attempt to its webhook: a success closes the circuit (waking the deliveries
@@ -339,12 +294,19 @@ func (w *Worker) updateWebhook(ctx context.Context, tx db.DBTX, c claim, o outco
 	}
 }
 
-// tx runs fn as the worker role, which sees the webhook tables of every organization and nothing else.
+// tx runs fn as the worker role, which sees the webhook tables of every organization and nothing else,
+// with the planner held to the due index's order and primary-key probes (WorkerPlanByIndex: one more
+// round trip, far cheaper than one claim planned for a table that has since grown).
 func (w *Worker) tx(ctx context.Context, fn func(db.DBTX) error) error {
 	// Asynchronous commit: a claim or a record lost in a crash only means the delivery is sent again
 	// when its lease ends (at-least-once), and waiting for the WAL flush would cap throughput.
 	return db.InTx(ctx, w.pool, db.Claims{}, db.TxOptions{Role: db.WorkerRole, StatementTimeout: txTimeout,
-		AsyncCommit: true}, fn)
+		AsyncCommit: true}, func(tx db.DBTX) error {
+		if err := w.q.WorkerPlanByIndex(ctx, tx); err != nil {
+			return err
+		}
+		return fn(tx)
+	})
 }
 
 func nonZero(v int32) *int32 {
