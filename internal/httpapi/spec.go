@@ -112,6 +112,14 @@ func (s *spec) operation(method, pattern string) *routers.Route {
 // validate checks r against its operation. Failures are 400 with every bad field named, 413 for an
 // oversized body and 415 for a body that is not JSON. A body on an operation that takes none is ignored.
 func (s *spec) validate(r *http.Request, route *routers.Route) error {
+	_, err := s.check(r, route, nil)
+	return err
+}
+
+// check is validate with the route's compiled body decoder, when it has one (fast, see gpsbody.go): it
+// validates and decodes the body in one pass, and a body it takes is returned decoded without kin-openapi
+// seeing it; any other body goes through kin-openapi (and is returned nil).
+func (s *spec) check(r *http.Request, route *routers.Route, fast func([]byte) (any, bool)) (any, error) {
 	input := &openapi3filter.RequestValidationInput{
 		Request:    r,
 		PathParams: pathParams(r),
@@ -123,13 +131,18 @@ func (s *spec) validate(r *http.Request, route *routers.Route) error {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				return &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "Request body is too large"}
+				return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "Request body is too large"}
 			}
-			return errInvalid("Could not read the request body", nil)
+			return nil, errInvalid("Could not read the request body", nil)
 		}
 		if len(bytes.TrimSpace(body)) > 0 && !isJSON(r.Header.Get("Content-Type")) {
-			return &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
+			return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
 				Message: "Content-Type must be application/json"}
+		}
+		if fast != nil {
+			if v, ok := fast(body); ok {
+				return v, nil
+			}
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			body = nil
@@ -145,9 +158,9 @@ func (s *spec) validate(r *http.Request, route *routers.Route) error {
 	}
 	err := openapi3filter.ValidateRequest(r.Context(), input)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
-	return validationError(err)
+	return nil, validationError(err)
 }
 
 func isJSON(contentType string) bool {
