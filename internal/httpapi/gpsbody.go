@@ -16,9 +16,9 @@ import (
 // validates a body by decoding it into maps and walking the whole schema, which cost a single fix about a
 // tenth of its server CPU (issue 14). For these two the walk is compiled once, at start-up, from their
 // schemas in openapi.yaml: which keys an object has and which it requires, the bounds of the points array,
-// and each leaf's schema. A request is then scanned once; each value is checked by kin-openapi against its
-// own leaf schema (bounds, formats: the document's rules, applied by the same code) and decoded as
-// decodeBody would decode it.
+// each number's minimum and maximum and each string's format validator (the very validator kin-openapi
+// would call). A request is then scanned once, each value checked as kin-openapi checks it and decoded as
+// decodeBody would decode it. A schema keyword this file does not implement keeps the fast path off.
 //
 // The fast path only accepts: a body it does not take as it is (any error, and anything unusual — escapes,
 // null, a key it does not know or a repeated one, an integer written with a fraction or an exponent,
@@ -44,10 +44,16 @@ const (
 var gpsFieldNames = [fieldCount]string{"latitude", "longitude", "accuracy", "recorded_at", "sequence_number",
 	"session_id", "points"}
 
-// gpsObject is one compiled object schema: for each field it may hold, the leaf schema (nil: not a
-// property of this object), and which fields it requires.
+// gpsLeaf is one compiled property: a number's inclusive bounds, a string's format validator.
+type gpsLeaf struct {
+	min, max *float64
+	format   openapi3.StringFormatValidator
+}
+
+// gpsObject is one compiled object schema: for each field it may hold, its rules (nil: not a property of
+// this object), and which fields it requires.
 type gpsObject struct {
-	leaf     [fieldCount]*openapi3.Schema
+	leaf     [fieldCount]*gpsLeaf
 	required [fieldCount]bool
 }
 
@@ -55,13 +61,16 @@ type gpsObject struct {
 type gpsBodies struct {
 	single, batch, point gpsObject
 	minPoints, maxPoints int
-	opts                 []openapi3.SchemaValidationOption
 }
 
-// compileGPSBodies compiles the two bodies' schemas from doc. It fails on a schema it does not implement
-// in full (a keyword other than those below, a property it has no field for); the server then validates
-// these bodies with kin-openapi alone (see Server.gpsFast).
-func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (*gpsBodies, error) {
+// compileGPSBodies compiles the two bodies' schemas from doc, whose own string formats are formats (the
+// others are kin-openapi's). It fails on a schema it does not implement in full (a keyword other than
+// those below, a property it has no field for, an OpenAPI 3.1 document); the server then validates these
+// bodies with kin-openapi alone (see Server.gpsFast).
+func compileGPSBodies(doc *openapi3.T, formats map[string]openapi3.StringFormatValidator) (*gpsBodies, error) {
+	if doc.IsOpenAPI31OrLater() {
+		return nil, errors.New("OpenAPI 3.1 schemas are not compiled")
+	}
 	body := func(path string) (*openapi3.Schema, error) {
 		item := doc.Paths.Value(path)
 		if item == nil || item.Post == nil || item.Post.RequestBody == nil || item.Post.RequestBody.Value == nil {
@@ -74,10 +83,7 @@ func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (
 		}
 		return mt.Schema.Value, nil
 	}
-	g := &gpsBodies{opts: append([]openapi3.SchemaValidationOption{openapi3.VisitAsRequest()}, opts...)}
-	if doc.IsOpenAPI31OrLater() {
-		g.opts = append(g.opts, openapi3.EnableJSONSchema2020())
-	}
+	g := &gpsBodies{}
 	single, err := body("/locations")
 	if err != nil {
 		return nil, err
@@ -90,7 +96,7 @@ func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (
 		if part.Value == nil {
 			return nil, errors.New("POST /locations: an allOf part is unresolved")
 		}
-		if err := g.single.add(part.Value); err != nil {
+		if err := g.single.add(part.Value, formats); err != nil {
 			return nil, fmt.Errorf("POST /locations: %w", err)
 		}
 	}
@@ -98,7 +104,7 @@ func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (
 	if err != nil {
 		return nil, err
 	}
-	if err := g.batch.add(batch); err != nil {
+	if err := g.batch.add(batch, formats); err != nil {
 		return nil, fmt.Errorf("POST /locations/batch: %w", err)
 	}
 	points := batch.Properties["points"]
@@ -110,7 +116,7 @@ func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (
 		return nil, fmt.Errorf("POST /locations/batch: points: %w", err)
 	}
 	g.minPoints, g.maxPoints = int(points.Value.MinItems), int(*points.Value.MaxItems)
-	if err := g.point.add(points.Value.Items.Value); err != nil {
+	if err := g.point.add(points.Value.Items.Value, formats); err != nil {
 		return nil, fmt.Errorf("POST /locations/batch: points: %w", err)
 	}
 	// Each body must hold exactly the fields its Go struct decodes.
@@ -134,7 +140,7 @@ func compileGPSBodies(doc *openapi3.T, opts []openapi3.SchemaValidationOption) (
 
 // add compiles an object schema into o: its properties (each a leaf of a type its field decodes) and its
 // required list.
-func (o *gpsObject) add(s *openapi3.Schema) error {
+func (o *gpsObject) add(s *openapi3.Schema, formats map[string]openapi3.StringFormatValidator) error {
 	if !s.Type.Is(openapi3.TypeObject) {
 		return errors.New("not an object")
 	}
@@ -152,10 +158,29 @@ func (o *gpsObject) add(s *openapi3.Schema) error {
 		want := map[gpsField]string{fieldLatitude: openapi3.TypeNumber, fieldLongitude: openapi3.TypeNumber,
 			fieldAccuracy: openapi3.TypeNumber, fieldRecordedAt: openapi3.TypeString, fieldSequence: openapi3.TypeInteger,
 			fieldSession: openapi3.TypeString, fieldPoints: openapi3.TypeArray}[f]
-		if ref.Value.Type == nil || len(*ref.Value.Type) != 1 || !ref.Value.Type.Is(want) {
+		v := ref.Value
+		if v.Type == nil || len(*v.Type) != 1 || !v.Type.Is(want) {
 			return fmt.Errorf("property %s: want type %s", name, want)
 		}
-		o.leaf[f] = ref.Value
+		leaf := &gpsLeaf{min: v.Min, max: v.Max}
+		var err error
+		switch want {
+		case openapi3.TypeArray: // compiled by compileGPSBodies
+		case openapi3.TypeString:
+			err = onlyKeywords(v, "type", "format")
+			if leaf.format = formats[v.Format]; leaf.format == nil {
+				leaf.format = openapi3.SchemaStringFormats[v.Format]
+			}
+			if leaf.format == nil {
+				err = fmt.Errorf("format %q has no validator", v.Format)
+			}
+		default:
+			err = onlyKeywords(v, "type", "minimum", "maximum")
+		}
+		if err != nil {
+			return fmt.Errorf("property %s: %w", name, err)
+		}
+		o.leaf[f] = leaf
 	}
 	for _, name := range s.Required {
 		f := slices.Index(gpsFieldNames[:], name)
@@ -165,6 +190,11 @@ func (o *gpsObject) add(s *openapi3.Schema) error {
 		o.required[f] = true
 	}
 	return nil
+}
+
+// number checks x against the leaf's bounds as kin-openapi does (inclusive).
+func (l *gpsLeaf) number(x float64) bool {
+	return (l.min == nil || *l.min <= x) && (l.max == nil || x <= *l.max)
 }
 
 // onlyKeywords fails when s uses a keyword other than allowed (descriptions, examples and x- extensions
@@ -244,15 +274,15 @@ func (g *gpsBodies) object(sc *gpsScanner, o *gpsObject, pt *point, session *uui
 	return true
 }
 
-// value scans the value of field f, checks it against its schema and stores it.
-func (g *gpsBodies) value(sc *gpsScanner, f gpsField, leaf *openapi3.Schema, pt *point, session *uuid.UUID,
+// value scans the value of field f, checks it against its leaf and stores it.
+func (g *gpsBodies) value(sc *gpsScanner, f gpsField, leaf *gpsLeaf, pt *point, session *uuid.UUID,
 	points *[]point) bool {
 	switch f {
 	case fieldPoints:
 		return g.points(sc, points)
 	case fieldSession, fieldRecordedAt:
 		s, ok := sc.str()
-		if !ok || leaf.VisitJSON(string(s), g.opts...) != nil {
+		if !ok || leaf.format.Validate(string(s)) != nil {
 			return false
 		}
 		if f == fieldSession {
@@ -264,7 +294,7 @@ func (g *gpsBodies) value(sc *gpsScanner, f gpsField, leaf *openapi3.Schema, pt 
 		return pt.RecordedAt.UnmarshalJSON(sc.b[sc.i-len(s)-2:sc.i]) == nil
 	}
 	num, integer, ok := sc.number()
-	if !ok || leaf.VisitJSON(json.Number(num), g.opts...) != nil {
+	if !ok {
 		return false
 	}
 	if f == fieldSequence {
@@ -272,7 +302,7 @@ func (g *gpsBodies) value(sc *gpsScanner, f gpsField, leaf *openapi3.Schema, pt 
 			return false
 		}
 		n, err := strconv.ParseInt(string(num), 10, 64)
-		if err != nil || n < math.MinInt32 || n > math.MaxInt32 {
+		if err != nil || n < math.MinInt32 || n > math.MaxInt32 || !leaf.number(float64(n)) {
 			return false
 		}
 		v := int32(n)
@@ -280,7 +310,7 @@ func (g *gpsBodies) value(sc *gpsScanner, f gpsField, leaf *openapi3.Schema, pt 
 		return true
 	}
 	x, err := strconv.ParseFloat(string(num), 64)
-	if err != nil {
+	if err != nil || !leaf.number(x) {
 		return false
 	}
 	switch f {

@@ -138,7 +138,7 @@ func compiledGPS(t testing.TB) (*spec, *gpsBodies) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	g, err := compileGPSBodies(sp.doc, sp.options.SchemaValidationOptions)
+	g, err := compileGPSBodies(sp.doc, sp.formats)
 	if err != nil {
 		t.Fatalf("the GPS bodies' schemas do not compile (the fast path would be off): %v", err)
 	}
@@ -181,6 +181,8 @@ func TestGPSBody_SchemaItDoesNotImplementTurnsItOff(t *testing.T) {
 			"    PointInput:\n      type: object\n      minProperties: 4\n"},
 		{"a new property", "        sequence_number: { type: integer, minimum: 0, maximum: 2147483647, x-message: \"sequence_number must be an integer >= 0\" }\n",
 			"        sequence_number: { type: integer, minimum: 0, maximum: 2147483647, x-message: \"sequence_number must be an integer >= 0\" }\n        heading: { type: number }\n"},
+		{"an exclusive bound", "accuracy: { type: number, minimum: 0,", "accuracy: { type: number, minimum: 0, exclusiveMinimum: true,"},
+		{"a string pattern", "recorded_at: { type: string, format: date-time,", "recorded_at: { type: string, format: date-time, pattern: \"Z$\","},
 		{"a type changed", "        sequence_number: { type: integer,", "        sequence_number: { type: number,"},
 	} {
 		yaml := strings.Replace(string(openapiYAML), c.from, c.to, 1)
@@ -191,7 +193,7 @@ func TestGPSBody_SchemaItDoesNotImplementTurnsItOff(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", c.name, err)
 		}
-		if _, err := compileGPSBodies(sp.doc, sp.options.SchemaValidationOptions); err == nil {
+		if _, err := compileGPSBodies(sp.doc, sp.formats); err == nil {
 			t.Errorf("%s: compiled anyway", c.name)
 		}
 	}

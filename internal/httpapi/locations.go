@@ -53,7 +53,10 @@ func recordParams(org, session uuid.UUID, pts []point) db.LocationRecordParams {
 }
 
 // recordLocation stores one fix: 201 with the new row, or 200 with the stored row when the same fix
-// (session, recorded_at) was already uploaded.
+// (session, recorded_at) was already uploaded. A new fix is one plain INSERT (LocationInsertOne); when it
+// stores nothing, app.record_location says why (the session's 4xx) or answers the stored row, in a second
+// transaction. (Whatever changed in between, that answer is the one app.record_location gives now: it
+// stores the fix if the session takes it by then.)
 func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	body, ok := infoOf(r.Context()).body.(*singlePointBody)
 	if !ok {
@@ -62,8 +65,21 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
+	org := identityOf(r).OrgID
+	loc, err := one(s, r, s.q.LocationInsertOne, db.LocationInsertOneParams{
+		OrgID: org, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
+		Accuracy: body.Accuracy, RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
+	})
+	if err == nil {
+		s.metrics.LocationsStored.Inc()
+		s.orgs.addLocations(loc.OrganizationID, 1)
+		return respondLocation(w, http.StatusCreated, loc)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
+		return err
+	}
 	row, err := one(s, r, s.q.LocationRecordOne, db.LocationRecordOneParams{
-		OrgID: identityOf(r).OrgID, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
+		OrgID: org, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
 		Accuracy: body.Accuracy, RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
 	})
 	if err != nil {

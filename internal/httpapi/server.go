@@ -80,7 +80,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
-	if s.gps, err = compileGPSBodies(sp.doc, sp.options.SchemaValidationOptions); err != nil {
+	if s.gps, err = compileGPSBodies(sp.doc, sp.formats); err != nil {
 		log.Warn("GPS bodies validated by kin-openapi only", "error", err.Error())
 	}
 	s.keys = newKeyring(s)

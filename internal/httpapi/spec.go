@@ -31,6 +31,7 @@ type spec struct {
 	doc     *openapi3.T
 	json    []byte
 	options *openapi3filter.Options
+	formats map[string]openapi3.StringFormatValidator // string formats the document defines for itself
 }
 
 // loadSpec loads the embedded document; it fails when the document is not valid OpenAPI 3.0, or one of
@@ -55,17 +56,20 @@ func parseSpec(yaml []byte) (*spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The formats of this document, beside kin-openapi's own (openapi3.SchemaStringFormats).
+	formats := map[string]openapi3.StringFormatValidator{
+		"uuid": openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
+	}
 	opts := &openapi3filter.Options{
 		MultiError:          true,
 		AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc, // auth runs before validation
 		SkipSettingDefaults: true,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{
 			openapi3.EnableFormatValidation(),
-			openapi3.WithStringFormatValidator("uuid",
-				openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)),
+			openapi3.WithStringFormatValidators(formats),
 		},
 	}
-	return &spec{doc: doc, json: js, options: opts}, nil
+	return &spec{doc: doc, json: js, options: opts, formats: formats}, nil
 }
 
 // documentMiddlewareAnswers adds to every operation the answers that the middleware gives before a handler
