@@ -136,6 +136,11 @@ func runGPS(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, hc 
 	if err != nil {
 		return report{}, err
 	}
+	resume, err := pauseCron(ctx, admin, logf)
+	if err != nil {
+		return report{}, err
+	}
+	defer resume()
 	var (
 		phases   []measured
 		warmRows int64

@@ -53,6 +53,8 @@ func (r report) write(w io.Writer) {
 		"%d workers, %d employees with open sessions; %s per phase after a %s warm-up.\n\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), r.env.version, r.env.fsync,
 		r.env.syncCommit, c.Concurrency, c.Employees, c.Phase, c.Warmup)
+	fmt.Fprintf(w, "pg_cron's jobs are paused during the phases (the minute's measure of open sessions would take up to "+
+		"three quarters of a core from whichever phase it fell in).\n\n")
 	r.writePhases(w)
 	r.writeTargets(w)
 	r.writeChecks(w)

@@ -8,6 +8,8 @@ import (
 	"reflect"
 	"strings"
 	"testing"
+
+	"github.com/getkin/kin-openapi/openapi3"
 )
 
 // gpsValues are values for each field of a fix, valid and not, in the forms phones and attackers send.
@@ -214,4 +216,36 @@ func FuzzGPSBody(f *testing.F) {
 		}
 		checkGPSBody(t, sp, g, pattern, body)
 	})
+}
+
+// dateTimeCases are date-times and near misses.
+var dateTimeCases = []string{"2026-03-01T09:30:00Z", "2026-03-01T09:30:00.123Z", "2026-03-01T09:30:00.Z",
+	"2026-03-01T09:30:00+05:30", "2026-03-01T09:30:00-23:59", "2026-03-01T09:30:00+24:00", "2026-03-01T09:30:00+05:60",
+	"2026-03-01T09:30:00+0530", "2026-03-01T09:30:00", "2026-02-29T09:30:00Z", "2024-02-29T09:30:00Z",
+	"2026-04-31T00:00:00Z", "2026-13-01T00:00:00Z", "2026-00-01T00:00:00Z", "2026-01-00T00:00:00Z",
+	"2026-01-32T00:00:00Z", "2026-01-01T24:00:00Z", "2026-01-01T23:60:00Z", "2026-01-01T23:59:60Z",
+	"2026-01-01T23:59:61Z", "2026-01-01t23:59:59Z", "2026-01-01T23:59:59z", "2026-01-01 23:59:59Z",
+	"20260-01-01T00:00:00Z", "226-01-01T00:00:00Z", "2026-1-01T00:00:00Z", "2026-01-01T00:00:00ZZ",
+	"2026-01-01T00:00:00.000000000000000001+00:00", "", "2026", "2026-01-01", "2026-01-01T", "x026-01-01T00:00:00Z",
+	"2026-01-01T00:00:00+", "2026-01-01T00:00:00+01:0", "0000-01-01T00:00:00Z", "9999-12-31T23:59:59.999Z"}
+
+func checkDateTime(t *testing.T, v string) {
+	kin := openapi3.SchemaStringFormats["date-time"].Validate(v) == nil
+	if ours := (dateTimeFormat{}).Validate(v) == nil; ours != kin {
+		t.Fatalf("%q: dateTimeFormat says %v, kin-openapi %v", v, ours, kin)
+	}
+}
+
+func TestDateTimeFormat_IsKinOpenAPIs(t *testing.T) {
+	t.Parallel()
+	for _, v := range dateTimeCases {
+		checkDateTime(t, v)
+	}
+}
+
+func FuzzDateTimeFormat(f *testing.F) {
+	for _, v := range dateTimeCases {
+		f.Add(v)
+	}
+	f.Fuzz(checkDateTime)
 }
