@@ -22,8 +22,8 @@ type measured struct {
 	result
 }
 
-// Run runs the sections cfg asks for (all by default), in the order GPS, events, export, snapshots, auth,
-// tracing, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
+// Run runs the sections cfg asks for (all but volume by default), in the order GPS, events, export,
+// snapshots, auth, tracing, distance, volume, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
 // It returns an error when set-up fails or when a section failed more than 1% of its units (phases,
 // producer transactions); a missed target is reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
@@ -118,6 +118,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 	if cfg.runs(SectionDistance) {
 		fmt.Fprintln(out)
 		rep, err := runDistance(ctx, cfg, admin, hc, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
+	if cfg.runs(SectionVolume) {
+		fmt.Fprintln(out)
+		rep, err := runVolume(ctx, cfg, admin, hc, probe, logf)
 		if err != nil {
 			return errors.Join(append(failed, err)...)
 		}
