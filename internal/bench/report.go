@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// Targets the report checks: the API keeps this share of the raw insert rate, and the server stays
-// below this peak resident set.
+// Targets the report checks: the API keeps this share of the raw insert rate (the floor, and issue 14's
+// targets above it), and the server stays below this peak resident set.
 const (
-	targetSingleShare = 0.40
-	targetBatchShare  = 0.50
-	targetPeakRSS     = 150e6 // bytes
+	targetSingleShare  = 0.40
+	targetBatchShare   = 0.50
+	issue14SingleShare = 0.55
+	issue14BatchShare  = 0.85
+	targetPeakRSS      = 150e6 // bytes
 )
 
 // report is everything a run measured, written as Markdown.
@@ -96,6 +98,9 @@ func (r report) writeTargets(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| API/raw rows/s, %s (%s/%s) | %s | ≥ %.0f%% | %s |\n",
 			t.name, t.api, t.raw, percent(share), goal*100, verdict(share >= 0, share >= goal))
+		goal = map[string]float64{"single": issue14SingleShare, "batch": issue14BatchShare}[t.name]
+		fmt.Fprintf(w, "| the same, issue 14's target | %s | ≥ %.0f%% | %s |\n",
+			percent(share), goal*100, verdict(share >= 0, share >= goal))
 	}
 	if r.memoryErr != nil {
 		fmt.Fprintf(w, "| Server peak RSS (VmHWM) | unknown | < %.0f MB | MISS |\n", targetPeakRSS/1e6)
