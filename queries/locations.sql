@@ -11,34 +11,6 @@ SELECT app.record_locations(
     array_replace(@sequence_numbers::int4[], -1, NULL)
 )::int AS inserted;
 
--- name: LocationInsertBatch :one
--- Stores a batch of fixes of the caller's own session when the session takes them all (the rules of
--- app.locations_session over the batch's first and last recorded_at), as one plain statement under the
--- policies (no plpgsql call); inserted counts the new rows. taken is 0 when the session refused the batch
--- (nothing is stored): LocationRecord then gives the 4xx. A sequence number of -1 stands for "none".
-WITH s AS (
-    SELECT a.organization_id, a.id, a.employee_id
-    FROM attendance_sessions a
-    JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
-    CROSS JOIN (SELECT min(t) AS first_at, max(t) AS last_at FROM unnest(@recorded_at::timestamptz[]) AS t) b
-    WHERE a.organization_id = @org_id::uuid AND a.id = @session_id::uuid AND a.employee_id = (SELECT app.employee_id())
-      AND e.is_active
-      AND b.last_at <= now() + interval '2 minutes'
-      AND b.first_at >= a.checkin_at
-      AND (a.checkout_at IS NULL OR b.last_at <= a.checkout_at)
-), stored AS (
-    INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
-                               latitude, longitude, accuracy, sequence_number)
-    -- Set-returning functions side by side in the select list run in step (the arrays are as long).
-    SELECT s.organization_id, s.id, unnest(@recorded_at::timestamptz[]), s.employee_id, unnest(@latitudes::float8[]),
-           unnest(@longitudes::float8[]), unnest(@accuracies::float8[]),
-           unnest(array_replace(@sequence_numbers::int4[], -1, NULL))
-    FROM s
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM s)::int AS taken, (SELECT count(*) FROM stored)::int AS inserted;
-
 -- name: LocationInsertOne :one
 -- Stores one fix of the caller's own session when the fix is new and the session takes it (open, or closed
 -- with recorded_at inside it; the employee active; recorded_at after the check-in and at most 2 minutes
@@ -50,7 +22,9 @@ SELECT a.organization_id, a.id, @recorded_at::timestamptz, a.employee_id,
        @latitude::float8, @longitude::float8, @accuracy::float8, sqlc.narg(sequence_number)::int4
 FROM attendance_sessions a
 JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
-WHERE a.organization_id = @org_id::uuid AND a.id = @session_id::uuid AND a.employee_id = (SELECT app.employee_id())
+-- The caller's own session, found by its primary key: "IS TRUE" keeps the employee's check out of the index
+-- conditions (as one, the planner may walk the employee's sessions instead).
+WHERE a.organization_id = @org_id::uuid AND a.id = @session_id::uuid AND (a.employee_id = (SELECT app.employee_id())) IS TRUE
   AND e.is_active
   AND @recorded_at::timestamptz <= now() + interval '2 minutes'
   AND @recorded_at::timestamptz >= a.checkin_at

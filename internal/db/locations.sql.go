@@ -12,65 +12,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const locationInsertBatch = `-- name: LocationInsertBatch :one
-WITH s AS (
-    SELECT a.organization_id, a.id, a.employee_id
-    FROM attendance_sessions a
-    JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
-    CROSS JOIN (SELECT min(t) AS first_at, max(t) AS last_at FROM unnest($1::timestamptz[]) AS t) b
-    WHERE a.organization_id = $2::uuid AND a.id = $3::uuid AND a.employee_id = (SELECT app.employee_id())
-      AND e.is_active
-      AND b.last_at <= now() + interval '2 minutes'
-      AND b.first_at >= a.checkin_at
-      AND (a.checkout_at IS NULL OR b.last_at <= a.checkout_at)
-), stored AS (
-    INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
-                               latitude, longitude, accuracy, sequence_number)
-    -- Set-returning functions side by side in the select list run in step (the arrays are as long).
-    SELECT s.organization_id, s.id, unnest($1::timestamptz[]), s.employee_id, unnest($4::float8[]),
-           unnest($5::float8[]), unnest($6::float8[]),
-           unnest(array_replace($7::int4[], -1, NULL))
-    FROM s
-    ON CONFLICT DO NOTHING
-    RETURNING 1
-)
-SELECT (SELECT count(*) FROM s)::int AS taken, (SELECT count(*) FROM stored)::int AS inserted
-`
-
-type LocationInsertBatchParams struct {
-	RecordedAt      []time.Time `json:"recorded_at"`
-	OrgID           uuid.UUID   `json:"org_id"`
-	SessionID       uuid.UUID   `json:"session_id"`
-	Latitudes       []float64   `json:"latitudes"`
-	Longitudes      []float64   `json:"longitudes"`
-	Accuracies      []float64   `json:"accuracies"`
-	SequenceNumbers []int32     `json:"sequence_numbers"`
-}
-
-type LocationInsertBatchRow struct {
-	Taken    int32 `json:"taken"`
-	Inserted int32 `json:"inserted"`
-}
-
-// Stores a batch of fixes of the caller's own session when the session takes them all (the rules of
-// app.locations_session over the batch's first and last recorded_at), as one plain statement under the
-// policies (no plpgsql call); inserted counts the new rows. taken is 0 when the session refused the batch
-// (nothing is stored): LocationRecord then gives the 4xx. A sequence number of -1 stands for "none".
-func (q *Queries) LocationInsertBatch(ctx context.Context, db DBTX, arg LocationInsertBatchParams) (LocationInsertBatchRow, error) {
-	row := db.QueryRow(ctx, locationInsertBatch,
-		arg.RecordedAt,
-		arg.OrgID,
-		arg.SessionID,
-		arg.Latitudes,
-		arg.Longitudes,
-		arg.Accuracies,
-		arg.SequenceNumbers,
-	)
-	var i LocationInsertBatchRow
-	err := row.Scan(&i.Taken, &i.Inserted)
-	return i, err
-}
-
 const locationInsertOne = `-- name: LocationInsertOne :one
 INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
                            latitude, longitude, accuracy, sequence_number)
@@ -78,7 +19,7 @@ SELECT a.organization_id, a.id, $1::timestamptz, a.employee_id,
        $2::float8, $3::float8, $4::float8, $5::int4
 FROM attendance_sessions a
 JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
-WHERE a.organization_id = $6::uuid AND a.id = $7::uuid AND a.employee_id = (SELECT app.employee_id())
+WHERE a.organization_id = $6::uuid AND a.id = $7::uuid AND (a.employee_id = (SELECT app.employee_id())) IS TRUE
   AND e.is_active
   AND $1::timestamptz <= now() + interval '2 minutes'
   AND $1::timestamptz >= a.checkin_at
@@ -101,6 +42,8 @@ type LocationInsertOneParams struct {
 // with recorded_at inside it; the employee active; recorded_at after the check-in and at most 2 minutes
 // ahead): the rules of app.locations_session, as one plain INSERT under the policies (no plpgsql call). No
 // row otherwise: a duplicate or a refusal, which LocationRecordOne then answers or explains.
+// The caller's own session, found by its primary key: "IS TRUE" keeps the employee's check out of the index
+// conditions (as one, the planner may walk the employee's sessions instead).
 func (q *Queries) LocationInsertOne(ctx context.Context, db DBTX, arg LocationInsertOneParams) (GpsLocation, error) {
 	row := db.QueryRow(ctx, locationInsertOne,
 		arg.RecordedAt,

@@ -98,9 +98,7 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 	})
 }
 
-// recordLocations stores a batch of 1-100 fixes, all or nothing; inserted counts only new rows. The batch
-// is one plain INSERT (LocationInsertBatch); a batch the session refuses is sent again to
-// app.record_locations, in a second transaction, for its 4xx.
+// recordLocations stores a batch of 1-100 fixes, all or nothing; inserted counts only new rows.
 func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 	body, ok := infoOf(r.Context()).body.(*batchBody)
 	if !ok {
@@ -109,18 +107,9 @@ func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
 			return err
 		}
 	}
-	p := recordParams(identityOf(r).OrgID, body.SessionID, body.Points)
-	res, err := one(s, r, s.q.LocationInsertBatch, db.LocationInsertBatchParams{OrgID: p.OrgID, SessionID: p.SessionID,
-		RecordedAt: p.RecordedAt, Latitudes: p.Latitudes, Longitudes: p.Longitudes, Accuracies: p.Accuracies,
-		SequenceNumbers: p.SequenceNumbers})
+	inserted, err := one(s, r, s.q.LocationRecord, recordParams(identityOf(r).OrgID, body.SessionID, body.Points))
 	if err != nil {
 		return err
-	}
-	inserted := res.Inserted
-	if res.Taken == 0 { // refused: app.record_locations says why (or, if the session takes it by now, stores it)
-		if inserted, err = one(s, r, s.q.LocationRecord, p); err != nil {
-			return err
-		}
 	}
 	s.metrics.LocationsStored.Add(float64(inserted))
 	s.orgs.addLocations(identityOf(r).OrgID, int64(inserted))
