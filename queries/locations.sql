@@ -11,6 +11,27 @@ SELECT app.record_locations(
     array_replace(@sequence_numbers::int4[], -1, NULL)
 )::int AS inserted;
 
+-- name: LocationInsertOne :one
+-- Stores one fix of the caller's own session when the fix is new and the session takes it (open, or closed
+-- with recorded_at inside it; the employee active; recorded_at after the check-in and at most 2 minutes
+-- ahead): the rules of app.locations_session, as one plain INSERT under the policies (no plpgsql call). No
+-- row otherwise: a duplicate or a refusal, which LocationRecordOne then answers or explains.
+INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+                           latitude, longitude, accuracy, sequence_number)
+SELECT a.organization_id, a.id, @recorded_at::timestamptz, a.employee_id,
+       @latitude::float8, @longitude::float8, @accuracy::float8, sqlc.narg(sequence_number)::int4
+FROM attendance_sessions a
+JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
+-- The caller's own session, found by its primary key: "IS TRUE" keeps the employee's check out of the index
+-- conditions (as one, the planner may walk the employee's sessions instead).
+WHERE a.organization_id = @org_id::uuid AND a.id = @session_id::uuid AND (a.employee_id = (SELECT app.employee_id())) IS TRUE
+  AND e.is_active
+  AND @recorded_at::timestamptz <= now() + interval '2 minutes'
+  AND @recorded_at::timestamptz >= a.checkin_at
+  AND (a.checkout_at IS NULL OR @recorded_at::timestamptz <= a.checkout_at)
+ON CONFLICT DO NOTHING
+RETURNING *;
+
 -- name: LocationRecordOne :one
 -- Stores one fix (or finds it already stored) and answers the stored row; inserted is true when this
 -- transaction stored it.

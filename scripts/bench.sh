@@ -3,7 +3,8 @@
 # pipeline (commit -> SSE frame and commit -> first webhook attempt at a steady rate) and the CSV export
 # of an organization's expenses (COPY vs the HTTP API, with the server's peak memory), the snapshots
 # (admin reads at 10k and 10M fixes, reconciliation time, the snapshot work's cost on ingest, hot rows),
-# what authentication and the rate limits cost a request, and what tracing costs single-fix ingest.
+# what authentication and the rate limits cost a request, what tracing costs single-fix ingest, the
+# distance's cost at check-out, and (asked for by name) single-fix ingest with 10M fixes stored.
 #
 #   scripts/bench.sh
 #   BENCH_SECTIONS=events scripts/bench.sh      # one section only
@@ -36,7 +37,9 @@
 # which reach the traced one.
 #
 # Knobs (environment):
-#   BENCH_SECTIONS        some of gps,events,fanout,export,snapshots,auth,tracing,distance (default all eight)
+#   BENCH_SECTIONS        some of gps,events,fanout,export,snapshots,auth,tracing,distance,volume (default
+#                         the first eight; volume, single-fix ingest on an empty table and again with
+#                         BENCH_VOLUME_POINTS fixes stored, loads them in a few minutes and is asked for by name)
 #   BENCH_SECONDS         measured seconds per GPS phase  (default 10)
 #   BENCH_CONCURRENCY     workers per GPS phase, 1-90     (default 16)
 #   BENCH_EMPLOYEES       employees with open sessions    (default 200)
@@ -53,6 +56,7 @@
 #   BENCH_SNAPSHOT_EMPLOYEES  employees of the snapshots organization (default 1000)
 #   BENCH_SNAPSHOT_SESSIONS   its closed sessions in all          (default 1000000)
 #   BENCH_SNAPSHOT_POINTS     its GPS fixes at the second volume  (default 10000000)
+#   BENCH_VOLUME_POINTS   fixes the volume section loads      (default 10000000)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -82,18 +86,19 @@ fanout_seconds="$(int_knob BENCH_FANOUT_SECONDS 30 1 600)"
 snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
+volume_points="$(int_knob BENCH_VOLUME_POINTS 10000000 1 50000000)"
 sections="${BENCH_SECTIONS:-gps,events,fanout,export,snapshots,auth,tracing,distance}"
 sections="${sections// /}"
 run_events=0
 run_tracing=0
 IFS=, read -ra section_list <<<"$sections"
-[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, fanout, export, snapshots, auth, tracing, distance, got '$sections'"
+[ "${#section_list[@]}" -gt 0 ] || die "BENCH_SECTIONS must name some of gps, events, fanout, export, snapshots, auth, tracing, distance, volume, got '$sections'"
 for s in "${section_list[@]}"; do
 	case "$s" in
-	gps | fanout | export | snapshots | auth | distance) ;;
+	gps | fanout | export | snapshots | auth | distance | volume) ;;
 	events) run_events=1 ;;
 	tracing) run_tracing=1 ;;
-	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, fanout, export, snapshots, auth, tracing and distance, got '$sections'" ;;
+	*) die "BENCH_SECTIONS must be a comma-separated list of gps, events, fanout, export, snapshots, auth, tracing, distance and volume, got '$sections'" ;;
 	esac
 done
 [ "$employees" -ge "$concurrency" ] ||
@@ -250,4 +255,5 @@ bin/ftbench -url "$main_url" -server-pid "$main_pid" -sections "$sections" \
 	-fanout-streams "$fanout_streams" -fanout-orgs "$fanout_orgs" -fanout-rate "$fanout_rate" \
 	-fanout-seconds "$fanout_seconds" -export-rows "$export_rows" \
 	-snapshot-employees "$snap_employees" -snapshot-sessions "$snap_sessions" -snapshot-points "$snap_points" \
+	-volume-points "$volume_points" \
 	"${receiver_args[@]}" "${tracing_args[@]}"

@@ -44,7 +44,7 @@ func main() {
 	conc := fs.Int("concurrency", envInt("BENCH_CONCURRENCY", 16), "GPS: workers per phase")
 	employees := fs.Int("employees", envInt("BENCH_EMPLOYEES", 200), "GPS: employees, each with an open session")
 	sections := fs.String("sections", envStr("BENCH_SECTIONS", "gps,events,fanout,export,snapshots,auth,tracing,distance"),
-		"sections to run: some of gps, events, fanout, export, snapshots, auth, tracing, distance")
+		"sections to run: some of gps, events, fanout, export, snapshots, auth, tracing, distance, volume")
 	evRate := fs.Int("events-rate", envInt("BENCH_EVENTS_RATE", 500), "events: events committed per second")
 	evSeconds := fs.Int("events-seconds", envInt("BENCH_EVENTS_SECONDS", 60), "events: measured seconds")
 	evPerTx := fs.Int("events-per-tx", envInt("BENCH_EVENTS_PER_TX", 1), "events: events per producer transaction")
@@ -58,6 +58,7 @@ func main() {
 	snapEmployees := fs.Int("snapshot-employees", envInt("BENCH_SNAPSHOT_EMPLOYEES", 1000), "snapshots: employees")
 	snapSessions := fs.Int("snapshot-sessions", envInt("BENCH_SNAPSHOT_SESSIONS", 1_000_000), "snapshots: closed sessions in all")
 	snapPoints := fs.Int("snapshot-points", envInt("BENCH_SNAPSHOT_POINTS", 10_000_000), "snapshots: fixes at the second volume")
+	volPoints := fs.Int("volume-points", envInt("BENCH_VOLUME_POINTS", 10_000_000), "volume: fixes bulk-loaded before ingest runs again")
 	tracedURL := fs.String("traced-url", "", "tracing: base URL of a second server on the same database, exporting its spans to -collector")
 	tracedPID := fs.Int("traced-pid", 0, "tracing: its process id, for its CPU and memory")
 	collector := fs.String("collector", "", "tracing: host:port (loopback) for the OTLP/HTTP collector ftbench runs")
@@ -106,6 +107,8 @@ func main() {
 		SnapshotEmployees: *snapEmployees,
 		SnapshotSessions:  *snapSessions,
 		SnapshotPoints:    *snapPoints,
+
+		VolumePoints: *volPoints,
 
 		TracedURL:     *tracedURL,
 		TracedPID:     *tracedPID,

@@ -22,8 +22,9 @@ type measured struct {
 	result
 }
 
-// Run runs the sections cfg asks for (all by default), in the order GPS, events, fan-out, export, snapshots,
-// auth, tracing, distance, and writes each one's report as Markdown to out as soon as it is done; progress goes to logw.
+// Run runs the sections cfg asks for (all but volume by default), in the order GPS, events, fan-out, export,
+// snapshots, auth, tracing, distance, volume, and writes each one's report as Markdown to out as soon as it
+// is done; progress goes to logw.
 // It returns an error when set-up fails or when a section failed more than 1% of its units (phases,
 // producer transactions); a missed target is reported, not an error.
 func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
@@ -135,6 +136,15 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		rep.write(out)
 		failed = append(failed, rep.failure())
 	}
+	if cfg.runs(SectionVolume) {
+		fmt.Fprintln(out)
+		rep, err := runVolume(ctx, cfg, admin, hc, probe, logf)
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		rep.write(out)
+		failed = append(failed, rep.failure())
+	}
 	return errors.Join(failed...)
 }
 
@@ -147,6 +157,11 @@ func runGPS(ctx context.Context, cfg Config, env dbEnv, admin *pgxpool.Pool, hc 
 	if err != nil {
 		return report{}, err
 	}
+	resume, err := pauseCron(ctx, admin, logf)
+	if err != nil {
+		return report{}, err
+	}
+	defer resume()
 	var (
 		phases   []measured
 		warmRows int64

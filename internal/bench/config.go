@@ -14,7 +14,9 @@
 //   - auth: what authentication and the rate limits cost a request (see authcost.go);
 //   - tracing: single-fix ingest with tracing off and on, against a second server that exports every span
 //     to a collector in this process (see tracing.go);
-//   - distance: check-out time for sessions of 1,000 to 50,000 fixes (see distance.go).
+//   - distance: check-out latency with the distance of long sessions (see distance.go);
+//   - volume, asked for by name: single-fix ingest on an empty table and with 10M fixes stored (see
+//     volume.go).
 //
 // scripts/bench.sh (make bench) starts a throwaway cluster and the servers and runs cmd/ftbench, which
 // calls Run.
@@ -71,6 +73,8 @@ type Config struct {
 	FanoutRate    int           // fanout: events per second, each to the next organization
 	FanoutPhase   time.Duration // fanout: measured production time (its warm-up is Warmup)
 
+	VolumePoints int // volume: the fixes bulk-loaded before single-fix ingest runs again
+
 	TracedURL     string // tracing: a second server on the same database, exporting every span to CollectorAddr
 	TracedPID     int    // its process id; 0 = unknown
 	CollectorAddr string // tracing: host:port (loopback) of the local OTLP/HTTP collector ftbench runs
@@ -86,13 +90,23 @@ const (
 	SectionTracing   = "tracing"
 	SectionDistance  = "distance"
 	SectionFanout    = "fanout"
+	SectionVolume    = "volume"
 )
 
 var allSections = []string{SectionGPS, SectionEvents, SectionFanout, SectionExport, SectionSnapshots, SectionAuth,
-	SectionTracing, SectionDistance}
+	SectionTracing, SectionDistance, SectionVolume}
+
+// defaultSections are those a run without Sections runs: all but volume, which loads 10M fixes (minutes)
+// and is asked for by name.
+var defaultSections = allSections[:len(allSections)-1]
 
 // runs reports whether the run includes section s.
-func (c Config) runs(s string) bool { return len(c.Sections) == 0 || slices.Contains(c.Sections, s) }
+func (c Config) runs(s string) bool {
+	if len(c.Sections) == 0 {
+		return slices.Contains(defaultSections, s)
+	}
+	return slices.Contains(c.Sections, s)
+}
 
 // ParseSections reads a comma-separated list such as "gps,events".
 func ParseSections(s string) ([]string, error) {
@@ -127,6 +141,7 @@ const (
 	maxExportRows     = 1_000_000
 	maxFanoutStreams  = 5_000
 	maxSnapshotPoints = 50_000_000
+	maxVolumePoints   = 50_000_000
 )
 
 // Validate checks ranges and that both targets are on this machine.
@@ -156,6 +171,9 @@ func (c Config) Validate() error {
 		c.SnapshotPoints < 10*c.SnapshotEmployees || c.SnapshotPoints > maxSnapshotPoints) {
 		return fmt.Errorf("snapshots: employees 1..%d, sessions employees..10000000, points 10 x employees..%d; got %d, %d, %d",
 			maxEmployees, maxSnapshotPoints, c.SnapshotEmployees, c.SnapshotSessions, c.SnapshotPoints)
+	}
+	if c.runs(SectionVolume) && (c.VolumePoints < c.Employees || c.VolumePoints > maxVolumePoints) {
+		return fmt.Errorf("volume: points must be employees (%d)..%d, got %d", c.Employees, maxVolumePoints, c.VolumePoints)
 	}
 	if c.runs(SectionExport) && (c.ExportRows < 1 || c.ExportRows > maxExportRows) {
 		return fmt.Errorf("export rows must be 1..%d, got %d", maxExportRows, c.ExportRows)

@@ -8,12 +8,14 @@ import (
 	"time"
 )
 
-// Targets the report checks: the API keeps this share of the raw insert rate, and the server stays
-// below this peak resident set.
+// Targets the report checks: the API keeps this share of the raw insert rate (the floor, and issue 14's
+// targets above it), and the server stays below this peak resident set.
 const (
-	targetSingleShare = 0.40
-	targetBatchShare  = 0.50
-	targetPeakRSS     = 150e6 // bytes
+	targetSingleShare  = 0.40
+	targetBatchShare   = 0.50
+	issue14SingleShare = 0.55
+	issue14BatchShare  = 0.85
+	targetPeakRSS      = 150e6 // bytes
 )
 
 // report is everything a run measured, written as Markdown.
@@ -53,6 +55,8 @@ func (r report) write(w io.Writer) {
 		"%d workers, %d employees with open sessions; %s per phase after a %s warm-up.\n\n",
 		runtime.NumCPU(), runtime.GOOS, runtime.GOARCH, runtime.Version(), r.env.version, r.env.fsync,
 		r.env.syncCommit, c.Concurrency, c.Employees, c.Phase, c.Warmup)
+	fmt.Fprintf(w, "pg_cron's jobs are paused during the phases (the minute's measure of open sessions would take up to "+
+		"three quarters of a core from whichever phase it fell in).\n\n")
 	r.writePhases(w)
 	r.writeTargets(w)
 	r.writeChecks(w)
@@ -94,6 +98,9 @@ func (r report) writeTargets(w io.Writer) {
 		}
 		fmt.Fprintf(w, "| API/raw rows/s, %s (%s/%s) | %s | ≥ %.0f%% | %s |\n",
 			t.name, t.api, t.raw, percent(share), goal*100, verdict(share >= 0, share >= goal))
+		goal = map[string]float64{"single": issue14SingleShare, "batch": issue14BatchShare}[t.name]
+		fmt.Fprintf(w, "| the same, issue 14's target | %s | ≥ %.0f%% | %s |\n",
+			percent(share), goal*100, verdict(share >= 0, share >= goal))
 	}
 	if r.memoryErr != nil {
 		fmt.Fprintf(w, "| Server peak RSS (VmHWM) | unknown | < %.0f MB | MISS |\n", targetPeakRSS/1e6)

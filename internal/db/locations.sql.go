@@ -12,6 +12,64 @@ import (
 	"github.com/google/uuid"
 )
 
+const locationInsertOne = `-- name: LocationInsertOne :one
+INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+                           latitude, longitude, accuracy, sequence_number)
+SELECT a.organization_id, a.id, $1::timestamptz, a.employee_id,
+       $2::float8, $3::float8, $4::float8, $5::int4
+FROM attendance_sessions a
+JOIN employees e ON e.organization_id = a.organization_id AND e.id = a.employee_id
+WHERE a.organization_id = $6::uuid AND a.id = $7::uuid AND (a.employee_id = (SELECT app.employee_id())) IS TRUE
+  AND e.is_active
+  AND $1::timestamptz <= now() + interval '2 minutes'
+  AND $1::timestamptz >= a.checkin_at
+  AND (a.checkout_at IS NULL OR $1::timestamptz <= a.checkout_at)
+ON CONFLICT DO NOTHING
+RETURNING organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at
+`
+
+type LocationInsertOneParams struct {
+	RecordedAt     time.Time `json:"recorded_at"`
+	Latitude       float64   `json:"latitude"`
+	Longitude      float64   `json:"longitude"`
+	Accuracy       float64   `json:"accuracy"`
+	SequenceNumber *int32    `json:"sequence_number"`
+	OrgID          uuid.UUID `json:"org_id"`
+	SessionID      uuid.UUID `json:"session_id"`
+}
+
+// Stores one fix of the caller's own session when the fix is new and the session takes it (open, or closed
+// with recorded_at inside it; the employee active; recorded_at after the check-in and at most 2 minutes
+// ahead): the rules of app.locations_session, as one plain INSERT under the policies (no plpgsql call). No
+// row otherwise: a duplicate or a refusal, which LocationRecordOne then answers or explains.
+// The caller's own session, found by its primary key: "IS TRUE" keeps the employee's check out of the index
+// conditions (as one, the planner may walk the employee's sessions instead).
+func (q *Queries) LocationInsertOne(ctx context.Context, db DBTX, arg LocationInsertOneParams) (GpsLocation, error) {
+	row := db.QueryRow(ctx, locationInsertOne,
+		arg.RecordedAt,
+		arg.Latitude,
+		arg.Longitude,
+		arg.Accuracy,
+		arg.SequenceNumber,
+		arg.OrgID,
+		arg.SessionID,
+	)
+	var i GpsLocation
+	err := row.Scan(
+		&i.OrganizationID,
+		&i.SessionID,
+		&i.RecordedAt,
+		&i.ID,
+		&i.EmployeeID,
+		&i.Latitude,
+		&i.Longitude,
+		&i.Accuracy,
+		&i.SequenceNumber,
+		&i.CreatedAt,
+	)
+	return i, err
+}
+
 const locationListForSession = `-- name: LocationListForSession :many
 SELECT organization_id, session_id, recorded_at, id, employee_id, latitude, longitude, accuracy, sequence_number, created_at FROM gps_locations WHERE organization_id = $1 AND session_id = $2 ORDER BY recorded_at
 `

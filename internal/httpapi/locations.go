@@ -53,14 +53,33 @@ func recordParams(org, session uuid.UUID, pts []point) db.LocationRecordParams {
 }
 
 // recordLocation stores one fix: 201 with the new row, or 200 with the stored row when the same fix
-// (session, recorded_at) was already uploaded.
+// (session, recorded_at) was already uploaded. A new fix is one plain INSERT (LocationInsertOne); when it
+// stores nothing, app.record_location says why (the session's 4xx) or answers the stored row, in a second
+// transaction. (Whatever changed in between, that answer is the one app.record_location gives now: it
+// stores the fix if the session takes it by then.)
 func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
-	var body singlePointBody
-	if err := decodeBody(r, &body); err != nil {
+	body, ok := infoOf(r.Context()).body.(*singlePointBody)
+	if !ok {
+		body = new(singlePointBody)
+		if err := decodeBody(r, body); err != nil {
+			return err
+		}
+	}
+	org := identityOf(r).OrgID
+	loc, err := one(s, r, s.q.LocationInsertOne, db.LocationInsertOneParams{
+		OrgID: org, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
+		Accuracy: body.Accuracy, RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
+	})
+	if err == nil {
+		s.metrics.LocationsStored.Inc()
+		s.orgs.addLocations(loc.OrganizationID, 1)
+		return respondLocation(w, http.StatusCreated, loc)
+	}
+	if !errors.Is(err, pgx.ErrNoRows) {
 		return err
 	}
 	row, err := one(s, r, s.q.LocationRecordOne, db.LocationRecordOneParams{
-		OrgID: identityOf(r).OrgID, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
+		OrgID: org, SessionID: body.SessionID, Latitude: body.Latitude, Longitude: body.Longitude,
 		Accuracy: body.Accuracy, RecordedAt: body.RecordedAt, SequenceNumber: body.SequenceNumber,
 	})
 	if err != nil {
@@ -72,7 +91,7 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 		s.metrics.LocationsStored.Inc()
 		s.orgs.addLocations(row.OrganizationID, 1)
 	}
-	return respond(w, status, db.GpsLocation{
+	return respondLocation(w, status, db.GpsLocation{
 		OrganizationID: row.OrganizationID, SessionID: row.SessionID, RecordedAt: row.RecordedAt, ID: row.ID,
 		EmployeeID: row.EmployeeID, Latitude: row.Latitude, Longitude: row.Longitude, Accuracy: row.Accuracy,
 		SequenceNumber: row.SequenceNumber, CreatedAt: row.CreatedAt,
@@ -81,9 +100,12 @@ func (s *Server) recordLocation(w http.ResponseWriter, r *http.Request) error {
 
 // recordLocations stores a batch of 1-100 fixes, all or nothing; inserted counts only new rows.
 func (s *Server) recordLocations(w http.ResponseWriter, r *http.Request) error {
-	var body batchBody
-	if err := decodeBody(r, &body); err != nil {
-		return err
+	body, ok := infoOf(r.Context()).body.(*batchBody)
+	if !ok {
+		body = new(batchBody)
+		if err := decodeBody(r, body); err != nil {
+			return err
+		}
 	}
 	inserted, err := one(s, r, s.q.LocationRecord, recordParams(identityOf(r).OrgID, body.SessionID, body.Points))
 	if err != nil {

@@ -30,6 +30,7 @@ type requestInfo struct {
 	id       string
 	identity *auth.Identity
 	scope    string // the scope an API-key caller was admitted with, checked again in Postgres
+	body     any    // the body as a compiled validator decoded it (gpsbody.go), or nil
 }
 
 type infoKey struct{}

@@ -32,6 +32,7 @@ type Server struct {
 	verifier   *auth.Verifier
 	log        *slog.Logger
 	spec       *spec
+	gps        *gpsBodies // the GPS bodies' compiled validation; nil: kin-openapi validates them too
 	configHash string
 	metrics    *telemetry.Metrics
 	limiter    *rateLimiter // nil when RATE_LIMIT_DISABLED
@@ -79,6 +80,9 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
 		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
+	if s.gps, err = compileGPSBodies(sp.doc, sp.formats); err != nil {
+		log.Warn("GPS bodies validated by kin-openapi only", "error", err.Error())
+	}
 	s.keys = newKeyring(s)
 	s.started = time.Now()
 	if !cfg.RateLimitDisabled {
@@ -124,6 +128,7 @@ const (
 // same method and pattern, then the handler.
 func (s *Server) handle(r chi.Router, method, pattern string, who access, h handlerFunc) {
 	route := s.spec.operation(method, pattern)
+	fast := s.gpsFast(method, pattern)
 	scope := routeScope(method, pattern)
 	r.Method(method, pattern, http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
 		if s.limiter != nil && !probe(pattern) {
@@ -140,9 +145,13 @@ func (s *Server) handle(r chi.Router, method, pattern string, who access, h hand
 				return
 			}
 		}
-		if err := s.spec.validate(req, route); err != nil {
+		body, err := s.spec.check(req, route, fast)
+		if err != nil {
 			s.writeError(w, req, err)
 			return
+		}
+		if body != nil {
+			infoOf(req.Context()).body = body
 		}
 		if err := h(w, req); err != nil {
 			if identityOf(req).AuthType == auth.AuthTypeAPIKey && refusedKey(toError(err)) {

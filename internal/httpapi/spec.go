@@ -31,6 +31,7 @@ type spec struct {
 	doc     *openapi3.T
 	json    []byte
 	options *openapi3filter.Options
+	formats map[string]openapi3.StringFormatValidator // string formats the document defines for itself
 }
 
 // loadSpec loads the embedded document; it fails when the document is not valid OpenAPI 3.0, or one of
@@ -55,17 +56,20 @@ func parseSpec(yaml []byte) (*spec, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The formats of this document, beside kin-openapi's own (openapi3.SchemaStringFormats).
+	formats := map[string]openapi3.StringFormatValidator{
+		"uuid": openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`),
+	}
 	opts := &openapi3filter.Options{
 		MultiError:          true,
 		AuthenticationFunc:  openapi3filter.NoopAuthenticationFunc, // auth runs before validation
 		SkipSettingDefaults: true,
 		SchemaValidationOptions: []openapi3.SchemaValidationOption{
 			openapi3.EnableFormatValidation(),
-			openapi3.WithStringFormatValidator("uuid",
-				openapi3.NewRegexpFormatValidator(`^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$`)),
+			openapi3.WithStringFormatValidators(formats),
 		},
 	}
-	return &spec{doc: doc, json: js, options: opts}, nil
+	return &spec{doc: doc, json: js, options: opts, formats: formats}, nil
 }
 
 // documentMiddlewareAnswers adds to every operation the answers that the middleware gives before a handler
@@ -112,6 +116,14 @@ func (s *spec) operation(method, pattern string) *routers.Route {
 // validate checks r against its operation. Failures are 400 with every bad field named, 413 for an
 // oversized body and 415 for a body that is not JSON. A body on an operation that takes none is ignored.
 func (s *spec) validate(r *http.Request, route *routers.Route) error {
+	_, err := s.check(r, route, nil)
+	return err
+}
+
+// check is validate with the route's compiled body decoder, when it has one (fast, see gpsbody.go): it
+// validates and decodes the body in one pass, and a body it takes is returned decoded without kin-openapi
+// seeing it; any other body goes through kin-openapi (and is returned nil).
+func (s *spec) check(r *http.Request, route *routers.Route, fast func([]byte) (any, bool)) (any, error) {
 	input := &openapi3filter.RequestValidationInput{
 		Request:    r,
 		PathParams: pathParams(r),
@@ -123,13 +135,18 @@ func (s *spec) validate(r *http.Request, route *routers.Route) error {
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
-				return &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "Request body is too large"}
+				return nil, &Error{Status: http.StatusRequestEntityTooLarge, Code: "PAYLOAD_TOO_LARGE", Message: "Request body is too large"}
 			}
-			return errInvalid("Could not read the request body", nil)
+			return nil, errInvalid("Could not read the request body", nil)
 		}
 		if len(bytes.TrimSpace(body)) > 0 && !isJSON(r.Header.Get("Content-Type")) {
-			return &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
+			return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
 				Message: "Content-Type must be application/json"}
+		}
+		if fast != nil {
+			if v, ok := fast(body); ok {
+				return v, nil
+			}
 		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			body = nil
@@ -145,9 +162,9 @@ func (s *spec) validate(r *http.Request, route *routers.Route) error {
 	}
 	err := openapi3filter.ValidateRequest(r.Context(), input)
 	if err == nil {
-		return nil
+		return nil, nil
 	}
-	return validationError(err)
+	return nil, validationError(err)
 }
 
 func isJSON(contentType string) bool {
