@@ -373,13 +373,13 @@ func TestListener_RecoversFromPostgresRestart(t *testing.T) {
 }
 
 // TestListener_AtTwoThousandEventsASecondKillAndRestartLoseNothing commits 2,000 events a second, one
-// per transaction, for 12 s, while the leading process is killed (SIGKILL, a quarter into the writing)
+// per transaction, for 8 s, while the leading process is killed (SIGKILL, a quarter into the writing)
 // and Postgres restarts under the standby that took over (at half): every event is handed off once, with one delivery per subscription,
 // and a client that follows the stream on a third process (reconnecting like a browser) receives each
 // streamed event once, in stream order.
 func TestListener_AtTwoThousandEventsASecondKillAndRestartLoseNothing(t *testing.T) {
 	t.Parallel()
-	const rate, seconds = 2000, 12
+	const rate, seconds = 2000, 8
 	const events = rate * seconds
 	ctx, cancel := context.WithCancel(context.Background())
 	t.Cleanup(cancel)

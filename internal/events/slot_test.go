@@ -142,7 +142,7 @@ func TestListener_HandsItsHubTheEventsItHandsOff(t *testing.T) {
 				t.Fatalf("event %d: got %s %s", seq, ev.Name, ev.Payload)
 			}
 			return ev
-		case <-time.After(30 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Fatalf("event %d never reached the hub's subscriber", seq)
 			return nil
 		}
@@ -160,7 +160,7 @@ func TestListener_HandsItsHubTheEventsItHandsOff(t *testing.T) {
 		last = ev.StreamID
 		select {
 		case <-worker: // the worker is woken for each hand-off (or once for several)
-		case <-time.After(30 * time.Second):
+		case <-time.After(60 * time.Second):
 			t.Fatalf("the worker was not woken after event %d", i)
 		}
 	}
