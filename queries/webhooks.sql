@@ -205,33 +205,13 @@ UPDATE webhook_deliveries
 SET attempt_count = attempt_count - 1, next_retry_at = now()
 WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
 
--- name: DeliveryAttemptInsert :exec
--- Worker: one attempt of the delivery log (nothing when the delivery was deleted meanwhile).
-INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
-SELECT d.organization_id, d.id, @attempt, sqlc.narg(response_status), sqlc.narg(error), @duration_ms
-FROM webhook_deliveries d
-WHERE d.organization_id = @organization_id AND d.id = @delivery_id
-ON CONFLICT DO NOTHING;
-
--- name: DeliveryRecord :execrows
--- Worker: the outcome of the claimed attempt. Only while that claim is current: a claim that outlived its
--- lease and was taken over, or a delivery an admin changed meanwhile, is left alone (0 rows).
-UPDATE webhook_deliveries
-SET status          = @status::text,
-    response_status = sqlc.narg(response_status),
-    response_body   = sqlc.narg(response_body),
-    last_error      = sqlc.narg(last_error),
-    last_attempt_at = now(),
-    next_retry_at   = CASE WHEN @status::text = 'pending'
-                           THEN now() + make_interval(secs => @retry_in_seconds::float8) END
-WHERE organization_id = @organization_id AND id = @id AND status = 'pending' AND attempt_count = @attempt;
-
 -- name: DeliveryRecordBatch :many
 -- Worker: the outcomes of many claimed attempts in one statement. First their webhooks that had only
--- successes among them (healthy_*, in key order): WebhookRecordSuccess for each (a webhook that was
--- healthy already is not even locked). Then each attempt's row of the delivery log (as
--- DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
--- current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+-- successes among them (healthy_*, in key order): WebhookRecordSuccess for each, in one (a webhook that
+-- was healthy already is not even locked). Then each attempt's row of the delivery log (nothing when the
+-- delivery was deleted meanwhile) and the delivery's new state, only while that claim is current: a
+-- claim that outlived its lease and was taken over, or a delivery an admin changed meanwhile, is left
+-- alone. Arrays of equal length, one element per attempt; a response status or duration of 0 and an
 -- empty error are stored as NULL, and the answer's body only with a response status. Returns the
 -- webhooks whose circuit this closed, with until when their deliveries were parked (see DeliveryWake).
 -- The webhooks come first because the statement reads them (the other parts run after it): an admin's

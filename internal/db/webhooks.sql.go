@@ -13,36 +13,6 @@ import (
 	"github.com/google/uuid"
 )
 
-const deliveryAttemptInsert = `-- name: DeliveryAttemptInsert :exec
-INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
-SELECT d.organization_id, d.id, $1, $2, $3, $4
-FROM webhook_deliveries d
-WHERE d.organization_id = $5 AND d.id = $6
-ON CONFLICT DO NOTHING
-`
-
-type DeliveryAttemptInsertParams struct {
-	Attempt        int32     `json:"attempt"`
-	ResponseStatus *int32    `json:"response_status"`
-	Error          *string   `json:"error"`
-	DurationMs     *int32    `json:"duration_ms"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	DeliveryID     uuid.UUID `json:"delivery_id"`
-}
-
-// Worker: one attempt of the delivery log (nothing when the delivery was deleted meanwhile).
-func (q *Queries) DeliveryAttemptInsert(ctx context.Context, db DBTX, arg DeliveryAttemptInsertParams) error {
-	_, err := db.Exec(ctx, deliveryAttemptInsert,
-		arg.Attempt,
-		arg.ResponseStatus,
-		arg.Error,
-		arg.DurationMs,
-		arg.OrganizationID,
-		arg.DeliveryID,
-	)
-	return err
-}
-
 const deliveryClaim = `-- name: DeliveryClaim :many
 WITH claimed AS (
     UPDATE webhook_deliveries d
@@ -459,48 +429,6 @@ func (q *Queries) DeliveryPark(ctx context.Context, db DBTX, arg DeliveryParkPar
 	return err
 }
 
-const deliveryRecord = `-- name: DeliveryRecord :execrows
-UPDATE webhook_deliveries
-SET status          = $1::text,
-    response_status = $2,
-    response_body   = $3,
-    last_error      = $4,
-    last_attempt_at = now(),
-    next_retry_at   = CASE WHEN $1::text = 'pending'
-                           THEN now() + make_interval(secs => $5::float8) END
-WHERE organization_id = $6 AND id = $7 AND status = 'pending' AND attempt_count = $8
-`
-
-type DeliveryRecordParams struct {
-	Status         string    `json:"status"`
-	ResponseStatus *int32    `json:"response_status"`
-	ResponseBody   *string   `json:"response_body"`
-	LastError      *string   `json:"last_error"`
-	RetryInSeconds float64   `json:"retry_in_seconds"`
-	OrganizationID uuid.UUID `json:"organization_id"`
-	ID             uuid.UUID `json:"id"`
-	Attempt        int32     `json:"attempt"`
-}
-
-// Worker: the outcome of the claimed attempt. Only while that claim is current: a claim that outlived its
-// lease and was taken over, or a delivery an admin changed meanwhile, is left alone (0 rows).
-func (q *Queries) DeliveryRecord(ctx context.Context, db DBTX, arg DeliveryRecordParams) (int64, error) {
-	result, err := db.Exec(ctx, deliveryRecord,
-		arg.Status,
-		arg.ResponseStatus,
-		arg.ResponseBody,
-		arg.LastError,
-		arg.RetryInSeconds,
-		arg.OrganizationID,
-		arg.ID,
-		arg.Attempt,
-	)
-	if err != nil {
-		return 0, err
-	}
-	return result.RowsAffected(), nil
-}
-
 const deliveryRecordBatch = `-- name: DeliveryRecordBatch :many
 WITH o AS (
     SELECT unnest($1::uuid[]) AS organization_id, unnest($2::uuid[]) AS id,
@@ -562,10 +490,11 @@ type DeliveryRecordBatchRow struct {
 }
 
 // Worker: the outcomes of many claimed attempts in one statement. First their webhooks that had only
-// successes among them (healthy_*, in key order): WebhookRecordSuccess for each (a webhook that was
-// healthy already is not even locked). Then each attempt's row of the delivery log (as
-// DeliveryAttemptInsert) and the delivery's new state (as DeliveryRecord: only while that claim is
-// current). Arrays of equal length, one element per attempt; a response status or duration of 0 and an
+// successes among them (healthy_*, in key order): WebhookRecordSuccess for each, in one (a webhook that
+// was healthy already is not even locked). Then each attempt's row of the delivery log (nothing when the
+// delivery was deleted meanwhile) and the delivery's new state, only while that claim is current: a
+// claim that outlived its lease and was taken over, or a delivery an admin changed meanwhile, is left
+// alone. Arrays of equal length, one element per attempt; a response status or duration of 0 and an
 // empty error are stored as NULL, and the answer's body only with a response status. Returns the
 // webhooks whose circuit this closed, with until when their deliveries were parked (see DeliveryWake).
 // The webhooks come first because the statement reads them (the other parts run after it): an admin's

@@ -309,13 +309,6 @@ func (w *Worker) tx(ctx context.Context, fn func(db.DBTX) error) error {
 	})
 }
 
-func nonZero(v int32) *int32 {
-	if v == 0 {
-		return nil
-	}
-	return &v
-}
-
 func nonEmpty(s string) *string {
 	if s == "" {
 		return nil
