@@ -143,16 +143,17 @@ func (s *spec) check(r *http.Request, route *routers.Route, fast func([]byte) (a
 			return nil, &Error{Status: http.StatusUnsupportedMediaType, Code: "UNSUPPORTED_MEDIA_TYPE",
 				Message: "Content-Type must be application/json"}
 		}
-		if fast != nil {
-			if v, ok := fast(body); ok {
-				return v, nil
-			}
-		}
 		if len(bytes.TrimSpace(body)) == 0 {
 			body = nil
 		}
 		r.Body = io.NopCloser(bytes.NewReader(body))
 		r.ContentLength = int64(len(body))
+		// The body stays readable after the fast path too: a handler that does not find it decoded reads it.
+		if fast != nil {
+			if v, ok := fast(body); ok {
+				return v, nil
+			}
+		}
 		// kin-openapi picks the decoder by Content-Type; a JSON body always goes through the JSON one.
 		r.Header.Set("Content-Type", "application/json")
 	} else {
