@@ -65,3 +65,4 @@ END
 $$;
 
 DROP FUNCTION app.hand_off_events(uuid[], uuid[], bigint[]);
+REVOKE SELECT ON SEQUENCE app.stream_seq FROM fieldtrack_worker;

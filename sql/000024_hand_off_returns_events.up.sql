@@ -9,6 +9,14 @@
 -- publishes the rows as they are; any other hub (other processes, or one that missed something) reads
 -- the table as before. The NOTIFY is unchanged (its payload is the last position assigned), so other
 -- processes still learn of every hand-off.
+-- prev_head is the stream sequence's last value when the stamping starts, not max(stream_id): that read
+-- every stamped entry of an index (the planner took (organization_id, stream_id) for it), so a hand-off
+-- grew with the retention's events (16 ms with 11,000 stamped, against 0.6 ms now). The sequence's last
+-- value also covers positions other hand-offs took and have not committed yet: a hub publishes a
+-- hand-off's rows only when they are the positions right after it, one after another (so nothing else
+-- can fall between), and otherwise reads the table.
+-- Names are schema-qualified and the function sets no search_path, so a call does not switch it (the
+-- ingest functions' rule, 000006).
 -- app.dispatch_events keeps its signature and answer (the last stream position), as a wrapper.
 -- Locks: none beyond replacing a function.
 
@@ -16,7 +24,6 @@ CREATE FUNCTION app.hand_off_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]
     RETURNS TABLE (stream_id bigint, organization_id uuid, stream_event text, stream_payload jsonb,
                    created_at timestamptz, prev_head bigint)
     LANGUAGE plpgsql
-    SET search_path = pg_catalog, public, app
     AS $$
 #variable_conflict use_column
 DECLARE
@@ -35,7 +42,7 @@ BEGIN
         PERFORM set_config('lock_timeout', '2s', true);
         -- Each statement takes a new snapshot, so a transaction waited for here is visible below.
         FOR x IN SELECT DISTINCT u.x FROM unnest(p_orgs, p_ids, p_xids) AS u(o, i, x)
-                  WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i) LOOP
+                  WHERE NOT EXISTS (SELECT FROM public.webhook_events e WHERE e.organization_id = u.o AND e.id = u.i) LOOP
             BEGIN
                 PERFORM pg_advisory_xact_lock_shared(app.outbox_lock_key(x));
             EXCEPTION WHEN lock_not_available THEN
@@ -48,7 +55,7 @@ BEGIN
     LOOP
         SELECT count(*) INTO missing
           FROM unnest(p_orgs, p_ids) AS u(o, i)
-         WHERE NOT EXISTS (SELECT FROM webhook_events e WHERE e.organization_id = u.o AND e.id = u.i);
+         WHERE NOT EXISTS (SELECT FROM public.webhook_events e WHERE e.organization_id = u.o AND e.id = u.i);
         EXIT WHEN missing = 0;
         IF pause > 0.5 THEN
             IF timed_out THEN
@@ -61,17 +68,17 @@ BEGIN
         PERFORM pg_sleep(pause);
         pause := pause * 4;
     END LOOP;
-    -- The head this hand-off's positions follow (one backward probe of the stream index).
-    SELECT coalesce(max(e.stream_id), 0) INTO head FROM webhook_events e WHERE e.stream_id IS NOT NULL;
+    -- The position this hand-off's follow: the last the sequence gave, to any transaction.
+    SELECT CASE WHEN q.is_called THEN q.last_value ELSE 0 END INTO head FROM app.stream_seq q;
     FOR ev IN SELECT u.o, u.i FROM unnest(p_orgs, p_ids) WITH ORDINALITY AS u(o, i, n) ORDER BY u.n LOOP
-        UPDATE webhook_events e
+        UPDATE public.webhook_events e
            SET stream_id = nextval('app.stream_seq'), dispatched_at = now()
          WHERE e.organization_id = ev.o AND e.id = ev.i AND e.stream_id IS NULL
         RETURNING e.stream_id, e.event_type, e.stream_event, e.stream_payload, e.created_at INTO st;
         CONTINUE WHEN NOT FOUND;
-        INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
+        INSERT INTO public.webhook_deliveries (organization_id, webhook_id, event_id, event_type)
         SELECT w.organization_id, w.id, ev.i, st.event_type
-          FROM webhooks w
+          FROM public.webhooks w
          WHERE w.organization_id = ev.o AND w.is_active AND st.event_type = ANY (w.events)
         ON CONFLICT ON CONSTRAINT webhook_deliveries_once DO NOTHING;
         last := st.stream_id;
@@ -91,5 +98,6 @@ $$;
 
 CREATE OR REPLACE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]) RETURNS bigint
     LANGUAGE sql
-    SET search_path = pg_catalog, public, app
     AS $$ SELECT coalesce(max(h.stream_id), 0) FROM app.hand_off_events(p_orgs, p_ids, p_xids) AS h $$;
+
+GRANT SELECT ON SEQUENCE app.stream_seq TO fieldtrack_worker;

@@ -2,6 +2,7 @@ package events
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -304,5 +305,57 @@ func TestDispatchEvents_StampingReadsOneIndexEntryPerEvent(t *testing.T) {
 	// A few probes per event (the visibility check, the stamping); a scan of the burst per event is 2,000.
 	if read > int64(5*len(ids)) {
 		t.Fatalf("stamping %d events read %d index entries, want about one per event", len(ids), read)
+	}
+}
+
+// TestHandOff_CostsTheSameHoweverManyEventsAreStamped: the hand-off reads where the stream stands from
+// its sequence, not from the stamped events (sql/000024), so a hand-off after 3,000 stamped events, with
+// statistics taken before any was stamped, still reads a few index entries per event.
+func TestHandOff_CostsTheSameHoweverManyEventsAreStamped(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, p := testfactory.MigratedDatabase(t, 2)
+	org := testfactory.NewOrgIn(t, p)
+	for _, sql := range []string{
+		// Statistics taken while nothing was stamped (a new database), then 3,000 events stamped.
+		`INSERT INTO webhook_events (organization_id, event_type, payload) SELECT $1, 'employee.created', '{}'
+		 FROM generate_series(1, 3000)`,
+		`ANALYZE webhook_events`,
+		`UPDATE webhook_events SET stream_id = nextval('app.stream_seq'), dispatched_at = now()`,
+	} {
+		var args []any
+		if strings.Contains(sql, "$1") {
+			args = []any{org.ID}
+		}
+		if _, err := p.Exec(ctx, sql, args...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var orgs, ids []uuid.UUID
+	for range 10 {
+		var id uuid.UUID
+		if err := p.QueryRow(ctx, `INSERT INTO webhook_events (organization_id, event_type, payload)
+			VALUES ($1, 'employee.created', '{}') RETURNING id`, org.ID).Scan(&id); err != nil {
+			t.Fatal(err)
+		}
+		orgs, ids = append(orgs, org.ID), append(ids, id)
+	}
+	var read int64
+	var handed []db.EventHandOffRow
+	err := db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole}, func(tx db.DBTX) (err error) {
+		if handed, err = db.New().EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: orgs, EventIds: ids}); err != nil {
+			return err
+		}
+		return tx.QueryRow(ctx, `SELECT sum(pg_stat_get_xact_tuples_returned(indexrelid))::bigint
+			FROM pg_index WHERE indrelid = 'webhook_events'::regclass`).Scan(&read)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(handed) != len(ids) || handed[0].PrevHead != 3000 || handed[0].StreamID != 3001 || handed[9].StreamID != 3010 {
+		t.Fatalf("handed off %+v, want positions 3001..3010 after 3000", handed)
+	}
+	if read > int64(5*len(ids)) {
+		t.Fatalf("handing off %d events after 3,000 stamped ones read %d index entries, want a few per event", len(ids), read)
 	}
 }

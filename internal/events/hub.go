@@ -204,9 +204,9 @@ func (h *Hub) catchUp(ctx context.Context) error {
 var workerRead = db.TxOptions{Role: db.WorkerRole, ReadOnly: true, SingleStatement: true}
 
 // HandedOff publishes a hand-off's events (in stream order) as the listener of this process committed
-// them, when the hub's position is the head they follow; otherwise (the hub is behind, or another
-// process's hand-off came between) it leaves them to the next read of the table. It reports whether it
-// published them.
+// them, when they hold the positions right after the hub's, one after another: then no other position
+// can fall between. Otherwise (the hub is behind, or another hand-off took a position meanwhile) it
+// leaves them to the next read of the table. It reports whether it published them.
 func (h *Hub) HandedOff(rows []db.EventHandOffRow) bool {
 	if len(rows) == 0 {
 		return false
@@ -215,6 +215,11 @@ func (h *Hub) HandedOff(rows []db.EventHandOffRow) bool {
 	defer h.mu.Unlock()
 	if !h.ready || h.pos != rows[0].PrevHead {
 		return false
+	}
+	for i, r := range rows {
+		if r.StreamID != rows[0].PrevHead+int64(i)+1 {
+			return false
+		}
 	}
 	for _, r := range rows {
 		if r.StreamEvent != "" {

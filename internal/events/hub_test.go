@@ -208,6 +208,18 @@ func TestHub_HandedOffPublishesOnlyWhatFollowsItsPosition(t *testing.T) {
 	if got := h.Position(); got != 3 {
 		t.Fatalf("position %d after a refused hand-off, want 3", got)
 	}
+	// One whose positions leave a gap after the hub's (another hand-off took it, and may yet commit) is
+	// left to the table too.
+	gap := handed(org, 3, 2, false)
+	gap[0].StreamID, gap[1].StreamID = 5, 6
+	if h.HandedOff(gap) {
+		t.Fatal("published a hand-off at positions 5 and 6 after position 3")
+	}
+	gap = handed(org, 3, 2, false)
+	gap[1].StreamID = 6
+	if h.HandedOff(gap) {
+		t.Fatal("published a hand-off at positions 4 and 6 after position 3")
+	}
 	// One that follows the hub's position is published, its events not streamed skipped, and the
 	// position is its last stamp.
 	if !h.HandedOff(handed(org, 3, 4, true)) {
