@@ -10,7 +10,7 @@ SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.n
 -- name: EventHandOff :many
 -- The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
 -- the events it stamped, in stream order (stream_event '' when not streamed), and the stream head they
--- follow (sql/000022).
+-- follow (sql/000024).
 SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
        h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head

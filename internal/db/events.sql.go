@@ -101,7 +101,7 @@ type EventHandOffRow struct {
 
 // The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
 // the events it stamped, in stream order (stream_event ” when not streamed), and the stream head they
-// follow (sql/000022).
+// follow (sql/000024).
 func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffParams) ([]EventHandOffRow, error) {
 	rows, err := db.Query(ctx, eventHandOff, arg.OrganizationIds, arg.EventIds, arg.Xids)
 	if err != nil {

@@ -309,7 +309,7 @@ func TestDispatchEvents_StampingReadsOneIndexEntryPerEvent(t *testing.T) {
 }
 
 // TestHandOff_CostsTheSameHoweverManyEventsAreStamped: the hand-off reads where the stream stands from
-// its sequence, not from the stamped events (sql/000022), so a hand-off after 3,000 stamped events, with
+// its sequence, not from the stamped events (sql/000024), so a hand-off after 3,000 stamped events, with
 // statistics taken before any was stamped, still reads a few index entries per event.
 func TestHandOff_CostsTheSameHoweverManyEventsAreStamped(t *testing.T) {
 	t.Parallel()

@@ -1,4 +1,4 @@
--- 000022 reversed: app.dispatch_events as 000003 made it, without app.hand_off_events.
+-- 000024 reversed: app.dispatch_events as 000003 made it, without app.hand_off_events.
 CREATE OR REPLACE FUNCTION app.dispatch_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[]) RETURNS bigint
     LANGUAGE plpgsql
     SET search_path = pg_catalog, public, app

@@ -1,4 +1,4 @@
--- 000022 the hand-off answers the events it stamped, so the leading process fans them out at once.
+-- 000024 the hand-off answers the events it stamped, so the leading process fans them out at once.
 --
 -- Why: after app.dispatch_events committed, every process's SSE hub learned of it through NOTIFY on its
 -- LISTEN connection and then read the new stream positions back from webhook_events: two more Postgres
