@@ -14,7 +14,8 @@ SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.n
 SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
        h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
-FROM app.hand_off_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[]) AS h;
+FROM app.hand_off_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[]) AS h
+ORDER BY h.stream_id;
 
 -- name: EventDispatchUnstamped :one
 -- Hands off every event that has no stream position yet, oldest first: events written before the slot

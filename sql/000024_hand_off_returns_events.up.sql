@@ -19,7 +19,8 @@
 -- app.dispatch_events checked every event of the batch twice beforehand, with an anti-join the planner
 -- ran as a scan of the whole outbox (2.3 and 2.6 ms a hand-off after 10,000 events, growing with the
 -- retention); now an event costs its stamping and its deliveries, and one not visible yet is waited for
--- as before (its transaction's lock, up to 2 s a transaction, then a few more looks), in its turn.
+-- as before, in its turn: its transaction's lock, up to 2 s a transaction, then a few more looks, which
+-- share one budget of about a third of a second over the hand-off.
 -- Names are schema-qualified and the function sets no search_path, so a call does not switch it (the
 -- ingest functions' rule, 000006).
 -- app.dispatch_events keeps its signature and answer (the last stream position), as a wrapper.
@@ -36,7 +37,7 @@ DECLARE
     st        record;
     head      bigint;
     last      bigint := 0;
-    pause     double precision;
+    pause     double precision := 0.001; -- the looks' budget, for the whole hand-off (as in 000003)
     sid       bigint;
     visible   boolean;
     stamped   boolean;
@@ -70,8 +71,9 @@ BEGIN
                 PERFORM set_config('lock_timeout', prev, true);
             END IF;
             -- Then the stamping again, with a few more looks (each statement takes a new snapshot) for
-            -- writers that did not hold their lock (someone else held the key).
-            pause := 0.001;
+            -- writers that did not hold their lock (someone else held the key). The looks share one
+            -- budget (about a third of a second) over the hand-off: a backlog of events deleted with
+            -- their organization costs that once, not once each.
             LOOP
                 UPDATE public.webhook_events e
                    SET stream_id = nextval('app.stream_seq'), dispatched_at = now()

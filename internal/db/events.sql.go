@@ -82,6 +82,7 @@ SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
        h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
 FROM app.hand_off_events($1::uuid[], $2::uuid[], $3::bigint[]) AS h
+ORDER BY h.stream_id
 `
 
 type EventHandOffParams struct {

@@ -359,3 +359,36 @@ func TestHandOff_CostsTheSameHoweverManyEventsAreStamped(t *testing.T) {
 		t.Fatalf("handing off %d events after 3,000 stamped ones read %d index entries, want a few per event", len(ids), read)
 	}
 }
+
+// TestHandOff_EventsThatNeverAppearShareOneWait: events the hand-off cannot see and no transaction holds
+// (deleted with their organization before the hand-off) are skipped after one short round of looks for
+// them all, not one each: thirty of them fit well inside a 5 s statement timeout (one round each would
+// take 10 s), so a backlog of them cannot hold the stream up hand-off after hand-off.
+func TestHandOff_EventsThatNeverAppearShareOneWait(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	_, p := testfactory.MigratedDatabase(t, 2)
+	org := testfactory.NewOrgIn(t, p)
+	var visible uuid.UUID
+	if err := p.QueryRow(ctx, `INSERT INTO webhook_events (organization_id, event_type, payload)
+		VALUES ($1, 'employee.created', '{}') RETURNING id`, org.ID).Scan(&visible); err != nil {
+		t.Fatal(err)
+	}
+	orgs, ids, xids := []uuid.UUID{}, []uuid.UUID{}, []int64{}
+	for i := range 30 {
+		orgs, ids, xids = append(orgs, org.ID), append(ids, uuid.New()), append(xids, int64(1_000_000+i))
+	}
+	orgs, ids, xids = append(orgs, org.ID), append(ids, visible), append(xids, 1_000_100)
+	var handed []db.EventHandOffRow
+	err := db.InTx(ctx, p, db.Claims{}, db.TxOptions{Role: db.WorkerRole, StatementTimeout: 5 * time.Second},
+		func(tx db.DBTX) (err error) {
+			handed, err = db.New().EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: orgs, EventIds: ids, Xids: xids})
+			return err
+		})
+	if err != nil {
+		t.Fatalf("handing off 30 events that never appear and one that is there: %v", err)
+	}
+	if len(handed) != 1 || handed[0].OrganizationID != org.ID {
+		t.Fatalf("handed off %+v, want the one visible event", handed)
+	}
+}

@@ -2,6 +2,7 @@ package webhook
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"slices"
@@ -22,6 +23,8 @@ type result struct {
 	done   func() // when not nil, called once the attempt is recorded or recording it failed
 	status string // the delivery's new status: success, pending, failed, or aborted (claim given back)
 	retry  time.Duration
+	// storeErr is why this attempt alone was not recorded, when its batch could not be (see store).
+	storeErr error
 }
 
 // maxRecordBatch bounds the attempts recorded in one transaction (Run never has more than Concurrency
@@ -70,7 +73,7 @@ func (w *Worker) recordAll(rs []*result) {
 	defer cancel()
 	err := w.store(ctx, rs)
 	for _, r := range rs {
-		w.report(r, err)
+		w.report(r, cmp.Or(r.storeErr, err))
 		if r.done != nil {
 			r.done()
 		}
@@ -138,11 +141,26 @@ func (w *Worker) decide(r *result) {
 // aborts it for a deadlock): their webhooks' circuit breakers (or disabling on 410), one attempt log row
 // each, and each delivery's new state (success, pending with its next retry, or failed); an interrupted
 // attempt gives its claim back. The result is the same as recording the attempts one by one in the
-// order of rs. It sets each result's status.
+// order of rs. It sets each result's status. When the batch cannot be recorded for another reason (a
+// delivery deleted with its webhook meanwhile, say), each attempt is recorded on its own, so one that
+// cannot be costs the others nothing (a result's storeErr says why it was not recorded).
 func (w *Worker) store(ctx context.Context, rs []*result) error {
 	for _, r := range rs {
 		w.decide(r)
 	}
+	err := w.storeTxRetrying(ctx, rs)
+	if err == nil || len(rs) == 1 || ctx.Err() != nil {
+		return err
+	}
+	for _, r := range rs {
+		r.storeErr = w.storeTxRetrying(ctx, []*result{r})
+	}
+	return nil
+}
+
+// storeTxRetrying is storeTx in a transaction, tried again when Postgres aborts it for a deadlock or a
+// serialization failure.
+func (w *Worker) storeTxRetrying(ctx context.Context, rs []*result) error {
 	var err error
 	for try := range recordAttempts {
 		if try > 0 {

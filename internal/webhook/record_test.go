@@ -179,3 +179,49 @@ func (f *fixture) deliveryOf(event, hook uuid.UUID) uuid.UUID {
 	}
 	return id
 }
+
+// An attempt that its batch cannot record (here an answer Postgres refuses to store; in production a
+// delivery deleted with its webhook after the batch's snapshot) costs the other attempts of the batch
+// nothing: they are recorded one by one, and only that one is not.
+func TestRecord_AnAttemptItsBatchCannotRecordCostsTheOthersNothing(t *testing.T) {
+	t.Parallel()
+	f := newFixture(t)
+	var ids []uuid.UUID
+	for range 3 {
+		_, d := f.event(f.hook)
+		ids = append(ids, d)
+	}
+	w := f.worker(f.config())
+	ctx := context.Background()
+	claims, _, err := w.claim(ctx, 3)
+	if err != nil || len(claims) != 3 {
+		t.Fatalf("claim = %d, %v; want 3", len(claims), err)
+	}
+	var rs []*result
+	var bad uuid.UUID
+	for i, c := range claims {
+		r := &result{claim: c, o: outcome{verdict: delivered, status: 200, body: "ok"}}
+		if i == 1 {
+			r.o.body, bad = "a NUL \x00 byte", c.ID // text cannot hold it: the batch's statement fails
+		}
+		rs = append(rs, r)
+	}
+	if err := w.store(ctx, rs); err != nil {
+		t.Fatalf("store: %v", err)
+	}
+	for _, r := range rs {
+		d := f.delivery(r.ID)
+		if r.ID == bad {
+			if r.storeErr == nil || d.Status != "pending" || len(f.attempts(r.ID)) != 0 {
+				t.Errorf("the unrecordable attempt: storeErr %v, delivery %+v, attempts %v", r.storeErr, d, f.attempts(r.ID))
+			}
+			continue
+		}
+		if r.storeErr != nil || d.Status != "success" || d.Attempts != 1 {
+			t.Errorf("an attempt of the same batch: storeErr %v, delivery %+v", r.storeErr, d)
+		}
+		if got := f.attempts(r.ID); len(got) != 1 || got[0] != 200 {
+			t.Errorf("attempt log of %s: %v", r.ID, got)
+		}
+	}
+}
