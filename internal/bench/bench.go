@@ -56,96 +56,46 @@ func Run(ctx context.Context, cfg Config, out, logw io.Writer) error {
 		defer col.close()
 	}
 
+	// Each section's report goes out as soon as it is done, a blank line between two.
+	sections := []struct {
+		name string
+		run  func() (sectionReport, error)
+	}{
+		{SectionGPS, func() (sectionReport, error) { return runGPS(ctx, cfg, env, admin, hc, probe, logf) }},
+		{SectionEvents, func() (sectionReport, error) { return runEvents(ctx, cfg, env, admin, probe, logf) }},
+		{SectionFanout, func() (sectionReport, error) { return runFanout(ctx, cfg, env, admin, probe, logf) }},
+		{SectionExport, func() (sectionReport, error) { return runExport(ctx, cfg, admin, logf) }},
+		{SectionSnapshots, func() (sectionReport, error) { return runSnapshots(ctx, cfg, admin, hc, probe, logf) }},
+		{SectionAuth, func() (sectionReport, error) { return runAuth(ctx, cfg, admin, hc, logf) }},
+		{SectionTracing, func() (sectionReport, error) { return runTracing(ctx, cfg, env, admin, hc, col, logf) }},
+		{SectionDistance, func() (sectionReport, error) { return runDistance(ctx, cfg, admin, hc, logf) }},
+		{SectionVolume, func() (sectionReport, error) { return runVolume(ctx, cfg, admin, hc, probe, logf) }},
+	}
 	var failed []error
-	if cfg.runs(SectionGPS) {
-		rep, err := runGPS(ctx, cfg, env, admin, hc, probe, logf)
-		if err != nil {
-			return err
+	written := false
+	for _, sec := range sections {
+		if !cfg.runs(sec.name) {
+			continue
 		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionEvents) {
-		if cfg.runs(SectionGPS) {
+		rep, err := sec.run()
+		if err != nil {
+			return errors.Join(append(failed, err)...)
+		}
+		if written {
 			fmt.Fprintln(out)
 		}
-		rep, err := runEvents(ctx, cfg, env, admin, probe, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
 		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionFanout) {
-		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) {
-			fmt.Fprintln(out)
-		}
-		rep, err := runFanout(ctx, cfg, env, admin, probe, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionExport) {
-		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) || cfg.runs(SectionFanout) {
-			fmt.Fprintln(out)
-		}
-		rep, err := runExport(ctx, cfg, admin, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionSnapshots) {
-		if cfg.runs(SectionGPS) || cfg.runs(SectionEvents) || cfg.runs(SectionFanout) || cfg.runs(SectionExport) {
-			fmt.Fprintln(out)
-		}
-		rep, err := runSnapshots(ctx, cfg, admin, hc, probe, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionAuth) {
-		fmt.Fprintln(out)
-		rep, err := runAuth(ctx, cfg, admin, hc, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionTracing) {
-		fmt.Fprintln(out)
-		rep, err := runTracing(ctx, cfg, env, admin, hc, col, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionDistance) {
-		fmt.Fprintln(out)
-		rep, err := runDistance(ctx, cfg, admin, hc, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
-		failed = append(failed, rep.failure())
-	}
-	if cfg.runs(SectionVolume) {
-		fmt.Fprintln(out)
-		rep, err := runVolume(ctx, cfg, admin, hc, probe, logf)
-		if err != nil {
-			return errors.Join(append(failed, err)...)
-		}
-		rep.write(out)
+		written = true
 		failed = append(failed, rep.failure())
 	}
 	return errors.Join(failed...)
+}
+
+// sectionReport is what a section measured: written as Markdown, and an error when more than 1% of its
+// units failed.
+type sectionReport interface {
+	write(io.Writer)
+	failure() error
 }
 
 // runGPS sets up the fixtures, runs the phases A1 (raw single), B1 (API single), A2 (raw batch) and

@@ -296,12 +296,4 @@ func (r fanoutReport) write(w io.Writer) {
 		verdict(r.expected > 0, r.expected == r.received && r.repeats == 0))
 }
 
-func (r fanoutReport) failure() error {
-	p := r.prod
-	n := p.txs + p.errors
-	if n == 0 || float64(p.errors) > maxErrorShare*float64(n) {
-		return fmt.Errorf("fanout: more than %.0f%% of the producer's transactions failed (%d of %d)",
-			maxErrorShare*100, p.errors, n)
-	}
-	return nil
-}
+func (r fanoutReport) failure() error { return r.prod.failure(SectionFanout) }

@@ -404,12 +404,15 @@ func (r eventsReport) writeChecks(w io.Writer) {
 }
 
 // failure is non-nil when more than maxErrorShare of the producer's transactions failed (or none ran).
-func (r eventsReport) failure() error {
-	p := r.prod
+func (r eventsReport) failure() error { return r.prod.failure(SectionEvents) }
+
+// failure is an error naming section when none of the production's transactions committed or more than
+// maxErrorShare of them failed.
+func (p production) failure(section string) error {
 	n := p.txs + p.errors
 	if n == 0 || float64(p.errors) > maxErrorShare*float64(n) {
-		return fmt.Errorf("events: more than %.0f%% of the producer's transactions failed (%d of %d)",
-			maxErrorShare*100, p.errors, n)
+		return fmt.Errorf("%s: more than %.0f%% of the producer's transactions failed (%d of %d)",
+			section, maxErrorShare*100, p.errors, n)
 	}
 	return nil
 }
