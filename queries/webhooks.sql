@@ -109,14 +109,15 @@ WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status
 
 -- name: WorkerPlanByIndex :exec
 -- Worker: the first statement of each of its transactions, for the plans of the ones after it. They
--- join deliveries to arrays of ids and read the due index in its order. A generic plan cached on a
--- pooled connection outlives the table size it was made for: made while the table was small (a new
--- database, the first minute of a burst before autovacuum looks) it reads every delivery of the
--- organization, or every pending one, for each row of a batch. So each statement is planned for the
--- table as it is; and with sorts, sequential, bitmap and hash scans off, what is left is the due index's
--- order and a primary-key probe per row, bounded by the batch even when the last ANALYZE saw few due
--- deliveries and thousands are due now.
-SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
+-- join deliveries to arrays of ids and read the due index in its order. Left to the statistics, a plan
+-- made while the table was small (a new database, the first minute of a burst before autovacuum looks)
+-- reads every delivery of the organization, or every pending one, for each row of a batch. With sorts,
+-- sequential, bitmap and hash scans off, what is left is the due index's order and a primary-key probe
+-- per row, bounded by the batch even when the last ANALYZE saw few due deliveries and thousands are due
+-- now; that shape does not depend on the table's size, so each statement is planned once per connection
+-- (a generic plan): planning the claim and the record anew each time cost more than running them, about
+-- 1 ms each at 500 deliveries a second.
+SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
        set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
        set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true);
@@ -167,7 +168,10 @@ LEFT JOIN webhook_events e ON c.id IS NOT NULL AND e.organization_id = due.organ
 UPDATE webhooks w
 SET circuit_open_until = now() + make_interval(secs => @lease_seconds::float8)
 FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p
-WHERE w.organization_id = p.org AND w.id = p.id;
+WHERE w.organization_id = p.org AND w.id = p.id
+  -- bounded by the listed webhooks whichever way the join is planned (a plan is made once per
+  -- connection, see WorkerPlanByIndex)
+  AND w.organization_id = ANY (@organization_ids::uuid[]) AND w.id = ANY (@ids::uuid[]);
 
 -- name: DeliveryPark :exec
 -- Worker: due deliveries that cannot be sent now wait until they can: the end of their webhook's open
@@ -178,7 +182,8 @@ SET next_retry_at = CASE WHEN w.is_active THEN greatest(w.circuit_open_until, no
                          ELSE now() + interval '1 hour' END
 FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p, webhooks w
 WHERE d.organization_id = p.org AND d.id = p.id
-  AND w.organization_id = d.organization_id AND w.id = d.webhook_id;
+  AND w.organization_id = d.organization_id AND w.id = d.webhook_id
+  AND w.organization_id = ANY (@organization_ids::uuid[]); -- bounded, as in WebhookMarkProbing
 
 -- name: DeliveryClaim :many
 -- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
@@ -223,15 +228,19 @@ WITH o AS (
            unnest(@errors::text[]) AS error, unnest(@durations_ms::int[]) AS duration_ms,
            unnest(@retry_in_seconds::float8[]) AS retry_in_seconds
 ), healed AS (
+    -- Both sides bounded by the listed webhooks (a probe each): left to the join, a plan could read every
+    -- webhook, once per webhook.
     UPDATE webhooks w
     SET failure_streak = 0, circuit_open_until = NULL
     FROM (SELECT x.organization_id, x.id, x.circuit_open_until
-          FROM webhooks x
-          JOIN (SELECT unnest(@healthy_organization_ids::uuid[]) AS org, unnest(@healthy_ids::uuid[]) AS id) s
-            ON x.organization_id = s.org AND x.id = s.id
-          WHERE x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL
-          FOR NO KEY UPDATE OF x) old
+          FROM (SELECT unnest(@healthy_organization_ids::uuid[]) AS org, unnest(@healthy_ids::uuid[]) AS id) s
+          CROSS JOIN LATERAL (SELECT y.organization_id, y.id, y.circuit_open_until
+                                FROM webhooks y
+                               WHERE y.organization_id = s.org AND y.id = s.id
+                                 AND (y.failure_streak <> 0 OR y.circuit_open_until IS NOT NULL)
+                                 FOR NO KEY UPDATE) x) old
     WHERE w.organization_id = old.organization_id AND w.id = old.id
+      AND w.organization_id = ANY (@healthy_organization_ids::uuid[]) AND w.id = ANY (@healthy_ids::uuid[])
     RETURNING w.organization_id, w.id, old.circuit_open_until
 ), logged AS (
     INSERT INTO webhook_delivery_attempts (organization_id, delivery_id, attempt, response_status, error, duration_ms)
@@ -265,6 +274,7 @@ FROM (SELECT x.organization_id, x.id, x.circuit_open_until
         AND (x.failure_streak <> 0 OR x.circuit_open_until IS NOT NULL)
       FOR NO KEY UPDATE) old
 WHERE w.organization_id = old.organization_id AND w.id = old.id
+  AND w.organization_id = @organization_id AND w.id = @id -- a probe, whichever way the join is planned
 RETURNING old.circuit_open_until;
 
 -- name: WebhookRecordFailure :one

@@ -57,6 +57,9 @@
 #   BENCH_SNAPSHOT_SESSIONS   its closed sessions in all          (default 1000000)
 #   BENCH_SNAPSHOT_POINTS     its GPS fixes at the second volume  (default 10000000)
 #   BENCH_VOLUME_POINTS   fixes the volume section loads      (default 10000000)
+#   BENCH_PG_STATEMENTS   N > 0 loads pg_stat_statements (statements inside functions counted) and writes
+#                         the N statements of most total time to stderr at the end (default 0: off; it
+#                         costs a few percent)
 set -euo pipefail
 
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -87,6 +90,10 @@ snap_employees="$(int_knob BENCH_SNAPSHOT_EMPLOYEES 1000 1 100000)"
 snap_sessions="$(int_knob BENCH_SNAPSHOT_SESSIONS 1000000 1 10000000)"
 snap_points="$(int_knob BENCH_SNAPSHOT_POINTS 10000000 10 50000000)"
 volume_points="$(int_knob BENCH_VOLUME_POINTS 10000000 1 50000000)"
+pg_statements="$(int_knob BENCH_PG_STATEMENTS 0 0 1000)"
+if [ "$pg_statements" -gt 0 ]; then
+	export PG_STAT_STATEMENTS=1
+fi
 sections="${BENCH_SECTIONS:-gps,events,fanout,export,snapshots,auth,tracing,distance}"
 sections="${sections// /}"
 run_events=0
@@ -143,7 +150,8 @@ stop_server() { # PID
 	fi
 	wait "$1" 2>/dev/null || true
 }
-# Stops the servers before throwaway.sh stops the cluster (and shows their logs' tails after a failure).
+# Stops the servers before throwaway.sh stops the cluster (and shows their logs' tails after a failure),
+# then writes the top statements when BENCH_PG_STATEMENTS asks for them.
 before_exit() { # STATUS
 	local i
 	for i in "${!server_pids[@]}"; do
@@ -153,6 +161,15 @@ before_exit() { # STATUS
 			tail -n 20 "${server_logs[$i]}" >&2 || true
 		fi
 	done
+	if [ "$pg_statements" -gt 0 ] && [ -n "${DATABASE_URL:-}" ]; then
+		say "the $pg_statements statements of most total time (pg_stat_statements, whole run):"
+		"${PGBIN:-/usr/lib/postgresql/15/bin}/psql" "$DATABASE_URL" -X -P pager=off -c "
+			SELECT calls, round(total_exec_time)::bigint AS exec_ms,
+			       round((1000 * total_exec_time / nullif(calls, 0))::numeric, 1) AS exec_us,
+			       plans, round((1000 * total_plan_time / nullif(plans, 0))::numeric, 1) AS plan_us,
+			       rows, left(regexp_replace(query, '\s+', ' ', 'g'), 100) AS query
+			  FROM pg_stat_statements ORDER BY total_exec_time + total_plan_time DESC LIMIT $pg_statements" >&2 || true
+	fi
 }
 # shellcheck source=scripts/throwaway.sh
 . scripts/throwaway.sh
@@ -167,6 +184,9 @@ export JWT_ISSUER METRICS_SCRAPE_TOKEN
 
 say "migrating $DATABASE_URL"
 bin/fieldtrack migrate up >&2
+if [ "$pg_statements" -gt 0 ]; then
+	"${PGBIN:-/usr/lib/postgresql/15/bin}/psql" "$DATABASE_URL" -X -q -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >&2
+fi
 
 # free_port VAR: sets VAR to a free port that nothing else of this run uses.
 used_ports=("$pg_port")

@@ -195,7 +195,12 @@ cmd_init() { # DATADIR PORT [fast]
 
 	# Our settings live in a marked block that is rewritten on every init, so
 	# port/fast changes take effect on the next start.
-	local conf="$datadir/postgresql.conf" settings
+	local conf="$datadir/postgresql.conf" settings preload=pg_cron
+	# PG_STAT_STATEMENTS=1 (bench.sh's BENCH_PG_STATEMENTS) also loads pg_stat_statements, counting the
+	# statements inside functions and their planning too.
+	if [ "${PG_STAT_STATEMENTS:-0}" = 1 ]; then
+		preload=pg_cron,pg_stat_statements
+	fi
 	settings="# BEGIN fieldtrack (managed by scripts/pg.sh; rewritten on start)
 listen_addresses = '127.0.0.1'
 port = $port
@@ -204,11 +209,17 @@ wal_level = logical
 max_wal_senders = 10
 max_replication_slots = 10
 max_slot_wal_keep_size = '2GB'
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = '$preload'
 cron.database_name = '$DB_NAME'
 max_connections = 200
 log_min_messages = warning
 logging_collector = off"
+	if [ "$preload" != pg_cron ]; then
+		settings+="
+pg_stat_statements.track = all
+pg_stat_statements.track_planning = on
+track_functions = pl"
+	fi
 	if [ "$fast" = fast ]; then
 		settings+="
 # throwaway test cluster: durability off
