@@ -151,6 +151,45 @@ func TestOutbox_EventCommitsWithItsChange(t *testing.T) {
 	}
 }
 
+// TestOutbox_EventsGoWithTheirOrganization: the outbox has no foreign key to organizations (sql/000026:
+// it made every event lock its organization's row), and an organization's events and their deliveries
+// are still deleted with it, in the same statement, and no other organization's.
+func TestOutbox_EventsGoWithTheirOrganization(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	p := testfactory.Pool(t)
+	gone, kept := testfactory.NewOrg(t), testfactory.NewOrg(t)
+	for _, org := range []uuid.UUID{gone.ID, kept.ID} {
+		if _, err := p.Exec(ctx, `WITH w AS (
+				INSERT INTO webhooks (organization_id, url, secret, events)
+				VALUES ($1, 'https://example.test/hook', 'whsec_outboxoutboxoutboxoutbox', '{employee.created}')
+				RETURNING organization_id, id),
+			e AS (INSERT INTO webhook_events (organization_id, event_type, payload)
+				SELECT $1, 'employee.created', '{}' FROM generate_series(1, 3) RETURNING organization_id, id)
+			INSERT INTO webhook_deliveries (organization_id, webhook_id, event_id, event_type)
+			SELECT w.organization_id, w.id, e.id, 'employee.created' FROM w, e`, org); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Exec(ctx, `DELETE FROM organizations WHERE id = $1`, gone.ID); err != nil {
+		t.Fatalf("deleting an organization with events and deliveries: %v", err)
+	}
+	count := func(org uuid.UUID) (events, deliveries int) {
+		t.Helper()
+		if err := p.QueryRow(ctx, `SELECT (SELECT count(*) FROM webhook_events WHERE organization_id = $1),
+			(SELECT count(*) FROM webhook_deliveries WHERE organization_id = $1)`, org).Scan(&events, &deliveries); err != nil {
+			t.Fatal(err)
+		}
+		return events, deliveries
+	}
+	if e, d := count(gone.ID); e != 0 || d != 0 {
+		t.Fatalf("the deleted organization left %d events and %d deliveries", e, d)
+	}
+	if e, d := count(kept.ID); e != 3 || d != 3 {
+		t.Fatalf("the other organization has %d events and %d deliveries, want 3 and 3", e, d)
+	}
+}
+
 // TestDispatchEvents_WaitsForTheProducersTransaction: an event the listener received while its
 // transaction is not visible yet is waited for on that transaction's lock (sleeping in the lock manager,
 // not polling), and handed off once the transaction ends.
