@@ -124,7 +124,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 	// admin:all now) loses its stream: it is checked every heartbeat, and when events flow and the last
 	// check is older than recheckEvery. A check runs beside the stream (frames never wait for the
 	// database); the stream ends when it says no. A database that cannot answer right now does not end it.
-	checked, checking := time.Now(), false
+	checked, checking := firstRecheck(time.Now()), false
 	verdicts := make(chan bool, 1)
 	recheck := func(always bool) {
 		if checking || (!always && time.Since(checked) < recheckEvery) {
@@ -132,7 +132,7 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		checked, checking = time.Now(), true
 		go func() {
-			err := s.callerActive(r)
+			err := s.streamChecks.check(claimsOf(r), func() error { return s.callerActive(r) })
 			st := toError(err).Status
 			verdicts <- err == nil || (st != http.StatusUnauthorized && st != http.StatusForbidden)
 		}()

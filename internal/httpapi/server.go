@@ -44,7 +44,9 @@ type Server struct {
 	receipts   receipt.Store
 	exports    chan struct{} // a slot per CSV export running
 	streamKey  streamKey     // makes SSE ids opaque
-	bg         Background
+	// the event streams' caller checks: one per caller at a time, a few at once
+	streamChecks *streamChecks
+	bg           Background
 }
 
 // Background is what runs beside the HTTP server in this process; a nil part does not run here. The event
@@ -79,7 +81,7 @@ func New(cfg config.Config, pool *pgxpool.Pool, verifier *auth.Verifier, ids *id
 	log = slog.New(telemetry.TraceLogHandler(log.Handler()))
 	s := &Server{cfg: cfg, pool: pool, q: db.New(), verifier: verifier, identity: ids, log: log, spec: sp,
 		configHash: configHash(cfg), metrics: telemetry.New(), receipts: store,
-		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4))}
+		exports: make(chan struct{}, max(1, int(cfg.DBMaxConns)/4)), streamChecks: newStreamChecks()}
 	if s.gps, err = compileGPSBodies(sp.doc, sp.formats); err != nil {
 		log.Warn("GPS bodies validated by kin-openapi only", "error", err.Error())
 	}
