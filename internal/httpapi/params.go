@@ -5,7 +5,6 @@ import (
 	"cmp"
 	"encoding"
 	"encoding/json"
-	"io"
 	"math"
 	"net/http"
 	"reflect"
@@ -77,7 +76,7 @@ func pathUUID(r *http.Request, name string) uuid.UUID {
 // "URL": null}), a value the validation never looked at, so such keys are dropped first. Telling whether
 // a body has one is a scan of its bytes; only a body that has (or might have) one pays for the dropping.
 func decodeBody(r *http.Request, dst any) error {
-	body, err := io.ReadAll(r.Body)
+	body, err := readBody(r)
 	if err != nil {
 		return errInvalid("Invalid JSON body", nil)
 	}

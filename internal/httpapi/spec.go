@@ -131,7 +131,7 @@ func (s *spec) check(r *http.Request, route *routers.Route, fast func([]byte) (a
 		Options:    s.options,
 	}
 	if route.Operation.RequestBody != nil {
-		body, err := io.ReadAll(r.Body)
+		body, err := readBody(r)
 		if err != nil {
 			var tooBig *http.MaxBytesError
 			if errors.As(err, &tooBig) {
@@ -167,6 +167,20 @@ func (s *spec) check(r *http.Request, route *routers.Route, fast func([]byte) (a
 	}
 	return nil, validationError(err)
 }
+
+// readBody reads r's body whole: in one allocation of the declared length when the client declared one
+// (io.ReadAll grows its buffer from 512 bytes: a 15 kB batch was six copies), up to preallocBody, so that
+// a length declared and never sent costs little; a longer body grows the buffer as it arrives. The body's
+// reader still enforces the size limit, whatever the declared length says.
+func readBody(r *http.Request) ([]byte, error) {
+	var b bytes.Buffer
+	b.Grow(int(min(max(r.ContentLength, 0), preallocBody)) + bytes.MinRead) // room for the read that sees the end
+	_, err := b.ReadFrom(r.Body)
+	return b.Bytes(), err
+}
+
+// preallocBody is the most readBody allocates before the bytes arrive.
+const preallocBody = 256 << 10
 
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
