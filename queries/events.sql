@@ -10,12 +10,21 @@ SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.n
 -- name: EventHandOff :many
 -- The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
 -- the events it stamped, in stream order (stream_event '' when not streamed), and the stream head they
--- follow (sql/000024).
-SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
+-- follow (sql/000024); then, with claims > 0, up to that many deliveries made claimed for their first
+-- attempt for a lease of lease_seconds, each with what sending it needs (stream_id 0, claim_id set,
+-- claim_trace_context '' for none; sql/000027). An event row has claim_id zero.
+SELECT coalesce(h.stream_id, 0)::bigint AS stream_id, h.organization_id::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
-       h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
-FROM app.hand_off_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[]) AS h
-ORDER BY h.stream_id;
+       coalesce(h.created_at, 'epoch')::timestamptz AS created_at, coalesce(h.prev_head, 0)::bigint AS prev_head,
+       coalesce(h.claim_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_id,
+       coalesce(h.claim_webhook_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_webhook_id,
+       coalesce(h.claim_event_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_event_id,
+       coalesce(h.claim_event_type, '')::text AS claim_event_type, coalesce(h.claim_url, '')::text AS claim_url,
+       coalesce(h.claim_secret, '')::text AS claim_secret, h.claim_payload::jsonb AS claim_payload,
+       coalesce(h.claim_trace_context, '')::text AS claim_trace_context
+FROM app.hand_off(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[], @claims::int,
+                  @lease_seconds::float8) AS h
+ORDER BY h.stream_id NULLS LAST;
 
 -- name: EventDispatchUnstamped :one
 -- Hands off every event that has no stream position yet, oldest first: events written before the slot

@@ -90,12 +90,17 @@ func Run(ctx context.Context, cfg config.Config, ln net.Listener, log *slog.Logg
 		background = append(background, bgs.Listener.Run)
 	}
 	if cfg.WebhookWorkerEnabled {
-		bgs.Webhooks = webhook.NewWorker(pool, webhook.FromConfig(cfg), log).WakeOn(notifier.Subscribe())
+		bgs.Webhooks = webhook.NewWorker(pool, webhook.FromConfig(cfg), log)
+		// Woken after each hand-off, but those whose deliveries it was given already (see ClaimFor below).
+		bgs.Webhooks.WakeOn(notifier.SubscribeAfter(bgs.Webhooks.Covered))
 		bgs.Webhooks.Observe = func(outcome string, took time.Duration) {
 			api.Metrics().WebhookAttempts.WithLabelValues(outcome).Inc()
 			api.Metrics().WebhookAttemptSeconds.Observe(took.Seconds())
 		}
 		background = append(background, bgs.Webhooks.Run)
+		if bgs.Listener != nil {
+			bgs.Listener.ClaimFor(bgs.Webhooks) // this process's hand-offs claim first attempts for it
+		}
 	}
 	if cfg.ReceiptJanitorEnabled {
 		bgs.Janitor = receipt.NewJanitor(pool, api.Receipts(), time.Minute, log)

@@ -78,33 +78,58 @@ func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, e
 }
 
 const eventHandOff = `-- name: EventHandOff :many
-SELECT h.stream_id::bigint AS stream_id, h.organization_id::uuid AS organization_id,
+SELECT coalesce(h.stream_id, 0)::bigint AS stream_id, h.organization_id::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
-       h.created_at::timestamptz AS created_at, h.prev_head::bigint AS prev_head
-FROM app.hand_off_events($1::uuid[], $2::uuid[], $3::bigint[]) AS h
-ORDER BY h.stream_id
+       coalesce(h.created_at, 'epoch')::timestamptz AS created_at, coalesce(h.prev_head, 0)::bigint AS prev_head,
+       coalesce(h.claim_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_id,
+       coalesce(h.claim_webhook_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_webhook_id,
+       coalesce(h.claim_event_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_event_id,
+       coalesce(h.claim_event_type, '')::text AS claim_event_type, coalesce(h.claim_url, '')::text AS claim_url,
+       coalesce(h.claim_secret, '')::text AS claim_secret, h.claim_payload::jsonb AS claim_payload,
+       coalesce(h.claim_trace_context, '')::text AS claim_trace_context
+FROM app.hand_off($1::uuid[], $2::uuid[], $3::bigint[], $4::int,
+                  $5::float8) AS h
+ORDER BY h.stream_id NULLS LAST
 `
 
 type EventHandOffParams struct {
 	OrganizationIds []uuid.UUID `json:"organization_ids"`
 	EventIds        []uuid.UUID `json:"event_ids"`
 	Xids            []int64     `json:"xids"`
+	Claims          int32       `json:"claims"`
+	LeaseSeconds    float64     `json:"lease_seconds"`
 }
 
 type EventHandOffRow struct {
-	StreamID       int64           `json:"stream_id"`
-	OrganizationID uuid.UUID       `json:"organization_id"`
-	StreamEvent    string          `json:"stream_event"`
-	StreamPayload  json.RawMessage `json:"stream_payload"`
-	CreatedAt      time.Time       `json:"created_at"`
-	PrevHead       int64           `json:"prev_head"`
+	StreamID          int64           `json:"stream_id"`
+	OrganizationID    uuid.UUID       `json:"organization_id"`
+	StreamEvent       string          `json:"stream_event"`
+	StreamPayload     json.RawMessage `json:"stream_payload"`
+	CreatedAt         time.Time       `json:"created_at"`
+	PrevHead          int64           `json:"prev_head"`
+	ClaimID           uuid.UUID       `json:"claim_id"`
+	ClaimWebhookID    uuid.UUID       `json:"claim_webhook_id"`
+	ClaimEventID      uuid.UUID       `json:"claim_event_id"`
+	ClaimEventType    string          `json:"claim_event_type"`
+	ClaimUrl          string          `json:"claim_url"`
+	ClaimSecret       string          `json:"claim_secret"`
+	ClaimPayload      json.RawMessage `json:"claim_payload"`
+	ClaimTraceContext string          `json:"claim_trace_context"`
 }
 
 // The listener's hand-off of committed transactions' events, with each event's transaction id (worker):
 // the events it stamped, in stream order (stream_event ” when not streamed), and the stream head they
-// follow (sql/000024).
+// follow (sql/000024); then, with claims > 0, up to that many deliveries made claimed for their first
+// attempt for a lease of lease_seconds, each with what sending it needs (stream_id 0, claim_id set,
+// claim_trace_context ” for none; sql/000027). An event row has claim_id zero.
 func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffParams) ([]EventHandOffRow, error) {
-	rows, err := db.Query(ctx, eventHandOff, arg.OrganizationIds, arg.EventIds, arg.Xids)
+	rows, err := db.Query(ctx, eventHandOff,
+		arg.OrganizationIds,
+		arg.EventIds,
+		arg.Xids,
+		arg.Claims,
+		arg.LeaseSeconds,
+	)
 	if err != nil {
 		return nil, err
 	}
@@ -119,6 +144,14 @@ func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffPar
 			&i.StreamPayload,
 			&i.CreatedAt,
 			&i.PrevHead,
+			&i.ClaimID,
+			&i.ClaimWebhookID,
+			&i.ClaimEventID,
+			&i.ClaimEventType,
+			&i.ClaimUrl,
+			&i.ClaimSecret,
+			&i.ClaimPayload,
+			&i.ClaimTraceContext,
 		); err != nil {
 			return nil, err
 		}

@@ -41,6 +41,7 @@ type Listener struct {
 	refuseAPILogin bool
 	hub            *Hub      // told of each hand-off's events (FanOut); nil: none
 	notifier       *Notifier // told of each hand-off's last position (FanOut); nil: none
+	deliverer      Deliverer // sends the deliveries each hand-off claims for it (ClaimFor); nil: none
 
 	live     atomic.Bool // leading, or standing by on a working connection
 	leader   atomic.Bool
@@ -83,6 +84,22 @@ func (l *Listener) RefuseAPILogin(refuse bool) *Listener {
 // hand-off by that NOTIFY. It returns l.
 func (l *Listener) FanOut(hub *Hub, notifier *Notifier) *Listener {
 	l.hub, l.notifier = hub, notifier
+	return l
+}
+
+// Deliverer is the webhook worker of this process, as the hand-off sees it (webhook.Worker).
+type Deliverer interface {
+	Reserve(n int) int                                              // takes up to n idle senders
+	Deliver(claims []db.DeliveryClaimRow, reserved int, upTo int64) // sends the claims, gives back the rest
+	Lease() time.Duration                                           // how long a claim lasts
+}
+
+// ClaimFor makes every hand-off claim the first attempts of its deliveries for d, as many as d has idle
+// senders, and give them to d once it committed: they are sent without d claiming them in a transaction
+// of its own (sql/000027). Deliveries beyond them, or of a webhook whose circuit is not closed, are left
+// to the workers' claims as before. It returns l.
+func (l *Listener) ClaimFor(d Deliverer) *Listener {
+	l.deliverer = d
 	return l
 }
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/jackc/pglogrepl"
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -139,12 +140,31 @@ func (s *session) handOff(ctx context.Context) error {
 	if s.l.notifier != nil {
 		s.l.notifier.BeginHandOff()
 	}
+	// Senders for the deliveries this hand-off claims: one per event and one more, so that a claim for
+	// every delivery (one webhook per event, the common case) leaves one to spare, which tells that none
+	// was left for the workers to claim. Beyond them, the workers claim the rest as before.
+	reserved, lease := 0, time.Duration(0)
+	if d := s.l.deliverer; d != nil {
+		reserved, lease = d.Reserve(len(s.ids)+1), d.Lease()
+	}
 	rows, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) ([]db.EventHandOffRow, error) {
-		return s.l.q.EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: s.orgs, EventIds: s.ids, Xids: s.xids})
+		return s.l.q.EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: s.orgs, EventIds: s.ids,
+			Xids: s.xids, Claims: int32(reserved), LeaseSeconds: lease.Seconds()})
 	})
+	rows, claims := splitClaims(rows)
 	last := int64(0)
 	if len(rows) > 0 {
 		last = rows[len(rows)-1].StreamID
+	}
+	if reserved > 0 {
+		upTo := int64(0)
+		switch {
+		case err != nil:
+			claims = nil // rolled back (or not known to have committed: then their leases end)
+		case len(claims) < reserved:
+			upTo = last // senders to spare: every claimable delivery was claimed, no worker need look
+		}
+		s.l.deliverer.Deliver(claims, reserved, upTo)
 	}
 	endSpans(spans, last, err)
 	if err == nil && s.l.hub != nil {
@@ -158,6 +178,26 @@ func (s *session) handOff(ctx context.Context) error {
 	}
 	s.l.handoffs.Add(int64(len(s.ids)))
 	return nil
+}
+
+// splitClaims parts a hand-off's answer into its events (first, in stream order) and the deliveries it
+// claimed (after them, claim_id set).
+func splitClaims(rows []db.EventHandOffRow) ([]db.EventHandOffRow, []db.DeliveryClaimRow) {
+	n := len(rows)
+	for n > 0 && rows[n-1].ClaimID != uuid.Nil {
+		n--
+	}
+	var claims []db.DeliveryClaimRow
+	for _, r := range rows[n:] {
+		c := db.DeliveryClaimRow{OrganizationID: r.OrganizationID, ID: r.ClaimID, WebhookID: r.ClaimWebhookID,
+			EventID: r.ClaimEventID, EventType: r.ClaimEventType, AttemptCount: 1, Url: r.ClaimUrl,
+			Secret: r.ClaimSecret, Payload: r.ClaimPayload}
+		if r.ClaimTraceContext != "" {
+			c.TraceContext = &r.ClaimTraceContext
+		}
+		claims = append(claims, c)
+	}
+	return rows[:n], claims
 }
 
 func (s *session) sendStatus(ctx context.Context) error {

@@ -39,6 +39,13 @@ type Worker struct {
 	tracer trace.Tracer
 	wake   <-chan struct{}
 	live   atomic.Bool
+	// A token per busy sender, Run's claims and the listener's hand-off claims alike (see Reserve).
+	slots chan struct{}
+	runMu sync.Mutex
+	run   *running // nil unless Run is delivering
+	// The stream position up to which the hand-offs gave this worker every delivery it could claim now
+	// (see Deliver and Covered).
+	covered atomic.Int64
 	// Observe, when set, is told of every recorded attempt: its outcome (success, retry, failed) and how
 	// long it took.
 	Observe func(outcome string, took time.Duration)
@@ -49,7 +56,15 @@ type Worker struct {
 func NewWorker(pool *pgxpool.Pool, cfg Config, log *slog.Logger) *Worker {
 	cfg = cfg.withDefaults()
 	return &Worker{cfg: cfg, pool: pool, q: db.New(), client: newClient(cfg), log: log.With("component", "webhooks"),
-		tracer: otel.Tracer(tracerName)}
+		tracer: otel.Tracer(tracerName), slots: make(chan struct{}, cfg.Concurrency)}
+}
+
+// running is what a Run shares with the hand-off's claims (Deliver): its context, its senders and where
+// their attempts are recorded.
+type running struct {
+	ctx     context.Context
+	senders sync.WaitGroup
+	results chan<- *result
 }
 
 // WakeOn makes the worker look for due deliveries at once when wake receives (a Notifier's subscription:
@@ -74,12 +89,19 @@ type claim struct {
 // A sender is busy from the claim until its attempt is recorded; one goroutine records the attempts,
 // many in one transaction under load (see recordLoop).
 func (w *Worker) Run(ctx context.Context) {
-	slots := make(chan struct{}, w.cfg.Concurrency)
+	slots := w.slots
 	results := make(chan *result, w.cfg.Concurrency) // never full: each holds a slot
 	recorded := make(chan struct{})
 	go func() { defer close(recorded); w.recordLoop(results) }()
-	var senders sync.WaitGroup
+	run := &running{ctx: ctx, results: results}
+	w.runMu.Lock()
+	w.run = run
+	w.runMu.Unlock()
+	senders := &run.senders
 	defer func() {
+		w.runMu.Lock()
+		w.run = nil // Deliver starts no sender from here on
+		w.runMu.Unlock()
 		senders.Wait()
 		close(results)
 		<-recorded
@@ -141,6 +163,66 @@ func (w *Worker) Run(ctx context.Context) {
 				return
 			}
 		}
+	}
+}
+
+// Covered is the stream position up to which the hand-offs gave this worker every delivery it could
+// claim: a Notifier subscription made with SubscribeAfter(w.Covered) does not wake it for those
+// hand-offs. Deliveries such a hand-off did not claim (of a webhook whose circuit is open or half-open)
+// wait for the next poll.
+func (w *Worker) Covered() int64 { return w.covered.Load() }
+
+// Lease is how long a claim keeps other workers off a delivery (the hand-off's claims take it too).
+func (w *Worker) Lease() time.Duration { return w.cfg.Lease }
+
+// Reserve takes up to n idle senders for the deliveries the listener's hand-off is about to claim for
+// this worker (EventHandOff's claims, sql/000027), so that each has a sender the moment the hand-off
+// commits; Deliver then gives them their work or gives them back. 0 when the worker is not running, or
+// delivers for one organization only (a hand-off's claims are any organization's).
+func (w *Worker) Reserve(n int) int {
+	w.runMu.Lock()
+	defer w.runMu.Unlock()
+	if w.run == nil || w.cfg.OrganizationID != uuid.Nil {
+		return 0
+	}
+	got := 0
+	for got < n {
+		select {
+		case w.slots <- struct{}{}:
+			got++
+		default:
+			return got
+		}
+	}
+	return got
+}
+
+// Deliver makes the first attempts of the deliveries a committed hand-off claimed for this worker, each
+// on one of the reserved senders, recorded like any other attempt, and gives back the reserved senders
+// it did not need. A worker that stopped meanwhile sends nothing: the claims' leases end and any worker
+// claims them again (at-least-once, as for a worker that dies holding claims). upTo > 0 says that the
+// claims are every delivery up to that stream position a worker could claim now (the hand-off had
+// senders to spare): the worker need not look for more (Covered).
+func (w *Worker) Deliver(claims []db.DeliveryClaimRow, reserved int, upTo int64) {
+	w.runMu.Lock()
+	defer w.runMu.Unlock()
+	if w.run != nil && upTo > w.covered.Load() {
+		w.covered.Store(upTo) // one listener, under runMu: no concurrent store
+	}
+	n := 0
+	if run := w.run; run != nil {
+		n = min(len(claims), reserved)
+		release := func() { <-w.slots }
+		for _, c := range claims[:n] {
+			run.senders.Add(1)
+			go func() {
+				defer run.senders.Done()
+				run.results <- w.attempt(run.ctx, claim{DeliveryClaimRow: c}, release)
+			}()
+		}
+	}
+	for range reserved - n {
+		<-w.slots
 	}
 }
 
