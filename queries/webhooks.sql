@@ -201,8 +201,13 @@ WITH claimed AS (
 SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
        e.payload, e.trace_context
 FROM claimed d
-JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
-JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id;
+-- Each a probe by primary key from the claimed row, whichever way the planner would join them (a plan is
+-- made once per connection, see WorkerPlanByIndex: planned on a new database, a join read the
+-- organization's every event for each claimed row). OFFSET 0 keeps each a subquery of its own.
+CROSS JOIN LATERAL (SELECT x.url, x.secret FROM webhooks x
+                     WHERE x.organization_id = d.organization_id AND x.id = d.webhook_id OFFSET 0) w
+CROSS JOIN LATERAL (SELECT y.payload, y.trace_context FROM webhook_events y
+                     WHERE y.organization_id = d.organization_id AND y.id = d.event_id OFFSET 0) e;
 
 -- name: DeliveryRelease :exec
 -- Worker: gives a claim back untried (shutdown interrupted the attempt): due now, attempt not counted.

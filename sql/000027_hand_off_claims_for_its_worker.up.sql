@@ -123,8 +123,12 @@ BEGIN
     SELECT NULL::bigint, m.organization_id, NULL::text, NULL::jsonb, NULL::timestamptz, NULL::bigint,
            m.id, m.webhook_id, m.event_id, m.event_type, w.url, w.secret, e.payload, e.trace_context
       FROM made m
-      JOIN public.webhooks w ON w.organization_id = m.organization_id AND w.id = m.webhook_id
-      JOIN public.webhook_events e ON e.organization_id = m.organization_id AND e.id = m.event_id
+      -- probes by primary key from each claimed row, however the planner would join (OFFSET 0 keeps each
+      -- a subquery of its own: planned on a new database, a join may read every event of the organization)
+      CROSS JOIN LATERAL (SELECT x.url, x.secret FROM public.webhooks x
+                           WHERE x.organization_id = m.organization_id AND x.id = m.webhook_id OFFSET 0) w
+      CROSS JOIN LATERAL (SELECT y.payload, y.trace_context FROM public.webhook_events y
+                           WHERE y.organization_id = m.organization_id AND y.id = m.event_id OFFSET 0) e
      WHERE m.attempt_count = 1;
     IF last > 0 THEN
         PERFORM pg_notify(app.stream_channel(), last::text);

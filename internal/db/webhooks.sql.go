@@ -26,8 +26,10 @@ WITH claimed AS (
 SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
        e.payload, e.trace_context
 FROM claimed d
-JOIN webhooks w ON w.organization_id = d.organization_id AND w.id = d.webhook_id
-JOIN webhook_events e ON e.organization_id = d.organization_id AND e.id = d.event_id
+CROSS JOIN LATERAL (SELECT x.url, x.secret FROM webhooks x
+                     WHERE x.organization_id = d.organization_id AND x.id = d.webhook_id OFFSET 0) w
+CROSS JOIN LATERAL (SELECT y.payload, y.trace_context FROM webhook_events y
+                     WHERE y.organization_id = d.organization_id AND y.id = d.event_id OFFSET 0) e
 `
 
 type DeliveryClaimParams struct {
@@ -54,6 +56,9 @@ type DeliveryClaimRow struct {
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
 // Returns what sending needs, with the trace context of the request that emitted the event. The update
 // reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
+// Each a probe by primary key from the claimed row, whichever way the planner would join them (a plan is
+// made once per connection, see WorkerPlanByIndex: planned on a new database, a join read the
+// organization's every event for each claimed row). OFFSET 0 keeps each a subquery of its own.
 func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimParams) ([]DeliveryClaimRow, error) {
 	rows, err := db.Query(ctx, deliveryClaim, arg.LeaseSeconds, arg.OrganizationIds, arg.Ids)
 	if err != nil {
