@@ -183,7 +183,9 @@ SET next_retry_at = CASE WHEN w.is_active THEN greatest(w.circuit_open_until, no
 FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p, webhooks w
 WHERE d.organization_id = p.org AND d.id = p.id
   AND w.organization_id = d.organization_id AND w.id = d.webhook_id
-  AND w.organization_id = ANY (@organization_ids::uuid[]); -- bounded, as in WebhookMarkProbing
+  -- the webhooks read bounded by the listed organizations whichever way the join is planned (see
+  -- WebhookMarkProbing)
+  AND w.organization_id = ANY (@organization_ids::uuid[]);
 
 -- name: DeliveryClaim :many
 -- Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease

@@ -1,5 +1,6 @@
 -- 000027 reversed: app.hand_off_events as 000025 made it (it claims nothing) instead of app.hand_off,
 -- and app.dispatch_events around it.
+DROP FUNCTION app.hand_off_events(uuid[], uuid[], bigint[]);
 DROP FUNCTION app.hand_off(uuid[], uuid[], bigint[], integer, double precision);
 CREATE FUNCTION app.hand_off_events(p_orgs uuid[], p_ids uuid[], p_xids bigint[])
     RETURNS TABLE (stream_id bigint, organization_id uuid, stream_event text, stream_payload jsonb,

@@ -78,7 +78,8 @@ func (q *Queries) EventDispatchUnstamped(ctx context.Context, db DBTX) (int64, e
 }
 
 const eventHandOff = `-- name: EventHandOff :many
-SELECT coalesce(h.stream_id, 0)::bigint AS stream_id, h.organization_id::uuid AS organization_id,
+SELECT coalesce(h.stream_id, 0)::bigint AS stream_id,
+       coalesce(h.organization_id, '00000000-0000-0000-0000-000000000000')::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
        coalesce(h.created_at, 'epoch')::timestamptz AS created_at, coalesce(h.prev_head, 0)::bigint AS prev_head,
        coalesce(h.claim_id, '00000000-0000-0000-0000-000000000000')::uuid AS claim_id,
@@ -121,7 +122,8 @@ type EventHandOffRow struct {
 // the events it stamped, in stream order (stream_event ” when not streamed), and the stream head they
 // follow (sql/000024); then, with claims > 0, up to that many deliveries made claimed for their first
 // attempt for a lease of lease_seconds, each with what sending it needs (stream_id 0, claim_id set,
-// claim_trace_context ” for none; sql/000027). An event row has claim_id zero.
+// claim_trace_context ” for none; sql/000027), and last a row of zeros when it left deliveries of these
+// events for the workers to claim. An event row has claim_id zero.
 func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffParams) ([]EventHandOffRow, error) {
 	rows, err := db.Query(ctx, eventHandOff,
 		arg.OrganizationIds,

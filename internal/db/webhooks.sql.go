@@ -14,7 +14,6 @@ import (
 )
 
 const deliveryClaim = `-- name: DeliveryClaim :many
-
 WITH claimed AS (
     UPDATE webhook_deliveries d
     SET attempt_count = d.attempt_count + 1,
@@ -51,7 +50,6 @@ type DeliveryClaimRow struct {
 	TraceContext   *string         `json:"trace_context"`
 }
 
-// bounded, as in WebhookMarkProbing
 // Worker: claims deliveries for one attempt each. The attempt is counted and next_retry_at moves a lease
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
 // Returns what sending needs, with the trace context of the request that emitted the event. The update
@@ -421,6 +419,8 @@ SET next_retry_at = CASE WHEN w.is_active THEN greatest(w.circuit_open_until, no
 FROM (SELECT unnest($1::uuid[]) AS org, unnest($2::uuid[]) AS id) AS p, webhooks w
 WHERE d.organization_id = p.org AND d.id = p.id
   AND w.organization_id = d.organization_id AND w.id = d.webhook_id
+  -- the webhooks read bounded by the listed organizations whichever way the join is planned (see
+  -- WebhookMarkProbing)
   AND w.organization_id = ANY ($1::uuid[])
 `
 

@@ -18,7 +18,8 @@ import (
 // circuit claimed for their first attempt and gives them to its process's worker, which sends them
 // without a claim of its own (this worker never polls after its first look, and nothing wakes it). A
 // webhook whose circuit is open gets its delivery unclaimed, as before. A replayed hand-off claims
-// nothing again. A hand-off that had senders to spare covers its positions: the worker is not woken.
+// nothing again. A hand-off that left no delivery for a worker's claim covers its positions: the worker
+// is not woken for it.
 func TestHandOff_ClaimsFirstAttemptsForItsWorker(t *testing.T) {
 	t.Parallel()
 	ctx, cancel := context.WithCancel(context.Background())
@@ -90,14 +91,9 @@ func TestHandOff_ClaimsFirstAttemptsForItsWorker(t *testing.T) {
 	if n := rc.Count(); n != 2 {
 		t.Fatalf("the receiver got %d requests, want the 2 first attempts", n)
 	}
-	// Every delivery a worker could claim was claimed (the open circuit's are not claimable now): the
-	// worker need not be woken for this hand-off.
-	var head int64
-	if err := p.QueryRow(ctx, `SELECT max(stream_id) FROM webhook_events`).Scan(&head); err != nil {
-		t.Fatal(err)
-	}
-	if c := worker.Covered(); c != head {
-		t.Fatalf("the worker is covered up to %d, want the hand-off's last position %d", c, head)
+	// The open circuit's deliveries are left for a worker's claim (which parks them): it is woken.
+	if c := worker.Covered(); c != 0 {
+		t.Fatalf("the worker is covered up to %d after a hand-off that left it deliveries, want 0", c)
 	}
 
 	// The same batch again (a replay after a crash before the acknowledgement): nothing is claimed twice.
@@ -107,8 +103,31 @@ func TestHandOff_ClaimsFirstAttemptsForItsWorker(t *testing.T) {
 	if _, tried := attempts(closed); tried[0] != 1 || tried[1] != 1 {
 		t.Fatalf("after a replayed hand-off the deliveries have attempts %v, want [1 1]", tried)
 	}
-	if n := worker.Reserve(4); n != 4 {
+	if n := worker.Idle(); n != 4 {
 		t.Fatalf("%d of the worker's 4 senders are idle after the hand-offs, want all (reserved ones given back)", n)
 	}
-	worker.Deliver(nil, 4, 0)
+
+	// With the open webhook gone, a hand-off claims every delivery it makes: nothing is left for a
+	// worker's claim, and the worker is not woken for it (Covered).
+	if _, err := p.Exec(ctx, `UPDATE webhooks SET is_active = false WHERE organization_id = $1 AND id = $2`,
+		org.ID, open); err != nil {
+		t.Fatal(err)
+	}
+	var id uuid.UUID
+	if err := p.QueryRow(ctx, `INSERT INTO webhook_events (organization_id, event_type, payload)
+		VALUES ($1, 'employee.created', '{"type": "employee.created"}') RETURNING id`, org.ID).Scan(&id); err != nil {
+		t.Fatal(err)
+	}
+	s.orgs, s.ids, s.xids, s.traces = []uuid.UUID{org.ID}, []uuid.UUID{id}, []int64{0}, []string{""}
+	if err := s.handOff(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var head int64
+	if err := p.QueryRow(ctx, `SELECT max(stream_id) FROM webhook_events`).Scan(&head); err != nil {
+		t.Fatal(err)
+	}
+	if c := worker.Covered(); c != head {
+		t.Fatalf("the worker is covered up to %d, want the last hand-off's position %d", c, head)
+	}
+	testfactory.Eventually(t, 10*time.Second, "the third first attempt", func() (bool, error) { return rc.Count() == 3, nil })
 }

@@ -140,18 +140,18 @@ func (s *session) handOff(ctx context.Context) error {
 	if s.l.notifier != nil {
 		s.l.notifier.BeginHandOff()
 	}
-	// Senders for the deliveries this hand-off claims: one per event and one more, so that a claim for
-	// every delivery (one webhook per event, the common case) leaves one to spare, which tells that none
-	// was left for the workers to claim. Beyond them, the workers claim the rest as before.
+	// Senders for the deliveries this hand-off claims, one per event at most (the workers claim the rest
+	// as before). Only a small hand-off claims: senders wait for the hand-off they are reserved for, and
+	// a big one (a backlog) would keep them from the worker's own claims, which take a backlog in batches.
 	reserved, lease := 0, time.Duration(0)
-	if d := s.l.deliverer; d != nil {
-		reserved, lease = d.Reserve(len(s.ids)+1), d.Lease()
+	if d := s.l.deliverer; d != nil && len(s.ids) <= maxClaimingHandOff {
+		reserved, lease = d.Reserve(len(s.ids)), d.Lease()
 	}
 	rows, err := db.Do(ctx, s.l.pool, db.Claims{}, workerWrite, func(tx db.DBTX) ([]db.EventHandOffRow, error) {
 		return s.l.q.EventHandOff(ctx, tx, db.EventHandOffParams{OrganizationIds: s.orgs, EventIds: s.ids,
 			Xids: s.xids, Claims: int32(reserved), LeaseSeconds: lease.Seconds()})
 	})
-	rows, claims := splitClaims(rows)
+	rows, claims, left := splitClaims(rows)
 	last := int64(0)
 	if len(rows) > 0 {
 		last = rows[len(rows)-1].StreamID
@@ -161,8 +161,8 @@ func (s *session) handOff(ctx context.Context) error {
 		switch {
 		case err != nil:
 			claims = nil // rolled back (or not known to have committed: then their leases end)
-		case len(claims) < reserved:
-			upTo = last // senders to spare: every claimable delivery was claimed, no worker need look
+		case !left:
+			upTo = last // nothing left for a worker to claim: this hand-off need not wake it
 		}
 		s.l.deliverer.Deliver(claims, reserved, upTo)
 	}
@@ -180,14 +180,21 @@ func (s *session) handOff(ctx context.Context) error {
 	return nil
 }
 
-// splitClaims parts a hand-off's answer into its events (first, in stream order) and the deliveries it
-// claimed (after them, claim_id set).
-func splitClaims(rows []db.EventHandOffRow) ([]db.EventHandOffRow, []db.DeliveryClaimRow) {
+// maxClaimingHandOff is the most events a hand-off claims deliveries for (see handOff).
+const maxClaimingHandOff = 64
+
+// splitClaims parts a hand-off's answer into its events (first, in stream order), the deliveries it
+// claimed (after them, claim_id set) and whether it left deliveries for the workers (a last row of
+// zeros).
+func splitClaims(rows []db.EventHandOffRow) (events []db.EventHandOffRow, claims []db.DeliveryClaimRow, left bool) {
 	n := len(rows)
+	if n > 0 && rows[n-1].StreamID == 0 && rows[n-1].ClaimID == uuid.Nil {
+		left, n = true, n-1
+	}
+	rows = rows[:n]
 	for n > 0 && rows[n-1].ClaimID != uuid.Nil {
 		n--
 	}
-	var claims []db.DeliveryClaimRow
 	for _, r := range rows[n:] {
 		c := db.DeliveryClaimRow{OrganizationID: r.OrganizationID, ID: r.ClaimID, WebhookID: r.ClaimWebhookID,
 			EventID: r.ClaimEventID, EventType: r.ClaimEventType, AttemptCount: 1, Url: r.ClaimUrl,
@@ -197,7 +204,7 @@ func splitClaims(rows []db.EventHandOffRow) ([]db.EventHandOffRow, []db.Delivery
 		}
 		claims = append(claims, c)
 	}
-	return rows[:n], claims
+	return rows[:n], claims, left
 }
 
 func (s *session) sendStatus(ctx context.Context) error {

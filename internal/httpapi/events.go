@@ -2,6 +2,7 @@ package httpapi
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -132,7 +133,13 @@ func (s *Server) adminEvents(w http.ResponseWriter, r *http.Request) error {
 		}
 		checked, checking = time.Now(), true
 		go func() {
-			err := s.streamChecks.check(claimsOf(r), func() error { return s.callerActive(r) })
+			err := s.streamChecks.check(claimsOf(r), func() error {
+				// Not the stream's own context: the verdict is shared with the caller's other streams,
+				// which must not take this one's closing for an answer.
+				ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), recheckEvery)
+				defer cancel()
+				return s.callerActiveIn(ctx, r)
+			})
 			st := toError(err).Status
 			verdicts <- err == nil || (st != http.StatusUnauthorized && st != http.StatusForbidden)
 		}()

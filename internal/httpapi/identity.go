@@ -1,6 +1,7 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"math"
 	"net/http"
@@ -172,8 +173,10 @@ func (s *Server) gotrueCaller(w http.ResponseWriter, r *http.Request) (auth.Iden
 
 // callerActive runs the caller check (app.check_caller) on its own, for routes that otherwise do not
 // reach the database in the caller's name.
-func (s *Server) callerActive(r *http.Request) error {
-	ctx := r.Context()
+func (s *Server) callerActive(r *http.Request) error { return s.callerActiveIn(r.Context(), r) }
+
+// callerActiveIn is callerActive under ctx instead of the request's own.
+func (s *Server) callerActiveIn(ctx context.Context, r *http.Request) error {
 	_, err := db.Do(ctx, s.pool, claimsOf(r), s.txOptions(r, true), func(tx db.DBTX) (int32, error) {
 		return s.q.CallerActive(ctx, tx)
 	})

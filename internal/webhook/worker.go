@@ -166,25 +166,29 @@ func (w *Worker) Run(ctx context.Context) {
 	}
 }
 
-// Covered is the stream position up to which the hand-offs gave this worker every delivery it could
-// claim: a Notifier subscription made with SubscribeAfter(w.Covered) does not wake it for those
-// hand-offs. Deliveries such a hand-off did not claim (of a webhook whose circuit is open or half-open)
-// wait for the next poll.
+// Covered is the stream position up to which the hand-offs left this worker no delivery to claim (they
+// claimed every one for it): a Notifier subscription made with SubscribeAfter(w.Covered) does not wake
+// it for those hand-offs.
 func (w *Worker) Covered() int64 { return w.covered.Load() }
+
+// Idle is how many of the worker's senders are free now.
+func (w *Worker) Idle() int { return cap(w.slots) - len(w.slots) }
 
 // Lease is how long a claim keeps other workers off a delivery (the hand-off's claims take it too).
 func (w *Worker) Lease() time.Duration { return w.cfg.Lease }
 
-// Reserve takes up to n idle senders for the deliveries the listener's hand-off is about to claim for
-// this worker (EventHandOff's claims, sql/000027), so that each has a sender the moment the hand-off
-// commits; Deliver then gives them their work or gives them back. 0 when the worker is not running, or
-// delivers for one organization only (a hand-off's claims are any organization's).
+// Reserve takes up to n idle senders, at most half of those idle, for the deliveries the listener's
+// hand-off is about to claim for this worker (EventHandOff's claims, sql/000027), so that each has a
+// sender the moment the hand-off commits; Deliver then gives them their work or gives them back. The
+// other half stays with the worker's own claims. 0 when the worker is not running, or delivers for one
+// organization only (a hand-off's claims are any organization's).
 func (w *Worker) Reserve(n int) int {
 	w.runMu.Lock()
 	defer w.runMu.Unlock()
 	if w.run == nil || w.cfg.OrganizationID != uuid.Nil {
 		return 0
 	}
+	n = min(n, (w.Idle()+1)/2)
 	got := 0
 	for got < n {
 		select {
@@ -199,18 +203,19 @@ func (w *Worker) Reserve(n int) int {
 
 // Deliver makes the first attempts of the deliveries a committed hand-off claimed for this worker, each
 // on one of the reserved senders, recorded like any other attempt, and gives back the reserved senders
-// it did not need. A worker that stopped meanwhile sends nothing: the claims' leases end and any worker
-// claims them again (at-least-once, as for a worker that dies holding claims). upTo > 0 says that the
-// claims are every delivery up to that stream position a worker could claim now (the hand-off had
-// senders to spare): the worker need not look for more (Covered).
+// it did not need. A worker that stopped meanwhile (shutting down) gives the claims back uncounted, so
+// that the next process sends them at once rather than after their lease; should that fail, their lease
+// ends and any worker claims them (at-least-once, as for a worker that dies holding claims). upTo > 0
+// says that the hand-off left no delivery up to that stream position for a worker to claim: the worker
+// need not look (Covered).
 func (w *Worker) Deliver(claims []db.DeliveryClaimRow, reserved int, upTo int64) {
 	w.runMu.Lock()
-	defer w.runMu.Unlock()
-	if w.run != nil && upTo > w.covered.Load() {
-		w.covered.Store(upTo) // one listener, under runMu: no concurrent store
-	}
+	run := w.run
 	n := 0
-	if run := w.run; run != nil {
+	if run != nil {
+		if upTo > w.covered.Load() {
+			w.covered.Store(upTo) // one listener, under runMu: no concurrent store
+		}
 		n = min(len(claims), reserved)
 		release := func() { <-w.slots }
 		for _, c := range claims[:n] {
@@ -223,6 +228,30 @@ func (w *Worker) Deliver(claims []db.DeliveryClaimRow, reserved int, upTo int64)
 	}
 	for range reserved - n {
 		<-w.slots
+	}
+	w.runMu.Unlock()
+	if unsent := claims[n:]; len(unsent) > 0 {
+		w.giveBack(unsent)
+	}
+}
+
+// giveBack returns claims this worker will not send, uncounted (DeliveryRelease), in one short
+// transaction of its own.
+func (w *Worker) giveBack(cs []db.DeliveryClaimRow) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	err := w.tx(ctx, func(tx db.DBTX) error {
+		for _, c := range cs {
+			if err := w.q.DeliveryRelease(ctx, tx, db.DeliveryReleaseParams{OrganizationID: c.OrganizationID,
+				ID: c.ID, Attempt: c.AttemptCount}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		w.log.Warn("giving back the hand-off's claims; they are sent when their lease ends",
+			"claims", len(cs), "error", err.Error())
 	}
 }
 
