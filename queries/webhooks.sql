@@ -109,15 +109,16 @@ WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status
 
 -- name: WorkerPlanByIndex :exec
 -- Worker: the first statement of each of its transactions, for the plans of the ones after it. They
--- join deliveries to arrays of ids and read the due index in its order. Left to the statistics, a plan
--- made while the table was small (a new database, the first minute of a burst before autovacuum looks)
--- reads every delivery of the organization, or every pending one, for each row of a batch. With sorts,
+-- join deliveries to arrays of ids and read the due index in its order. A generic plan cached on a
+-- pooled connection outlives the table size it was made for: made while the table was small (a new
+-- database, the first minute of a burst after autovacuum's first look) it reads every delivery, or every
+-- event, for each row of a batch. So each statement is planned for the table as it is; and with sorts,
 -- sequential, bitmap and hash scans off, what is left is the due index's order and a primary-key probe
 -- per row, bounded by the batch even when the last ANALYZE saw few due deliveries and thousands are due
--- now; that shape does not depend on the table's size, so each statement is planned once per connection
--- (a generic plan): planning the claim and the record anew each time cost more than running them, about
--- 1 ms each at 500 deliveries a second.
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+-- now. Planning costs about as much as running (1 ms a claim or record at 500 deliveries a second);
+-- generic plans were tried (issue 14) and one made early on a connection stalled the worker at 2,000
+-- events a second: a record took 0.5 s.
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
        set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
        set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true);
@@ -169,8 +170,8 @@ UPDATE webhooks w
 SET circuit_open_until = now() + make_interval(secs => @lease_seconds::float8)
 FROM (SELECT unnest(@organization_ids::uuid[]) AS org, unnest(@ids::uuid[]) AS id) AS p
 WHERE w.organization_id = p.org AND w.id = p.id
-  -- bounded by the listed webhooks whichever way the join is planned (a plan is made once per
-  -- connection, see WorkerPlanByIndex)
+  -- bounded by the listed webhooks whichever way the join is planned (on tables the statistics think
+  -- tiny, the planner may start from the webhooks)
   AND w.organization_id = ANY (@organization_ids::uuid[]) AND w.id = ANY (@ids::uuid[]);
 
 -- name: DeliveryPark :exec
@@ -203,9 +204,9 @@ WITH claimed AS (
 SELECT d.organization_id, d.id, d.webhook_id, d.event_id, d.event_type, d.attempt_count, w.url, w.secret,
        e.payload, e.trace_context
 FROM claimed d
--- Each a probe by primary key from the claimed row, whichever way the planner would join them (a plan is
--- made once per connection, see WorkerPlanByIndex: planned on a new database, a join read the
--- organization's every event for each claimed row). OFFSET 0 keeps each a subquery of its own.
+-- Each a probe by primary key from the claimed row, whichever way the planner would join them (on tables
+-- the statistics think tiny, a join read the organization's every event for each claimed row). OFFSET 0
+-- keeps each a subquery of its own.
 CROSS JOIN LATERAL (SELECT x.url, x.secret FROM webhooks x
                      WHERE x.organization_id = d.organization_id AND x.id = d.webhook_id OFFSET 0) w
 CROSS JOIN LATERAL (SELECT y.payload, y.trace_context FROM webhook_events y

@@ -129,7 +129,8 @@ BEGIN
            m.id, m.webhook_id, m.event_id, m.event_type, w.url, w.secret, e.payload, e.trace_context
       FROM made m
       -- probes by primary key from each claimed row, however the planner would join (OFFSET 0 keeps each
-      -- a subquery of its own: planned on a new database, a join may read every event of the organization)
+      -- a subquery of its own: on tables the statistics think tiny, a join may read every event of the
+      -- organization)
       CROSS JOIN LATERAL (SELECT x.url, x.secret FROM public.webhooks x
                            WHERE x.organization_id = m.organization_id AND x.id = m.webhook_id OFFSET 0) w
       CROSS JOIN LATERAL (SELECT y.payload, y.trace_context FROM public.webhook_events y
@@ -143,8 +144,9 @@ BEGIN
         SELECT NULL::bigint, NULL::uuid, NULL::text, NULL::jsonb, NULL::timestamptz, NULL::bigint,
                NULL::uuid, NULL::uuid, NULL::uuid, NULL::text, NULL::text, NULL::text, NULL::jsonb, NULL::text
          WHERE EXISTS (SELECT FROM unnest(p_orgs, p_ids) AS u(o, i)
-                         JOIN public.webhook_deliveries d ON d.organization_id = u.o AND d.event_id = u.i
-                        WHERE d.status = 'pending' AND d.attempt_count = 0);
+                        CROSS JOIN LATERAL (SELECT FROM public.webhook_deliveries d -- a probe per event
+                                             WHERE d.organization_id = u.o AND d.event_id = u.i
+                                               AND d.status = 'pending' AND d.attempt_count = 0 OFFSET 0) x);
     END IF;
     IF last > 0 THEN
         PERFORM pg_notify(app.stream_channel(), last::text);

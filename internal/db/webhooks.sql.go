@@ -54,9 +54,9 @@ type DeliveryClaimRow struct {
 // ahead, so no lock is held while sending and a dead worker's claim expires by itself (at-least-once).
 // Returns what sending needs, with the trace context of the request that emitted the event. The update
 // reaches each delivery by its primary key; the webhook and the event are read for the claimed rows.
-// Each a probe by primary key from the claimed row, whichever way the planner would join them (a plan is
-// made once per connection, see WorkerPlanByIndex: planned on a new database, a join read the
-// organization's every event for each claimed row). OFFSET 0 keeps each a subquery of its own.
+// Each a probe by primary key from the claimed row, whichever way the planner would join them (on tables
+// the statistics think tiny, a join read the organization's every event for each claimed row). OFFSET 0
+// keeps each a subquery of its own.
 func (q *Queries) DeliveryClaim(ctx context.Context, db DBTX, arg DeliveryClaimParams) ([]DeliveryClaimRow, error) {
 	rows, err := db.Query(ctx, deliveryClaim, arg.LeaseSeconds, arg.OrganizationIds, arg.Ids)
 	if err != nil {
@@ -817,8 +817,8 @@ UPDATE webhooks w
 SET circuit_open_until = now() + make_interval(secs => $1::float8)
 FROM (SELECT unnest($2::uuid[]) AS org, unnest($3::uuid[]) AS id) AS p
 WHERE w.organization_id = p.org AND w.id = p.id
-  -- bounded by the listed webhooks whichever way the join is planned (a plan is made once per
-  -- connection, see WorkerPlanByIndex)
+  -- bounded by the listed webhooks whichever way the join is planned (on tables the statistics think
+  -- tiny, the planner may start from the webhooks)
   AND w.organization_id = ANY ($2::uuid[]) AND w.id = ANY ($3::uuid[])
 `
 
@@ -1005,21 +1005,22 @@ func (q *Queries) WebhookUpdate(ctx context.Context, db DBTX, arg WebhookUpdateP
 }
 
 const workerPlanByIndex = `-- name: WorkerPlanByIndex :exec
-SELECT set_config('plan_cache_mode', 'force_generic_plan', true),
+SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
        set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
        set_config('enable_material', 'off', true), set_config('enable_sort', 'off', true)
 `
 
 // Worker: the first statement of each of its transactions, for the plans of the ones after it. They
-// join deliveries to arrays of ids and read the due index in its order. Left to the statistics, a plan
-// made while the table was small (a new database, the first minute of a burst before autovacuum looks)
-// reads every delivery of the organization, or every pending one, for each row of a batch. With sorts,
+// join deliveries to arrays of ids and read the due index in its order. A generic plan cached on a
+// pooled connection outlives the table size it was made for: made while the table was small (a new
+// database, the first minute of a burst after autovacuum's first look) it reads every delivery, or every
+// event, for each row of a batch. So each statement is planned for the table as it is; and with sorts,
 // sequential, bitmap and hash scans off, what is left is the due index's order and a primary-key probe
 // per row, bounded by the batch even when the last ANALYZE saw few due deliveries and thousands are due
-// now; that shape does not depend on the table's size, so each statement is planned once per connection
-// (a generic plan): planning the claim and the record anew each time cost more than running them, about
-// 1 ms each at 500 deliveries a second.
+// now. Planning costs about as much as running (1 ms a claim or record at 500 deliveries a second);
+// generic plans were tried (issue 14) and one made early on a connection stalled the worker at 2,000
+// events a second: a record took 0.5 s.
 func (q *Queries) WorkerPlanByIndex(ctx context.Context, db DBTX) error {
 	_, err := db.Exec(ctx, workerPlanByIndex)
 	return err
