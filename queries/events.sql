@@ -12,8 +12,8 @@ SELECT app.dispatch_events(@organization_ids::uuid[], @event_ids::uuid[], sqlc.n
 -- the events it stamped, in stream order (stream_event '' when not streamed), and the stream head they
 -- follow (sql/000024); then, with claims > 0, up to that many deliveries made claimed for their first
 -- attempt for a lease of lease_seconds, each with what sending it needs (stream_id 0, claim_id set,
--- claim_trace_context '' for none; sql/000027), and last a row of zeros when it left deliveries of these
--- events for the workers to claim. An event row has claim_id zero.
+-- claim_trace_context '' for none; sql/000027), and a row of zeros when it left deliveries of these
+-- events for the workers to claim (after the claims). An event row has claim_id zero.
 SELECT coalesce(h.stream_id, 0)::bigint AS stream_id,
        coalesce(h.organization_id, '00000000-0000-0000-0000-000000000000')::uuid AS organization_id,
        coalesce(h.stream_event, '')::text AS stream_event, h.stream_payload::jsonb AS stream_payload,
@@ -26,7 +26,7 @@ SELECT coalesce(h.stream_id, 0)::bigint AS stream_id,
        coalesce(h.claim_trace_context, '')::text AS claim_trace_context
 FROM app.hand_off(@organization_ids::uuid[], @event_ids::uuid[], sqlc.narg(xids)::bigint[], @claims::int,
                   @lease_seconds::float8) AS h
-ORDER BY h.stream_id NULLS LAST;
+ORDER BY h.stream_id NULLS LAST, h.claim_id IS NULL;
 
 -- name: EventDispatchUnstamped :one
 -- Hands off every event that has no stream position yet, oldest first: events written before the slot

@@ -3,12 +3,13 @@
 -- Why: after a hand-off committed, its deliveries waited for a worker: the NOTIFY woke one, which then
 -- claimed them in a transaction of its own (find them through the due index, lock them and their
 -- webhook, count the attempt, move them a lease ahead: a second version of every delivery row, with an
--- entry in each of its indexes) before it could send. Now the listener's hand-off asks for as many
--- claims as its process's worker has idle senders (p_claims), and the deliveries it makes for a webhook
--- whose circuit is closed are inserted claimed for their first attempt and answered after the events
--- (rows with claim_id set); the listener gives them to the worker once the hand-off committed. A delivery is still claimed once per attempt and sent only while
--- its claim is current; the hand-off with p_claims 0 (the default, app.dispatch_events, the backlog's
--- hand-off) claims nothing, as before.
+-- entry in each of its indexes) before it could send. Now the listener's hand-off (a small one: at most
+-- 64 events) asks for as many claims as it could reserve senders of its process's worker (at most half
+-- of the idle ones), and the deliveries it makes for a webhook whose circuit is closed are inserted
+-- claimed for their first attempt and answered after the events (rows with claim_id set); the listener
+-- gives them to the worker once the hand-off committed. A delivery is still claimed once per attempt
+-- and sent only while its claim is current; the hand-off with p_claims 0 (the default,
+-- app.dispatch_events, the backlog's hand-off) claims nothing, as before.
 -- app.hand_off replaces app.hand_off_events (its name says less: it hands off deliveries too), which
 -- stays for one release as a wrapper, so that a process of the release before keeps handing off while a
 -- rolling deploy replaces it.

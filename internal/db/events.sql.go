@@ -90,7 +90,7 @@ SELECT coalesce(h.stream_id, 0)::bigint AS stream_id,
        coalesce(h.claim_trace_context, '')::text AS claim_trace_context
 FROM app.hand_off($1::uuid[], $2::uuid[], $3::bigint[], $4::int,
                   $5::float8) AS h
-ORDER BY h.stream_id NULLS LAST
+ORDER BY h.stream_id NULLS LAST, h.claim_id IS NULL
 `
 
 type EventHandOffParams struct {
@@ -122,8 +122,8 @@ type EventHandOffRow struct {
 // the events it stamped, in stream order (stream_event ” when not streamed), and the stream head they
 // follow (sql/000024); then, with claims > 0, up to that many deliveries made claimed for their first
 // attempt for a lease of lease_seconds, each with what sending it needs (stream_id 0, claim_id set,
-// claim_trace_context ” for none; sql/000027), and last a row of zeros when it left deliveries of these
-// events for the workers to claim. An event row has claim_id zero.
+// claim_trace_context ” for none; sql/000027), and a row of zeros when it left deliveries of these
+// events for the workers to claim (after the claims). An event row has claim_id zero.
 func (q *Queries) EventHandOff(ctx context.Context, db DBTX, arg EventHandOffParams) ([]EventHandOffRow, error) {
 	rows, err := db.Query(ctx, eventHandOff,
 		arg.OrganizationIds,

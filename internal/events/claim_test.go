@@ -9,6 +9,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 	"github.com/fieldtrack/fieldtrack/internal/webhook"
 	"github.com/fieldtrack/fieldtrack/internal/webhook/webhooktest"
@@ -130,4 +131,29 @@ func TestHandOff_ClaimsFirstAttemptsForItsWorker(t *testing.T) {
 		t.Fatalf("the worker is covered up to %d, want the last hand-off's position %d", c, head)
 	}
 	testfactory.Eventually(t, 10*time.Second, "the third first attempt", func() (bool, error) { return rc.Count() == 3, nil })
+}
+
+// TestSplitClaims_ByWhatEachRowIs: the claims and the "left for the workers" row both sort after the
+// events, in no given order between them; each row is told by its fields, not its place.
+func TestSplitClaims_ByWhatEachRowIs(t *testing.T) {
+	t.Parallel()
+	org, a, b := uuid.New(), uuid.New(), uuid.New()
+	rows := []db.EventHandOffRow{
+		{StreamID: 7, OrganizationID: org}, {StreamID: 8, OrganizationID: org},
+		{OrganizationID: org, ClaimID: a, ClaimTraceContext: "00-x"}, {}, {OrganizationID: org, ClaimID: b},
+	}
+	events, claims, left := splitClaims(rows)
+	if len(events) != 2 || events[0].StreamID != 7 || events[1].StreamID != 8 {
+		t.Fatalf("events %+v, want the two stamped ones", events)
+	}
+	if len(claims) != 2 || claims[0].ID != a || claims[1].ID != b || claims[0].AttemptCount != 1 ||
+		claims[0].TraceContext == nil || claims[1].TraceContext != nil {
+		t.Fatalf("claims %+v, want a (traced) and b, first attempts", claims)
+	}
+	if !left {
+		t.Fatal("the row of zeros between the claims was not seen")
+	}
+	if _, claims, left := splitClaims(rows[:3]); left || len(claims) != 1 {
+		t.Fatalf("without the row of zeros: left %v, %d claims; want false, 1", left, len(claims))
+	}
 }

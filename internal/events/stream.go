@@ -183,19 +183,19 @@ func (s *session) handOff(ctx context.Context) error {
 // maxClaimingHandOff is the most events a hand-off claims deliveries for (see handOff).
 const maxClaimingHandOff = 64
 
-// splitClaims parts a hand-off's answer into its events (first, in stream order), the deliveries it
-// claimed (after them, claim_id set) and whether it left deliveries for the workers (a last row of
-// zeros).
+// splitClaims parts a hand-off's answer into its events (stream_id set, in stream order: they sort
+// first), the deliveries it claimed (claim_id set) and whether it left deliveries for the workers (a row
+// of zeros). The last two kinds both sort after the events, in no given order between them.
 func splitClaims(rows []db.EventHandOffRow) (events []db.EventHandOffRow, claims []db.DeliveryClaimRow, left bool) {
-	n := len(rows)
-	if n > 0 && rows[n-1].StreamID == 0 && rows[n-1].ClaimID == uuid.Nil {
-		left, n = true, n-1
-	}
-	rows = rows[:n]
-	for n > 0 && rows[n-1].ClaimID != uuid.Nil {
-		n--
+	n := 0
+	for n < len(rows) && rows[n].StreamID != 0 {
+		n++
 	}
 	for _, r := range rows[n:] {
+		if r.ClaimID == uuid.Nil {
+			left = true
+			continue
+		}
 		c := db.DeliveryClaimRow{OrganizationID: r.OrganizationID, ID: r.ClaimID, WebhookID: r.ClaimWebhookID,
 			EventID: r.ClaimEventID, EventType: r.ClaimEventType, AttemptCount: 1, Url: r.ClaimUrl,
 			Secret: r.ClaimSecret, Payload: r.ClaimPayload}

@@ -177,9 +177,9 @@ func (w *Worker) Idle() int { return cap(w.slots) - len(w.slots) }
 // Lease is how long a claim keeps other workers off a delivery (the hand-off's claims take it too).
 func (w *Worker) Lease() time.Duration { return w.cfg.Lease }
 
-// Reserve takes up to n idle senders, at most half of those idle, for the deliveries the listener's
-// hand-off is about to claim for this worker (EventHandOff's claims, sql/000027), so that each has a
-// sender the moment the hand-off commits; Deliver then gives them their work or gives them back. The
+// Reserve takes up to n idle senders, at most half of those idle (rounded up), for the deliveries the
+// listener's hand-off is about to claim for this worker (EventHandOff's claims, sql/000027), so that each
+// has a sender the moment the hand-off commits; Deliver then gives them their work or gives them back. The
 // other half stays with the worker's own claims. 0 when the worker is not running, or delivers for one
 // organization only (a hand-off's claims are any organization's).
 func (w *Worker) Reserve(n int) int {
