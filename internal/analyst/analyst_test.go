@@ -46,8 +46,10 @@ func TestAnalyst_ReadsOnlyItsOrganizationAndCannotWidenIt(t *testing.T) {
 	for _, org := range []testfactory.Org{mine, theirs} {
 		e := testfactory.NewEmployee(t, org, "Counted")
 		testfactory.ClosedSession(t, e, now.Add(-3*time.Hour), now.Add(-2*time.Hour))
-		if _, err := pool.Exec(t.Context(), `INSERT INTO expenses (organization_id, employee_id, amount, description)
-			VALUES ($1, $2, 9.5, 'Parking')`, org.ID, e.ID); err != nil {
+		// Submitted when the session began: both count on the session's day, also in the first hours of a
+		// day (the daily rows are by check-in and by submission).
+		if _, err := pool.Exec(t.Context(), `INSERT INTO expenses (organization_id, employee_id, amount, description,
+			submitted_at) VALUES ($1, $2, 9.5, 'Parking', $3)`, org.ID, e.ID, now.Add(-3*time.Hour)); err != nil {
 			t.Fatal(err)
 		}
 		if _, err := pool.Exec(t.Context(), `INSERT INTO webhooks (organization_id, url, secret, events)
