@@ -134,7 +134,8 @@ func replicationConnect(ctx context.Context, databaseURL string) (*pgconn.PgConn
 
 // handOff makes the batch's events durable downstream: stream positions and deliveries, in one
 // transaction. Its span joins the trace of every traced event in the batch (see handOffSpans). Once it
-// committed, this process's hub and notifier hear of it at once (see Listener.FanOut).
+// committed, this process's hub and notifier hear of it at once (see Listener.FanOut), and its worker
+// gets the deliveries it claimed for it (see Listener.ClaimFor).
 func (s *session) handOff(ctx context.Context) error {
 	ctx, spans := s.l.handOffSpans(ctx, s.traces)
 	if s.l.notifier != nil {
