@@ -116,8 +116,10 @@ WHERE organization_id = @organization_id AND webhook_id = @webhook_id AND status
 -- sequential, bitmap and hash scans off, what is left is the due index's order and a primary-key probe
 -- per row, bounded by the batch even when the last ANALYZE saw few due deliveries and thousands are due
 -- now. Planning costs about as much as running (1 ms a claim or record at 500 deliveries a second);
--- generic plans were tried (issue 14) and the worker stalled in three runs at 2,000 events a second (a
--- record took 0.5 s; the cause was not found), so every statement is planned anew.
+-- generic plans were tried (issue 14) and stalled the worker at 2,000 events a second: one made while
+-- the deliveries were few reached each recorded delivery through webhook_deliveries_org_webhook by
+-- organization only (as cheap as the key on a tiny table), 0.5 s a record. So every statement is
+-- planned anew.
 SELECT set_config('plan_cache_mode', 'force_custom_plan', true),
        set_config('enable_seqscan', 'off', true), set_config('enable_bitmapscan', 'off', true),
        set_config('enable_hashjoin', 'off', true), set_config('enable_mergejoin', 'off', true),
