@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
+	"github.com/fieldtrack/fieldtrack/internal/testfactory"
 )
 
 func callerClaims(org uuid.UUID, user uuid.UUID) db.Claims {
@@ -42,10 +43,9 @@ func TestStreamChecks_OneCheckPerCallerAtATime(t *testing.T) {
 		go func() { defer wg.Done(); errs <- sc.check(c, run) }()
 	}
 	// The four join the running check: wait until they are waiting on it.
-	deadline := time.Now().Add(5 * time.Second)
-	for waiting(sc, c) < 4 && time.Now().Before(deadline) {
-		time.Sleep(time.Millisecond)
-	}
+	testfactory.Eventually(t, 5*time.Second, "four streams waiting on the running check", func() (bool, error) {
+		return waiting(sc, c) == 4, nil
+	})
 	close(release)
 	wg.Wait()
 	close(errs)

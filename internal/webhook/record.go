@@ -222,10 +222,10 @@ func (w *Worker) storeTx(ctx context.Context, tx db.DBTX, rs []*result) error {
 	}
 
 	p := db.DeliveryRecordBatchParams{HealthyOrganizationIds: healthy.orgs, HealthyIds: healthy.ids}
-	var released []*result
+	var released []db.DeliveryClaimRow
 	for _, r := range rs {
 		if r.status == "aborted" {
-			released = append(released, r)
+			released = append(released, r.DeliveryClaimRow)
 			continue
 		}
 		p.OrganizationIds = append(p.OrganizationIds, r.OrganizationID)
@@ -254,9 +254,14 @@ func (w *Worker) storeTx(ctx context.Context, tx db.DBTX, rs []*result) error {
 			}
 		}
 	}
-	for _, r := range released {
+	return w.release(ctx, tx, released)
+}
+
+// release gives claims back untried: due now, their attempt not counted (DeliveryRelease).
+func (w *Worker) release(ctx context.Context, tx db.DBTX, cs []db.DeliveryClaimRow) error {
+	for _, c := range cs {
 		err := w.q.DeliveryRelease(ctx, tx, db.DeliveryReleaseParams{
-			OrganizationID: r.OrganizationID, ID: r.ID, Attempt: r.AttemptCount})
+			OrganizationID: c.OrganizationID, ID: c.ID, Attempt: c.AttemptCount})
 		if err != nil {
 			return err
 		}

@@ -43,8 +43,8 @@ type Worker struct {
 	slots chan struct{}
 	runMu sync.Mutex
 	run   *running // nil unless Run is delivering
-	// The stream position up to which the hand-offs gave this worker every delivery it could claim now
-	// (see Deliver and Covered).
+	// The stream position up to which the hand-offs left this worker no delivery to claim (see Deliver
+	// and Covered).
 	covered atomic.Int64
 	// Observe, when set, is told of every recorded attempt: its outcome (success, retry, failed) and how
 	// long it took.
@@ -235,21 +235,11 @@ func (w *Worker) Deliver(claims []db.DeliveryClaimRow, reserved int, upTo int64)
 	}
 }
 
-// giveBack returns claims this worker will not send, uncounted (DeliveryRelease), in one short
-// transaction of its own.
+// giveBack returns claims this worker will not send (release), in one short transaction of its own.
 func (w *Worker) giveBack(cs []db.DeliveryClaimRow) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	err := w.tx(ctx, func(tx db.DBTX) error {
-		for _, c := range cs {
-			if err := w.q.DeliveryRelease(ctx, tx, db.DeliveryReleaseParams{OrganizationID: c.OrganizationID,
-				ID: c.ID, Attempt: c.AttemptCount}); err != nil {
-				return err
-			}
-		}
-		return nil
-	})
-	if err != nil {
+	if err := w.tx(ctx, func(tx db.DBTX) error { return w.release(ctx, tx, cs) }); err != nil {
 		w.log.Warn("giving back the hand-off's claims; they are sent when their lease ends",
 			"claims", len(cs), "error", err.Error())
 	}
