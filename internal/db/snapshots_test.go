@@ -1,6 +1,7 @@
 package db_test
 
 import (
+	"context"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -255,10 +256,34 @@ func TestSnapshots_StayExactUnderRandomWrites(t *testing.T) {
 	}
 }
 
+// pauseReconcileJob keeps pg_cron's reconciliation of every organization (every 5 minutes) out of a
+// test that corrupts snapshots on purpose and counts the repairs: a run falling in between repairs them
+// under it. It waits for a run already under way to end, and resumes the job when the test ends.
+func pauseReconcileJob(t *testing.T) {
+	t.Helper()
+	p := testfactory.Pool(t)
+	const alter = `SELECT cron.alter_job(jobid, active := $1) FROM cron.job WHERE jobname = 'fieldtrack-reconcile-snapshots'`
+	if _, err := p.Exec(t.Context(), alter, false); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if _, err := p.Exec(context.Background(), alter, true); err != nil {
+			t.Errorf("resuming the reconcile job: %v", err)
+		}
+	})
+	testfactory.Eventually(t, time.Minute, "a pg_cron reconcile run under way to end", func() (bool, error) {
+		var running bool
+		err := p.QueryRow(t.Context(), `SELECT EXISTS (SELECT FROM pg_stat_activity
+			WHERE state = 'active' AND query LIKE 'CALL app.reconcile_all()%')`).Scan(&running)
+		return !running, err
+	})
+}
+
 // Corrupted snapshot rows: the dry run reports them without repairing; the next run repairs them, and
 // a run after that finds nothing.
 func TestSnapshots_ReconciliationReportsAndRepairsCorruption(t *testing.T) {
 	t.Parallel()
+	pauseReconcileJob(t)
 	org := testfactory.NewOrg(t)
 	e := testfactory.NewEmployee(t, org, "Corrupted")
 	other := testfactory.NewEmployee(t, testfactory.NewOrg(t), "Bystander")
