@@ -201,6 +201,10 @@ cmd_init() { # DATADIR PORT [fast]
 	if [ "${PG_STAT_STATEMENTS:-0}" = 1 ]; then
 		preload=pg_cron,pg_stat_statements
 	fi
+	# PG_CITUS=1 (scripts/citus.sh) makes the node of a Citus cluster: citus must come first.
+	if [ "${PG_CITUS:-0}" = 1 ]; then
+		preload="citus,$preload"
+	fi
 	settings="# BEGIN fieldtrack (managed by scripts/pg.sh; rewritten on start)
 listen_addresses = '127.0.0.1'
 port = $port
@@ -214,7 +218,14 @@ cron.database_name = '$DB_NAME'
 max_connections = 200
 log_min_messages = warning
 logging_collector = off"
-	if [ "$preload" != pg_cron ]; then
+	if [ "${PG_CITUS:-0}" = 1 ]; then
+		settings+="
+# a Citus node (see the README's \"Scaling past one Postgres\"): shard inserts decoded under their
+# table's name, SET LOCAL (the claims) sent on to the workers
+citus.enable_change_data_capture = on
+citus.propagate_set_commands = 'local'"
+	fi
+	if [[ "$preload" == *pg_stat_statements* ]]; then
 		settings+="
 pg_stat_statements.track = all
 pg_stat_statements.track_planning = on

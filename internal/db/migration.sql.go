@@ -9,6 +9,19 @@ import (
 	"context"
 )
 
+const citusInstalled = `-- name: CitusInstalled :one
+SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS installed
+`
+
+// Whether this database is a Citus coordinator's (the extension is created on every node before the
+// nodes are added; README "Scaling past one Postgres").
+func (q *Queries) CitusInstalled(ctx context.Context, db DBTX) (bool, error) {
+	row := db.QueryRow(ctx, citusInstalled)
+	var installed bool
+	err := row.Scan(&installed)
+	return installed, err
+}
+
 const schemaLayout = `-- name: SchemaLayout :many
 SELECT coalesce(obj_description(n.oid, 'pg_namespace'), '')::text AS layout
 FROM pg_catalog.pg_namespace n

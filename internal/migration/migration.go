@@ -52,20 +52,43 @@ func Open(databaseURL string) (*Migrator, error) {
 
 // Up applies every pending migration; nothing to do is not an error. It refuses a database of the earlier
 // layout with ErrEarlierLayout instead of failing on objects that already exist.
+//
+// On a Citus coordinator (the citus extension installed in the database) it then distributes the
+// tables with app.citus_distribute, which skips those distributed already: the same migrations serve
+// both, and a single-node database is left exactly as they make it.
 func (m *Migrator) Up() error {
-	if err := m.checkLayout(); err != nil {
-		return err
-	}
-	return ignoreNoChange(m.m.Up())
-}
-
-func (m *Migrator) checkLayout() error {
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, m.url)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(ctx)
+	if err := checkLayout(ctx, conn); err != nil {
+		return err
+	}
+	citus, err := db.New().CitusInstalled(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("citus: %w", err)
+	}
+	if citus {
+		// Citus refuses PostGIS's extension script inside a multi-statement query (the form each
+		// migration file is sent in), so the extensions come first, one statement each.
+		for _, ext := range []string{"pgcrypto", "postgis"} {
+			if _, err := conn.Exec(ctx, "CREATE EXTENSION IF NOT EXISTS "+ext); err != nil {
+				return fmt.Errorf("citus: create extension %s: %w", ext, err)
+			}
+		}
+	}
+	if err := ignoreNoChange(m.m.Up()); err != nil || !citus {
+		return err
+	}
+	if _, err := conn.Exec(ctx, "SELECT count(*) FROM app.citus_distribute()"); err != nil {
+		return fmt.Errorf("citus: distribute: %w", err)
+	}
+	return nil
+}
+
+func checkLayout(ctx context.Context, conn *pgx.Conn) error {
 	layouts, err := db.New().SchemaLayout(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("schema layout: %w", err)

@@ -1,0 +1,4 @@
+-- 000028 reversed: the functions go. A database already distributed stays distributed (undistribute_table
+-- by hand, table by table, children first).
+DROP FUNCTION app.citus_distribute(integer);
+DROP FUNCTION app.session_summary_employee();

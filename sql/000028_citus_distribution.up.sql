@@ -1,0 +1,169 @@
+-- 000028 app.citus_distribute(): the one step that turns this schema, migrated on a Citus coordinator,
+-- into tables distributed by organization_id (README "Scaling past one Postgres").
+--
+-- Why: the schema was made for it (every tenant table keyed by organization_id), but a few of its forms
+-- are refused by Citus, and single-node Postgres should keep them (they are cheaper there). So nothing
+-- here changes a single-node database: `fieldtrack migrate up` calls this function after the migrations
+-- when the citus extension is installed in the database, and it is idempotent (a table already
+-- distributed is skipped), so it runs after every later migration too. What it does, in order:
+-- * The roles whose connections the coordinator opens to the workers (it connects as the current
+--   user: fieldtrack_api after the request's role switch, fieldtrack_worker, fieldtrack_owner inside
+--   definer functions) get LOGIN. They have no password: inter-node authentication is the operator's
+--   (pg_hba.conf and .pgpass or certificates on every node; the README says how).
+-- * Policies are rewritten without subqueries, which Citus cannot send to the shards: `(SELECT
+--   app.org_id())` becomes `app.org_id()` (the same value; on Postgres the subquery form is read once
+--   per statement, the function call once per row it filters), and session_summaries' EXISTS on its
+--   session becomes the session's employee, kept on the row by a trigger.
+-- * Unique keys without organization_id are made per organization: receipts' id (a random UUID) and
+--   the outbox's stream position.
+-- * organizations and the identity tables (users, whose emails are unique across organizations, their
+--   passwords, login sessions and refresh tokens, analysts' logins) become reference tables, copied to
+--   every node; every other tenant table is distributed by organization_id and colocated with
+--   employees, parents before children. Internal tables without an organization (keys, the stream's
+--   state, snapshot bookkeeping) stay on the coordinator.
+-- * The column-level INSERT grants are widened to the whole table on the shards only: the coordinator
+--   checks the columns a request names (on the distributed table, as before), then sends the shard an
+--   INSERT of every column with the defaults filled in.
+-- Locks: distributing a table copies it and takes its lock for that long; run it before the load, or
+-- in a maintenance window for a database that already has data.
+
+CREATE FUNCTION app.citus_distribute(p_shard_count integer DEFAULT 32) RETURNS TABLE (table_name regclass, done text)
+    LANGUAGE plpgsql
+    SET citus.enable_unsafe_triggers = on
+    SET citus.multi_shard_modify_mode = 'sequential'
+    AS $$
+DECLARE
+    r       record;
+    t       text;
+    q       text;
+    wc      text;
+    fks     text[] := '{}';
+    -- Names, not oids: Citus replaces a table it converts with a new one of the same name.
+    reference_tables constant text[] := ARRAY[
+        'public.organizations', 'public.users', 'app.user_passwords', 'app.auth_sessions',
+        'app.refresh_tokens', 'app.analyst_logins'];
+    -- Parents before children (foreign keys between distributed tables must be colocated).
+    distributed_tables constant text[] := ARRAY[
+        'public.employees', 'public.tracking_settings', 'public.api_keys', 'public.admin_audit_log',
+        'public.admin_sessions', 'public.webhooks', 'public.webhook_events', 'public.attendance_sessions',
+        'public.expenses', 'public.receipts', 'public.gps_locations', 'public.session_summaries',
+        'public.employee_daily_metrics', 'public.employee_last_state', 'public.employee_latest_sessions',
+        'public.employee_metrics_snapshot', 'public.pending_expenses', 'public.webhook_deliveries',
+        'public.webhook_delivery_attempts', 'app.employee_code_counters'];
+BEGIN
+    IF NOT EXISTS (SELECT FROM pg_extension WHERE extname = 'citus') THEN
+        RAISE EXCEPTION 'app.citus_distribute: the citus extension is not installed in this database';
+    END IF;
+
+    ALTER ROLE fieldtrack_api LOGIN;
+    ALTER ROLE fieldtrack_worker LOGIN;
+    ALTER ROLE fieldtrack_owner LOGIN;
+    ALTER ROLE fieldtrack_issuer LOGIN;
+
+    -- Policies: the subquery form of the claim readers becomes the plain call.
+    FOR r IN
+        SELECT p.schemaname, p.tablename, p.policyname, p.permissive, p.roles, p.cmd, p.qual, p.with_check
+          FROM pg_policies p
+         WHERE p.schemaname IN ('public', 'app')
+           AND (p.qual ~ '\( SELECT app\.\w+\(\) AS \w+\)' OR p.with_check ~ '\( SELECT app\.\w+\(\) AS \w+\)')
+    LOOP
+        q := regexp_replace(r.qual, '\( SELECT (app\.\w+\(\)) AS \w+\)', '\1', 'g');
+        wc := regexp_replace(r.with_check, '\( SELECT (app\.\w+\(\)) AS \w+\)', '\1', 'g');
+        EXECUTE format('DROP POLICY %I ON %I.%I', r.policyname, r.schemaname, r.tablename);
+        EXECUTE format('CREATE POLICY %I ON %I.%I AS %s FOR %s TO %s%s%s', r.policyname, r.schemaname,
+                       r.tablename, r.permissive, r.cmd,
+                       (SELECT string_agg(quote_ident(x), ', ') FROM unnest(r.roles) x),
+                       CASE WHEN q IS NOT NULL THEN format(' USING (%s)', q) ELSE '' END,
+                       CASE WHEN wc IS NOT NULL THEN format(' WITH CHECK (%s)', wc) ELSE '' END);
+    END LOOP;
+
+    -- session_summaries: visible to whoever sees its session (an admin, or the session's employee).
+    IF NOT EXISTS (SELECT FROM pg_attribute WHERE attrelid = 'public.session_summaries'::regclass
+                                              AND attname = 'employee_id' AND NOT attisdropped) THEN
+        ALTER TABLE public.session_summaries ADD COLUMN employee_id uuid;
+        UPDATE public.session_summaries ss SET employee_id = s.employee_id
+          FROM public.attendance_sessions s
+         WHERE s.organization_id = ss.organization_id AND s.id = ss.session_id;
+        ALTER TABLE public.session_summaries ALTER COLUMN employee_id SET NOT NULL;
+        CREATE TRIGGER session_summaries_employee BEFORE INSERT ON public.session_summaries
+            FOR EACH ROW EXECUTE FUNCTION app.session_summary_employee();
+        DROP POLICY session_summaries_select ON public.session_summaries;
+        CREATE POLICY session_summaries_select ON public.session_summaries FOR SELECT TO fieldtrack_api
+            USING (organization_id = app.org_id() AND (app.role() = 'ADMIN' OR employee_id = app.employee_id()));
+    END IF;
+
+    -- Unique keys per organization.
+    IF EXISTS (SELECT FROM pg_constraint WHERE conname = 'receipts_id_key'
+                                           AND conrelid = 'public.receipts'::regclass) THEN
+        ALTER TABLE public.receipts DROP CONSTRAINT receipts_id_key;
+        CREATE INDEX receipts_id ON public.receipts (id);
+    END IF;
+    IF EXISTS (SELECT FROM pg_index WHERE indexrelid = 'public.webhook_events_stream_id'::regclass AND indisunique) THEN
+        DROP INDEX public.webhook_events_stream_id;
+        CREATE INDEX webhook_events_stream_id ON public.webhook_events (stream_id) WHERE stream_id IS NOT NULL;
+        CREATE UNIQUE INDEX webhook_events_stream_position ON public.webhook_events (organization_id, stream_id)
+            WHERE stream_id IS NOT NULL;
+    END IF;
+
+    -- Foreign keys to the reference tables are taken off meanwhile and put back at the end: made into
+    -- a reference table while a local table still pointed at it, Citus would convert that table (and
+    -- its whole foreign-key graph, with the views on it) into a local table of its own.
+    FOR r IN
+        SELECT c.conrelid::regclass AS rel, c.conname, pg_get_constraintdef(c.oid) AS def
+          FROM pg_constraint c
+         WHERE c.contype = 'f' AND c.confrelid = ANY (reference_tables::regclass[])
+           AND NOT EXISTS (SELECT FROM pg_dist_partition d WHERE d.logicalrelid = c.confrelid)
+    LOOP
+        fks := fks || format('ALTER TABLE %s ADD CONSTRAINT %I %s', r.rel, r.conname, r.def);
+        EXECUTE format('ALTER TABLE %s DROP CONSTRAINT %I', r.rel, r.conname);
+    END LOOP;
+
+    FOREACH t IN ARRAY reference_tables LOOP
+        IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            RAISE NOTICE 'citus_distribute: reference table %', t;
+            PERFORM create_reference_table(t::regclass);
+            table_name := t::regclass; done := 'reference'; RETURN NEXT;
+        END IF;
+    END LOOP;
+    FOREACH t IN ARRAY distributed_tables LOOP
+        IF NOT EXISTS (SELECT FROM pg_dist_partition WHERE logicalrelid = t::regclass) THEN
+            RAISE NOTICE 'citus_distribute: distributing %', t;
+            IF t = 'public.employees' THEN
+                PERFORM create_distributed_table(t::regclass, 'organization_id', shard_count => p_shard_count,
+                                                 colocate_with => 'none');
+            ELSE
+                PERFORM create_distributed_table(t::regclass, 'organization_id', colocate_with => 'public.employees');
+            END IF;
+            table_name := t::regclass; done := 'distributed'; RETURN NEXT;
+        END IF;
+    END LOOP;
+
+    FOREACH q IN ARRAY fks LOOP
+        EXECUTE q;
+    END LOOP;
+
+    -- Column-level INSERT grants, widened on the shards (see the header).
+    PERFORM run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.grantee))
+       FROM (SELECT DISTINCT (cp.table_schema || '.' || cp.table_name)::regclass AS relid, cp.grantee
+               FROM information_schema.column_privileges cp
+              WHERE cp.privilege_type = 'INSERT' AND cp.grantee LIKE 'fieldtrack\_%'
+                AND cp.table_schema IN ('public', 'app')) c
+      JOIN pg_dist_partition d ON d.logicalrelid = c.relid AND d.partmethod = 'h';
+END
+$$;
+
+-- The session's employee on a summary row (Citus only: see app.citus_distribute).
+CREATE FUNCTION app.session_summary_employee() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF NEW.employee_id IS NULL THEN
+        SELECT s.employee_id INTO NEW.employee_id
+          FROM public.attendance_sessions s
+         WHERE s.organization_id = NEW.organization_id AND s.id = NEW.session_id;
+    END IF;
+    RETURN NEW;
+END
+$$;
+
+REVOKE ALL ON FUNCTION app.citus_distribute(integer) FROM PUBLIC;
