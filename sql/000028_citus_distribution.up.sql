@@ -21,9 +21,10 @@
 --   every node; every other tenant table is distributed by organization_id and colocated with
 --   employees, parents before children. Internal tables without an organization (keys, the stream's
 --   state, snapshot bookkeeping) stay on the coordinator.
--- * The column-level INSERT grants are widened to the whole table on the shards only: the coordinator
---   checks the columns a request names (on the distributed table, as before), then sends the shard an
---   INSERT of every column with the defaults filled in.
+-- * The column-level INSERT grants are widened to the whole table on the shards only (by
+--   app.citus_shard_grants, run after it): the coordinator checks the columns a request names (on the
+--   distributed table, as before), then sends the shard an INSERT of every column with the defaults
+--   filled in.
 -- Locks: distributing a table copies it and takes its lock for that long; run it before the load, or
 -- in a maintenance window for a database that already has data.
 
@@ -142,15 +143,30 @@ BEGIN
         EXECUTE q;
     END LOOP;
 
-    -- Column-level INSERT grants, widened on the shards (see the header).
-    PERFORM run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.grantee))
-       FROM (SELECT DISTINCT (cp.table_schema || '.' || cp.table_name)::regclass AS relid, cp.grantee
-               FROM information_schema.column_privileges cp
-              WHERE cp.privilege_type = 'INSERT' AND cp.grantee LIKE 'fieldtrack\_%'
-                AND cp.table_schema IN ('public', 'app')) c
-      JOIN pg_dist_partition d ON d.logicalrelid = c.relid AND d.partmethod = 'h';
 END
 $$;
+
+-- The column-level INSERT grants, widened to the whole table on the shards (see the header). Its own
+-- transaction, after app.citus_distribute's: run_command_on_shards reaches the shards over connections of
+-- its own, which see only committed shards. A shard made later (a move, a split) is made with the
+-- table's grants, so `fieldtrack migrate up` runs this again (README: after rebalancing).
+CREATE FUNCTION app.citus_shard_grants() RETURNS integer
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    n integer;
+BEGIN
+    SELECT count(*) INTO n
+      FROM (SELECT DISTINCT a.attrelid::regclass AS relid, g.grantee::regrole::text AS grantee
+              FROM pg_attribute a, aclexplode(a.attacl) g
+             WHERE a.attacl IS NOT NULL AND g.privilege_type = 'INSERT' AND g.grantee <> 0) c
+      JOIN pg_dist_partition d ON d.logicalrelid = c.relid AND d.partmethod = 'h',
+           LATERAL run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.grantee)) r
+     WHERE r.success;
+    RETURN n;
+END
+$$;
+REVOKE ALL ON FUNCTION app.citus_shard_grants() FROM PUBLIC;
 
 -- The session's employee on a summary row (Citus only: see app.citus_distribute).
 CREATE FUNCTION app.session_summary_employee() RETURNS trigger
@@ -167,3 +183,22 @@ END
 $$;
 
 REVOKE ALL ON FUNCTION app.citus_distribute(integer) FROM PUBLIC;
+
+-- The request's claims, sent on to the workers (Citus only). set_config(..., true) sets them on the
+-- coordinator alone; a SET LOCAL is sent to every worker connection of the transaction, those open now
+-- and those opened later (citus.propagate_set_commands = 'local'), also when it runs inside a function.
+-- The role is not: the coordinator connects to the workers as the current user, so the workers see the
+-- same role without a SET ROLE (which would break the definer functions there).
+CREATE FUNCTION app.citus_share_claims() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    EXECUTE format('SET LOCAL app.org_id = %L', coalesce(current_setting('app.org_id', true), ''));
+    EXECUTE format('SET LOCAL app.user_id = %L', coalesce(current_setting('app.user_id', true), ''));
+    EXECUTE format('SET LOCAL app.role = %L', coalesce(current_setting('app.role', true), ''));
+    EXECUTE format('SET LOCAL app.employee_id = %L', coalesce(current_setting('app.employee_id', true), ''));
+    EXECUTE format('SET LOCAL request.jwt.claims = %L', coalesce(current_setting('request.jwt.claims', true), ''));
+    EXECUTE format('SET LOCAL app.trace_context = %L', coalesce(current_setting('app.trace_context', true), ''));
+END
+$$;
+GRANT EXECUTE ON FUNCTION app.citus_share_claims() TO fieldtrack_api, fieldtrack_issuer;

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -27,6 +28,29 @@ func NewPool(ctx context.Context, c PoolConfig) (*pgxpool.Pool, error) {
 	cfg.MaxConnIdleTime = 5 * time.Minute
 	cfg.ConnConfig.ConnectTimeout = 5 * time.Second
 	cfg.ConnConfig.Tracer = tracer{} // spans under a traced request only
-	cfg.AfterConnect = registerUUID  // ids as 16 bytes, not text
+	cfg.AfterConnect = afterConnect
 	return pgxpool.NewWithConfig(ctx, cfg)
+}
+
+// afterConnect prepares a new connection: ids as 16 bytes, not text, and whether it is a Citus
+// coordinator's (its transactions then send their claims on to the workers: see begin).
+func afterConnect(ctx context.Context, conn *pgx.Conn) error {
+	if err := registerUUID(ctx, conn); err != nil {
+		return err
+	}
+	citus, err := New().CitusInstalled(ctx, conn)
+	if err != nil {
+		return fmt.Errorf("citus: %w", err)
+	}
+	conn.PgConn().CustomData()[citusKey] = citus
+	return nil
+}
+
+// citusKey marks, in a connection's custom data, a connection to a Citus coordinator.
+const citusKey = "fieldtrack.citus"
+
+// onCitus reports whether conn was found to be a Citus coordinator's when it was made.
+func onCitus(conn *pgx.Conn) bool {
+	citus, _ := conn.PgConn().CustomData()[citusKey].(bool)
+	return citus
 }

@@ -70,7 +70,7 @@ func InTx(ctx context.Context, pool *pgxpool.Pool, c Claims, o TxOptions, fn fun
 	}
 	defer conn.Release() // the pool destroys a connection left inside a transaction
 
-	tx := &connTx{conn: conn, pending: begin(ctx, c, o), single: o.SingleStatement}
+	tx := &connTx{conn: conn, pending: begin(ctx, c, o, onCitus(conn.Conn())), single: o.SingleStatement}
 	if err := fn(tx); err != nil {
 		tx.rollback(ctx)
 		return err
@@ -131,10 +131,13 @@ const (
 // claims are checked where the request runs, so no cache outlives the change. Its own statement, after the role is switched (the API role may call it).
 const checkCallerSQL = `SELECT app.check_caller($1, $2, $3, $4, $5, nullif($6, ''))`
 
-// begin returns the batch that opens a transaction: BEGIN, the settings (with a sampled trace's context)
-// and, for a caller's request, the caller check, queued until the first statement carries them to the
-// server.
-func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
+// shareClaimsSQL sends the claims on from a Citus coordinator to its workers (app.citus_share_claims).
+const shareClaimsSQL = `SELECT app.citus_share_claims()`
+
+// begin returns the batch that opens a transaction: BEGIN, the settings (with a sampled trace's context),
+// on Citus their sharing with the workers, and, for a caller's request, the caller check, queued until
+// the first statement carries them to the server.
+func begin(ctx context.Context, c Claims, o TxOptions, citus bool) *pgx.Batch {
 	role := o.Role
 	if role == "" {
 		role = APIRole
@@ -165,6 +168,9 @@ func begin(ctx context.Context, c Claims, o TxOptions) *pgx.Batch {
 			traceparent(span.SpanContext()))
 	} else {
 		b.Queue(settingsSQL, role, claims, org, text(c.UserID), c.Role, text(c.EmployeeID), timeout, commit)
+	}
+	if citus && role != WorkerRole {
+		b.Queue(shareClaimsSQL)
 	}
 	if role == APIRole && (c.UserID.Valid || c.APIKeyID.Valid) {
 		b.Queue(checkCallerSQL, c.OrgID, c.UserID, c.EmployeeID, c.SessionID, c.APIKeyID, c.Scope)

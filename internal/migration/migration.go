@@ -82,8 +82,11 @@ func (m *Migrator) Up() error {
 	if err := ignoreNoChange(m.m.Up()); err != nil || !citus {
 		return err
 	}
-	if _, err := conn.Exec(ctx, "SELECT count(*) FROM app.citus_distribute()"); err != nil {
-		return fmt.Errorf("citus: distribute: %w", err)
+	// Two transactions: the shards' grants are set over connections that see only committed shards.
+	for _, step := range []string{"SELECT count(*) FROM app.citus_distribute()", "SELECT app.citus_shard_grants()"} {
+		if _, err := conn.Exec(ctx, step); err != nil {
+			return fmt.Errorf("citus: %s: %w", step, err)
+		}
 	}
 	return nil
 }

@@ -1,0 +1,198 @@
+-- 000029 reversed: the four snapshot functions as 000014 made them (now() in their DO UPDATE) and
+-- app.measure_session of attendance_sessions rows only, as 000006 made it.
+
+CREATE OR REPLACE FUNCTION app.refresh_employee_sessions(p_org uuid, p_employee uuid)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+DECLARE
+    s public.attendance_sessions;
+    closed_at timestamptz;
+BEGIN
+    PERFORM FROM public.employee_last_state l
+      WHERE l.organization_id = p_org AND l.employee_id = p_employee FOR UPDATE;
+    IF NOT FOUND THEN -- the employee is being deleted (cascade), or has no state row yet
+        IF NOT EXISTS (SELECT FROM public.employees e WHERE e.organization_id = p_org AND e.id = p_employee) THEN
+            RETURN;
+        END IF;
+        INSERT INTO public.employee_last_state (organization_id, employee_id) VALUES (p_org, p_employee)
+        ON CONFLICT DO NOTHING;
+        PERFORM FROM public.employee_last_state l
+          WHERE l.organization_id = p_org AND l.employee_id = p_employee FOR UPDATE;
+    END IF;
+    SELECT a.* INTO s FROM public.attendance_sessions a
+     WHERE a.organization_id = p_org AND a.employee_id = p_employee
+     ORDER BY a.checkin_at DESC, a.id DESC LIMIT 1;
+    SELECT a.checkout_at INTO closed_at FROM public.attendance_sessions a
+     WHERE a.organization_id = p_org AND a.employee_id = p_employee AND a.checkout_at IS NOT NULL
+     ORDER BY a.checkin_at DESC, a.id DESC LIMIT 1;
+    UPDATE public.employee_last_state l
+       SET last_session_id = s.id, is_checked_in = coalesce(s.id IS NOT NULL AND s.checkout_at IS NULL, false),
+           last_check_in_at = s.checkin_at, last_check_out_at = closed_at, updated_at = now()
+     WHERE l.organization_id = p_org AND l.employee_id = p_employee
+       AND (l.last_session_id, l.is_checked_in, l.last_check_in_at, l.last_check_out_at)
+           IS DISTINCT FROM (s.id, coalesce(s.id IS NOT NULL AND s.checkout_at IS NULL, false), s.checkin_at, closed_at);
+    IF s.id IS NULL THEN
+        DELETE FROM public.employee_latest_sessions l WHERE l.organization_id = p_org AND l.employee_id = p_employee;
+        RETURN;
+    END IF;
+    INSERT INTO public.employee_latest_sessions AS l
+           (organization_id, employee_id, session_id, latest_checkin, latest_checkout, total_distance_km,
+            total_duration_seconds, distance_recalculation_status, session_updated_at)
+    VALUES (p_org, p_employee, s.id, s.checkin_at, s.checkout_at, s.total_distance_km, s.total_duration_seconds,
+            s.distance_recalculation_status, s.updated_at)
+    ON CONFLICT (organization_id, employee_id) DO UPDATE
+       SET session_id = excluded.session_id, latest_checkin = excluded.latest_checkin,
+           latest_checkout = excluded.latest_checkout, total_distance_km = excluded.total_distance_km,
+           total_duration_seconds = excluded.total_duration_seconds,
+           distance_recalculation_status = excluded.distance_recalculation_status,
+           session_updated_at = excluded.session_updated_at, updated_at = now();
+END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION app.add_daily(p_org uuid, p_employee uuid, p_date date, p_sessions integer, p_km numeric, p_seconds bigint, p_expenses integer, p_amount numeric)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+BEGIN
+    IF p_sessions = 0 AND p_km = 0 AND p_seconds = 0 AND p_expenses = 0 AND p_amount = 0 THEN
+        RETURN;
+    END IF;
+    IF p_sessions < 0 OR p_expenses < 0 THEN
+        -- A removal: never a new row (its employee may be going, in a cascade), and a day left with
+        -- nothing goes.
+        UPDATE public.employee_daily_metrics d
+           SET sessions = d.sessions + p_sessions, distance_km = d.distance_km + p_km,
+               duration_seconds = d.duration_seconds + p_seconds, expenses_count = d.expenses_count + p_expenses,
+               expenses_amount = d.expenses_amount + p_amount, updated_at = now()
+         WHERE d.organization_id = p_org AND d.employee_id = p_employee AND d.date = p_date;
+        DELETE FROM public.employee_daily_metrics d
+         WHERE d.organization_id = p_org AND d.employee_id = p_employee AND d.date = p_date
+           AND d.sessions = 0 AND d.expenses_count = 0;
+        RETURN;
+    END IF;
+    INSERT INTO public.employee_daily_metrics AS d
+           (organization_id, employee_id, date, sessions, distance_km, duration_seconds, expenses_count, expenses_amount)
+    VALUES (p_org, p_employee, p_date, p_sessions, p_km, p_seconds, p_expenses, p_amount)
+    ON CONFLICT (organization_id, employee_id, date) DO UPDATE
+       SET sessions = d.sessions + excluded.sessions, distance_km = d.distance_km + excluded.distance_km,
+           duration_seconds = d.duration_seconds + excluded.duration_seconds,
+           expenses_count = d.expenses_count + excluded.expenses_count,
+           expenses_amount = d.expenses_amount + excluded.expenses_amount, updated_at = now();
+END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION app.expenses_snapshots()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+BEGIN
+    IF TG_OP <> 'INSERT' THEN
+        PERFORM app.add_daily(OLD.organization_id, OLD.employee_id, app.org_date(OLD.organization_id, OLD.submitted_at),
+                              0, 0, 0, -1, -OLD.amount);
+        IF OLD.status = 'APPROVED' THEN
+            PERFORM app.add_metrics(OLD.organization_id, OLD.employee_id, 0, 0, 0, -OLD.amount);
+        END IF;
+    END IF;
+    IF TG_OP <> 'DELETE' THEN
+        PERFORM app.add_daily(NEW.organization_id, NEW.employee_id, app.org_date(NEW.organization_id, NEW.submitted_at),
+                              0, 0, 0, 1, NEW.amount);
+        IF NEW.status = 'APPROVED' THEN
+            PERFORM app.add_metrics(NEW.organization_id, NEW.employee_id, 0, 0, 0, NEW.amount);
+        END IF;
+        IF NEW.status = 'PENDING' THEN
+            INSERT INTO public.pending_expenses AS p (organization_id, id, employee_id, amount, description, submitted_at)
+            VALUES (NEW.organization_id, NEW.id, NEW.employee_id, NEW.amount, NEW.description, NEW.submitted_at)
+            ON CONFLICT (organization_id, id) DO UPDATE
+               SET employee_id = excluded.employee_id, amount = excluded.amount,
+                   description = excluded.description, submitted_at = excluded.submitted_at, updated_at = now();
+        ELSE
+            DELETE FROM public.pending_expenses p WHERE p.organization_id = NEW.organization_id AND p.id = NEW.id;
+        END IF;
+    END IF;
+    RETURN NULL;
+END
+$function$
+;
+
+CREATE OR REPLACE FUNCTION app.organizations_redate()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+BEGIN
+    -- (A session or expense written concurrently under the old zone may land on its old day until the
+    -- next reconciliation.)
+    DELETE FROM public.employee_daily_metrics d WHERE d.organization_id = NEW.id;
+    INSERT INTO public.employee_daily_metrics AS d SELECT * FROM app.expected_employee_daily_metrics(NEW.id)
+    ON CONFLICT (organization_id, employee_id, date) DO UPDATE
+       SET sessions = excluded.sessions, distance_km = excluded.distance_km,
+           duration_seconds = excluded.duration_seconds, expenses_count = excluded.expenses_count,
+           expenses_amount = excluded.expenses_amount, updated_at = now();
+    RETURN NULL;
+END
+$function$
+;
+
+DROP FUNCTION app.measure_session(record, boolean);
+CREATE FUNCTION app.measure_session(s attendance_sessions, keep boolean) RETURNS attendance_sessions
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    cfg      tracking_settings;
+    r        record;
+    km       double precision;
+    duration integer;
+BEGIN
+    IF s.checkout_at IS NOT NULL AND s.total_duration_seconds IS NULL THEN
+        s.total_duration_seconds := round(extract(epoch FROM s.checkout_at - s.checkin_at))::integer;
+    END IF;
+    BEGIN
+        cfg := app.tracking_settings_for(s.organization_id);
+        r := app.session_distance(s.organization_id, s.id);
+        km := round((r.distance_m / 1000)::numeric, 3)::double precision;
+        IF s.checkout_at IS NOT NULL THEN
+            duration := least(round(extract(epoch FROM s.checkout_at - s.checkin_at)),
+                              cfg.max_session_hours * 3600)::integer;
+        END IF;
+        IF keep THEN
+            INSERT INTO session_summaries AS ss (organization_id, session_id, total_distance_km,
+                                                 total_duration_seconds, avg_speed_kmh, points_total, points_used,
+                                                 last_error, computed_at)
+            VALUES (s.organization_id, s.id, km, coalesce(duration, 0),
+                    CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END,
+                    r.points_total, r.points_used, NULL, now())
+            ON CONFLICT (organization_id, session_id) DO UPDATE
+               SET total_distance_km = excluded.total_distance_km,
+                   total_duration_seconds = excluded.total_duration_seconds,
+                   avg_speed_kmh = excluded.avg_speed_kmh,
+                   points_total = excluded.points_total,
+                   points_used = excluded.points_used,
+                   last_error = NULL,
+                   computed_at = excluded.computed_at;
+        END IF;
+        s.total_distance_km := km;
+        s.total_duration_seconds := coalesce(duration, s.total_duration_seconds);
+        s.distance_recalculation_status := 'done';
+    EXCEPTION WHEN OTHERS THEN
+        s.distance_recalculation_status := 'failed';
+        IF keep THEN
+            INSERT INTO session_summaries AS ss (organization_id, session_id, last_error, computed_at)
+            VALUES (s.organization_id, s.id, SQLERRM, now())
+            ON CONFLICT (organization_id, session_id) DO UPDATE SET last_error = excluded.last_error,
+                                                                    computed_at = excluded.computed_at;
+        END IF;
+    END;
+    RETURN s;
+END
+$$;
+REVOKE ALL ON FUNCTION app.measure_session(attendance_sessions, boolean) FROM PUBLIC;
