@@ -3,4 +3,4 @@
 DROP FUNCTION app.citus_distribute(integer);
 DROP FUNCTION app.session_summary_employee();
 DROP FUNCTION app.citus_share_claims();
-DROP FUNCTION app.citus_shard_grants();
+DROP FUNCTION app.citus_propagate();

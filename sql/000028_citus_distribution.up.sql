@@ -22,7 +22,7 @@
 --   employees, parents before children. Internal tables without an organization (keys, the stream's
 --   state, snapshot bookkeeping) stay on the coordinator.
 -- * The column-level INSERT grants are widened to the whole table on the shards only (by
---   app.citus_shard_grants, run after it): the coordinator checks the columns a request names (on the
+--   app.citus_propagate, run after it): the coordinator checks the columns a request names (on the
 --   distributed table, as before), then sends the shard an INSERT of every column with the defaults
 --   filled in.
 -- Locks: distributing a table copies it and takes its lock for that long; run it before the load, or
@@ -146,27 +146,47 @@ BEGIN
 END
 $$;
 
--- The column-level INSERT grants, widened to the whole table on the shards (see the header). Its own
--- transaction, after app.citus_distribute's: run_command_on_shards reaches the shards over connections of
--- its own, which see only committed shards. A shard made later (a move, a split) is made with the
--- table's grants, so `fieldtrack migrate up` runs this again (README: after rebalancing).
-CREATE FUNCTION app.citus_shard_grants() RETURNS integer
+-- What app.citus_distribute leaves to a transaction of its own, run after it: run_command_on_shards and
+-- the function propagation reach the workers over connections of their own, which see only what was
+-- committed. It answers how many grants and functions it sent.
+-- * Our functions on every node: Citus sends a function to the workers when it is created, unless its
+--   signature names a table that was not distributed yet (app.tracking_settings_defaults returns a
+--   tracking_settings row), as all of ours were when the migrations ran before the tables were
+--   distributed. The shards' triggers and the delegated calls run them there.
+-- * The column-level INSERT grants, widened to the whole table on the shards (see the header). A shard
+--   made later (a move, a split) is made with the table's grants, so `fieldtrack migrate up` runs this
+--   again (README: after rebalancing).
+CREATE FUNCTION app.citus_propagate() RETURNS integer
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    n integer;
+    f        regprocedure;
+    n        integer := 0;
+    granted  integer;
 BEGIN
-    SELECT count(*) INTO n
+    FOR f IN
+        SELECT p.oid::regprocedure
+          FROM pg_proc p
+         WHERE p.pronamespace IN ('app'::regnamespace, 'public'::regnamespace, 'analytics'::regnamespace)
+           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                                     AND d.deptype = 'e') -- an extension's
+           AND NOT EXISTS (SELECT FROM pg_dist_object o WHERE o.classid = 'pg_proc'::regclass AND o.objid = p.oid)
+         ORDER BY p.oid
+    LOOP
+        PERFORM create_distributed_function(f);
+        n := n + 1;
+    END LOOP;
+    SELECT count(*) INTO granted
       FROM (SELECT DISTINCT a.attrelid::regclass AS relid, g.grantee::regrole::text AS grantee
               FROM pg_attribute a, aclexplode(a.attacl) g
              WHERE a.attacl IS NOT NULL AND g.privilege_type = 'INSERT' AND g.grantee <> 0) c
       JOIN pg_dist_partition d ON d.logicalrelid = c.relid AND d.partmethod = 'h',
            LATERAL run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.grantee)) r
      WHERE r.success;
-    RETURN n;
+    RETURN n + granted;
 END
 $$;
-REVOKE ALL ON FUNCTION app.citus_shard_grants() FROM PUBLIC;
+REVOKE ALL ON FUNCTION app.citus_propagate() FROM PUBLIC;
 
 -- The session's employee on a summary row (Citus only: see app.citus_distribute).
 CREATE FUNCTION app.session_summary_employee() RETURNS trigger

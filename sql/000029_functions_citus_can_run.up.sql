@@ -207,3 +207,116 @@ $$;
 REVOKE ALL ON FUNCTION app.measure_session(record, boolean) FROM PUBLIC;
 -- (as default privileges give it on Postgres; Citus sends grants, not default privileges, to its workers)
 GRANT EXECUTE ON FUNCTION app.measure_session(record, boolean) TO fieldtrack_owner;
+
+-- * Who is asking, as the functions that guard against requests see it: app.request_role() is the role
+--   a request switched to (set_config('role', ...)), or 'none' outside a request, as
+--   current_setting('role') was. On a Citus worker nothing is switched: the coordinator connects as the
+--   request's role, so there it is the login (session_user) when that is one of ours, which can log in
+--   only on Citus (app.citus_distribute). Its five readers are unchanged but for it (and note_fix takes
+--   its clock before its UPDATE: Citus takes no volatile function in an UPDATE).
+CREATE FUNCTION app.request_role() RETURNS text
+    LANGUAGE plpgsql STABLE
+    AS $$
+BEGIN
+    -- plpgsql, not an inlined CASE: Citus takes no stable function inside a CASE in an UPDATE's WHERE
+    IF coalesce(current_setting('role', true), 'none') <> 'none' THEN
+        RETURN current_setting('role', true);
+    ELSIF session_user IN ('fieldtrack_api', 'fieldtrack_worker', 'fieldtrack_issuer', 'fieldtrack_owner') THEN
+        RETURN session_user;
+    END IF;
+    RETURN 'none';
+END
+$$;
+GRANT EXECUTE ON FUNCTION app.request_role() TO fieldtrack_api, fieldtrack_worker, fieldtrack_issuer, fieldtrack_owner, fieldtrack_analyst;
+
+CREATE OR REPLACE FUNCTION app.acts_for_employee(p_org uuid, p_employee uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO 'pg_catalog', 'public', 'app'
+AS $function$
+        SELECT app.request_role() = 'none'
+            OR (p_employee IS NOT NULL AND p_org IS NOT DISTINCT FROM app.org_id()
+                AND p_employee IS NOT DISTINCT FROM app.employee_id())
+    $function$;
+
+CREATE OR REPLACE FUNCTION app.recalculate_session(p_org uuid, p_session uuid)
+ RETURNS attendance_sessions
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+DECLARE
+    s attendance_sessions;
+BEGIN
+    -- NO KEY UPDATE: serializes recalculations of the session without waiting for the KEY SHARE locks of
+    -- concurrent GPS inserts (two late batches would otherwise deadlock).
+    SELECT * INTO s FROM attendance_sessions WHERE organization_id = p_org AND id = p_session FOR NO KEY UPDATE;
+    IF NOT FOUND OR (app.request_role() = 'fieldtrack_api' AND (
+            app.org_id() IS DISTINCT FROM p_org
+            OR (app.role() IS DISTINCT FROM 'ADMIN' AND s.employee_id IS DISTINCT FROM app.employee_id()))) THEN
+        RAISE EXCEPTION 'Attendance session not found' USING ERRCODE = 'PT404', HINT = 'NOT_FOUND';
+    END IF;
+    s := app.measure_session(s, true);
+    UPDATE attendance_sessions
+       SET total_distance_km = s.total_distance_km,
+           total_duration_seconds = s.total_duration_seconds,
+           distance_recalculation_status = s.distance_recalculation_status
+     WHERE organization_id = p_org AND id = p_session
+    RETURNING * INTO s;
+    RETURN s;
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION app.emit(p_org uuid, p_type text, p_data jsonb, p_stream_event text DEFAULT NULL::text, p_stream_payload jsonb DEFAULT NULL::jsonb)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+BEGIN
+    IF app.request_role() = 'fieldtrack_api'
+        AND (pg_trigger_depth() = 0 OR p_org IS DISTINCT FROM app.org_id()) THEN
+        RAISE EXCEPTION 'events are emitted by the changes that cause them' USING ERRCODE = '42501';
+    END IF;
+    RETURN app.append_event(p_org, p_type, p_data, p_stream_event, p_stream_payload);
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION app.note_fix(p_org uuid, p_employee uuid, p_lat double precision, p_lon double precision, p_at timestamp with time zone)
+ RETURNS void
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+DECLARE
+    uploaded timestamptz := clock_timestamp(); -- not in the UPDATE: Citus takes no volatile function there
+BEGIN
+    UPDATE public.employee_last_state l
+       SET last_upload_at = uploaded,
+           last_latitude = CASE WHEN l.last_location_at >= p_at THEN l.last_latitude ELSE p_lat END,
+           last_longitude = CASE WHEN l.last_location_at >= p_at THEN l.last_longitude ELSE p_lon END,
+           last_location_at = greatest(l.last_location_at, p_at)
+     WHERE l.organization_id = p_org AND l.employee_id = p_employee
+       -- a request may note its own employee's fixes only (the trigger runs in the inserter's name)
+       AND (app.request_role() IS DISTINCT FROM 'fieldtrack_api'
+            OR (p_org = app.org_id() AND p_employee = app.employee_id()));
+END
+$function$;
+
+CREATE OR REPLACE FUNCTION app.emit_webhook_test(p_org uuid, p_webhook uuid)
+ RETURNS uuid
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+BEGIN
+    IF app.request_role() = 'fieldtrack_api'
+        AND (p_org IS DISTINCT FROM app.org_id() OR app.role() IS DISTINCT FROM 'ADMIN') THEN
+        RAISE EXCEPTION 'only an admin of the organization can test its webhooks' USING ERRCODE = '42501';
+    END IF;
+    RETURN app.append_event(p_org, 'webhook.test', jsonb_build_object('webhook_id', p_webhook, 'test', true,
+                                                                      'message', 'FieldTrack test webhook delivery'),
+                            NULL, NULL);
+END
+$function$;

@@ -82,8 +82,8 @@ func (m *Migrator) Up() error {
 	if err := ignoreNoChange(m.m.Up()); err != nil || !citus {
 		return err
 	}
-	// Two transactions: the shards' grants are set over connections that see only committed shards.
-	for _, step := range []string{"SELECT count(*) FROM app.citus_distribute()", "SELECT app.citus_shard_grants()"} {
+	// Two transactions: the second reaches the workers over connections that see only what was committed.
+	for _, step := range []string{"SELECT count(*) FROM app.citus_distribute()", "SELECT app.citus_propagate()"} {
 		if _, err := conn.Exec(ctx, step); err != nil {
 			return fmt.Errorf("citus: %s: %w", step, err)
 		}
