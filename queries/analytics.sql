@@ -15,7 +15,7 @@ WHERE organization_id = @org_id;
 SELECT date, total_sessions AS sessions, total_distance_km::float8 AS distance, total_duration_seconds AS duration
 FROM org_daily_metrics
 WHERE organization_id = @org_id
-  AND date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))
+  AND date BETWEEN (SELECT app.org_date(@org_id, @from_at::timestamptz)) AND (SELECT app.org_date(@org_id, @to_at::timestamptz))
 ORDER BY date;
 
 -- name: Leaderboard :many
@@ -31,7 +31,7 @@ FROM (SELECT d.employee_id, sum(d.distance_km)::float8 AS distance, sum(d.sessio
                                 ELSE sum(d.distance_km) END AS score
         FROM app.leaderboard_days d
        WHERE d.organization_id = @org_id
-         AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))
+         AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at::timestamptz)) AND (SELECT app.org_date(@org_id, @to_at::timestamptz))
        GROUP BY d.employee_id) r
 JOIN app.leaderboard_names n ON n.organization_id = @org_id AND n.employee_id = r.employee_id
 ORDER BY 1
@@ -41,15 +41,15 @@ LIMIT @row_limit;
 -- Sessions of the days of the range, expenses submitted in it, and who is checked in now.
 SELECT coalesce((SELECT sum(d.total_sessions) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::int
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at::timestamptz)) AND (SELECT app.org_date(@org_id, @to_at::timestamptz))), 0)::int
            AS "totalSessions",
        coalesce((SELECT sum(d.total_distance_km) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::float8
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at::timestamptz)) AND (SELECT app.org_date(@org_id, @to_at::timestamptz))), 0)::float8
            AS "totalDistanceKm",
        coalesce((SELECT sum(d.total_duration_seconds) FROM org_daily_metrics d
                   WHERE d.organization_id = @org_id
-                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at)) AND (SELECT app.org_date(@org_id, @to_at))), 0)::bigint
+                    AND d.date BETWEEN (SELECT app.org_date(@org_id, @from_at::timestamptz)) AND (SELECT app.org_date(@org_id, @to_at::timestamptz))), 0)::bigint
            AS "totalDurationSeconds",
        x.n::int AS "totalExpenses", round(x.approved, 2)::float8 AS "approvedExpenseAmount",
        round(x.rejected, 2)::float8 AS "rejectedExpenseAmount",

@@ -11,14 +11,15 @@ RETURNING *;
 SELECT * FROM api_keys WHERE organization_id = @org_id ORDER BY created_at DESC, id;
 
 -- name: APIKeyUpdate :one
--- Changes what was given; deactivating revokes the key, activating brings it back.
+-- Changes what was given; deactivating revokes the key, activating brings it back. ((SELECT now()):
+-- Citus takes no stable function inside a CASE of an UPDATE, but a subquery.)
 UPDATE api_keys
 SET name       = coalesce(sqlc.narg(name)::text, name),
     scopes     = coalesce(sqlc.narg(scopes)::text[], scopes),
     active     = coalesce(sqlc.narg(active)::boolean, active),
     revoked_at = CASE WHEN sqlc.narg(active)::boolean IS NULL THEN revoked_at
                       WHEN sqlc.narg(active)::boolean THEN NULL
-                      ELSE coalesce(revoked_at, now()) END
+                      ELSE coalesce(revoked_at, (SELECT now())) END
 WHERE organization_id = @org_id AND id = @id
 RETURNING *;
 

@@ -60,6 +60,15 @@ BEGIN
     ALTER ROLE fieldtrack_worker LOGIN;
     ALTER ROLE fieldtrack_owner LOGIN;
     ALTER ROLE fieldtrack_issuer LOGIN;
+    -- A query routed to a shard runs there with the functions it calls (app.org_date in an analytics
+    -- query, app.session_distance in a distance report, the snapshots' expected_* in a reconciliation),
+    -- and those read the organization's own rows: its colocated shards and the reference tables, all on
+    -- that node, in the same transaction. Citus refuses any query from inside a shard's unless told it
+    -- may, in the session: for every session of this database on every node (the coordinator's run as
+    -- the login, the workers' as the request's role).
+    EXECUTE format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on', current_database());
+    PERFORM run_command_on_workers(format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on',
+                                          current_database()));
 
     -- Policies: the subquery form of the claim readers becomes the plain call.
     FOR r IN

@@ -320,3 +320,28 @@ BEGIN
                             NULL, NULL);
 END
 $function$;
+
+-- * app.record_locations counts the fixes it stored from its INSERT's RETURNING: on Citus an INSERT ...
+--   SELECT routed through the coordinator reports the rows it sent, duplicates included.
+CREATE OR REPLACE FUNCTION app.record_locations(p_org uuid, p_session uuid, p_latitude double precision[], p_longitude double precision[], p_accuracy double precision[], p_recorded_at timestamp with time zone[], p_sequence integer[])
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO 'pg_catalog', 'public', 'app'
+AS $function$
+DECLARE
+    s        attendance_sessions;
+    inserted integer;
+BEGIN
+    s := app.locations_session(p_org, p_session, (SELECT min(t) FROM unnest(p_recorded_at) AS t),
+                               (SELECT max(t) FROM unnest(p_recorded_at) AS t), cardinality(p_recorded_at) > 1);
+    WITH stored AS (
+        INSERT INTO gps_locations (organization_id, session_id, recorded_at, employee_id,
+                                   latitude, longitude, accuracy, sequence_number)
+        SELECT s.organization_id, s.id, u.at, s.employee_id, u.lat, u.lon, u.acc, u.seq
+          FROM unnest(p_recorded_at, p_latitude, p_longitude, p_accuracy, p_sequence) AS u(at, lat, lon, acc, seq)
+        ON CONFLICT DO NOTHING
+        RETURNING 1)
+    SELECT count(*) INTO inserted FROM stored;
+    RETURN inserted;
+END
+$function$;

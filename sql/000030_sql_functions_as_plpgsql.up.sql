@@ -1,7 +1,8 @@
 -- 000030 the SQL-language functions that read tables, as PL/pgSQL: Citus (issue 15) cannot plan a query on
 -- a distributed or reference table that uses an SQL function's parameters ("could not create distributed
 -- plan"), and PL/pgSQL hands it its parameters as values. Each body is the one it had, run the way an
--- SQL function runs it: the first row of its query, or all of them for a set; names resolve to columns
+-- SQL function runs it: the first row of its query, or all of them for a set, cast to the declared row type
+-- as SQL functions do (RETURN QUERY would not); names resolve to columns
 -- before parameters, as in SQL functions (#variable_conflict use_column). None of them was inlined into
 -- its callers on Postgres (definer functions, or queries with FROM), but the snapshots' expected_* and
 -- app.simplified_route, which reconciliation and the route call rarely. Grants and owners are kept (CREATE
@@ -51,6 +52,7 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::employee_daily_metrics AS r FROM (
 WITH tz AS (SELECT o.time_zone FROM public.organizations o WHERE o.id = p_org),
         parts AS (
             SELECT a.employee_id, (a.checkin_at AT TIME ZONE tz.time_zone)::date AS date, 1 AS sessions,
@@ -64,7 +66,8 @@ WITH tz AS (SELECT o.time_zone FROM public.organizations o WHERE o.id = p_org),
         )
         SELECT p_org, employee_id, date, sum(sessions)::integer, sum(km)::numeric(14,3), sum(seconds)::bigint,
                sum(expenses)::integer, sum(amount)::numeric(14,2), now()
-          FROM parts GROUP BY employee_id, date;
+          FROM parts GROUP BY employee_id, date
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 
@@ -77,8 +80,10 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::pending_expenses AS r FROM (
 SELECT x.organization_id, x.id, x.employee_id, x.amount, x.description, x.submitted_at, now()
-          FROM public.expenses x WHERE x.organization_id = p_org AND x.status = 'PENDING';
+          FROM public.expenses x WHERE x.organization_id = p_org AND x.status = 'PENDING'
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 
@@ -128,6 +133,7 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::gps_locations AS r FROM (
 WITH pts AS (
             SELECT g, row_number() OVER (ORDER BY g.recorded_at) AS ord,
                    ST_Transform(ST_SetSRID(ST_MakePoint(g.longitude, g.latitude), 4326), 3857) AS p
@@ -144,7 +150,8 @@ WITH pts AS (
         SELECT (pts.g).*
           FROM pts
          WHERE pts.ord IN (SELECT ord FROM kept) OR NOT EXISTS (SELECT FROM line)
-         ORDER BY pts.ord;
+         ORDER BY pts.ord
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 
@@ -188,6 +195,7 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::employee_last_state AS r FROM (
 SELECT e.organization_id, e.id, s.id, coalesce(s.id IS NOT NULL AND s.checkout_at IS NULL, false),
                s.checkin_at, c.checkout_at, g.latitude, g.longitude, g.recorded_at, NULL::timestamptz, now()
           FROM public.employees e
@@ -209,7 +217,8 @@ SELECT e.organization_id, e.id, s.id, coalesce(s.id IS NOT NULL AND s.checkout_a
                      ORDER BY p.recorded_at DESC LIMIT 1) f
                WHERE a.organization_id = e.organization_id AND a.employee_id = e.id
                ORDER BY f.recorded_at DESC LIMIT 1) g ON true
-         WHERE e.organization_id = p_org;
+         WHERE e.organization_id = p_org
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 
@@ -222,6 +231,7 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::employee_latest_sessions AS r FROM (
 SELECT e.organization_id, e.id, s.id, s.checkin_at, s.checkout_at, s.total_distance_km,
                s.total_duration_seconds, s.distance_recalculation_status, s.updated_at, now()
           FROM public.employees e
@@ -229,7 +239,8 @@ SELECT e.organization_id, e.id, s.id, s.checkin_at, s.checkout_at, s.total_dista
               SELECT a.* FROM public.attendance_sessions a
                WHERE a.organization_id = e.organization_id AND a.employee_id = e.id
                ORDER BY a.checkin_at DESC, a.id DESC LIMIT 1) s
-         WHERE e.organization_id = p_org;
+         WHERE e.organization_id = p_org
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 
@@ -242,6 +253,7 @@ AS $function$
 #variable_conflict use_column
 BEGIN
     RETURN QUERY
+SELECT (r).* FROM (SELECT x::employee_metrics_snapshot AS r FROM (
 SELECT e.organization_id, e.id, coalesce(s.n, 0)::integer, coalesce(s.seconds, 0)::bigint, NULL::numeric,
                coalesce(s.km, 0)::numeric(14,3), coalesce(x.approved, 0)::numeric(14,2),
                greatest(l.last_check_in_at, l.last_check_out_at), now()
@@ -258,7 +270,8 @@ SELECT e.organization_id, e.id, coalesce(s.n, 0)::integer, coalesce(s.seconds, 0
                 FROM public.expenses x WHERE x.organization_id = p_org AND x.status = 'APPROVED'
                GROUP BY x.employee_id) x
             ON x.employee_id = e.id
-         WHERE e.organization_id = p_org;
+         WHERE e.organization_id = p_org
+    ) AS x OFFSET 0) AS c; -- the cast once a row (OFFSET 0), then its fields
 END
 $function$;
 

@@ -82,7 +82,7 @@ FROM (SELECT d.employee_id, sum(d.distance_km)::float8 AS distance, sum(d.sessio
                                 ELSE sum(d.distance_km) END AS score
         FROM app.leaderboard_days d
        WHERE d.organization_id = $2
-         AND d.date BETWEEN (SELECT app.org_date($2, $3)) AND (SELECT app.org_date($2, $4))
+         AND d.date BETWEEN (SELECT app.org_date($2, $3::timestamptz)) AND (SELECT app.org_date($2, $4::timestamptz))
        GROUP BY d.employee_id) r
 JOIN app.leaderboard_names n ON n.organization_id = $2 AND n.employee_id = r.employee_id
 ORDER BY 1
@@ -171,15 +171,15 @@ func (q *Queries) OpenSessionMeasures(ctx context.Context, db DBTX, orgID uuid.U
 const orgSummary = `-- name: OrgSummary :one
 SELECT coalesce((SELECT sum(d.total_sessions) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::int
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2::timestamptz)) AND (SELECT app.org_date($1, $3::timestamptz))), 0)::int
            AS "totalSessions",
        coalesce((SELECT sum(d.total_distance_km) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::float8
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2::timestamptz)) AND (SELECT app.org_date($1, $3::timestamptz))), 0)::float8
            AS "totalDistanceKm",
        coalesce((SELECT sum(d.total_duration_seconds) FROM org_daily_metrics d
                   WHERE d.organization_id = $1
-                    AND d.date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))), 0)::bigint
+                    AND d.date BETWEEN (SELECT app.org_date($1, $2::timestamptz)) AND (SELECT app.org_date($1, $3::timestamptz))), 0)::bigint
            AS "totalDurationSeconds",
        x.n::int AS "totalExpenses", round(x.approved, 2)::float8 AS "approvedExpenseAmount",
        round(x.rejected, 2)::float8 AS "rejectedExpenseAmount",
@@ -227,7 +227,7 @@ const sessionTrend = `-- name: SessionTrend :many
 SELECT date, total_sessions AS sessions, total_distance_km::float8 AS distance, total_duration_seconds AS duration
 FROM org_daily_metrics
 WHERE organization_id = $1
-  AND date BETWEEN (SELECT app.org_date($1, $2)) AND (SELECT app.org_date($1, $3))
+  AND date BETWEEN (SELECT app.org_date($1, $2::timestamptz)) AND (SELECT app.org_date($1, $3::timestamptz))
 ORDER BY date
 `
 

@@ -146,7 +146,7 @@ SET name       = coalesce($1::text, name),
     active     = coalesce($3::boolean, active),
     revoked_at = CASE WHEN $3::boolean IS NULL THEN revoked_at
                       WHEN $3::boolean THEN NULL
-                      ELSE coalesce(revoked_at, now()) END
+                      ELSE coalesce(revoked_at, (SELECT now())) END
 WHERE organization_id = $4 AND id = $5
 RETURNING organization_id, id, name, key_hash, key_prefix, key_last4, scopes, active, request_count, error_count, created_by, last_used_at, revoked_at, created_at, updated_at
 `
@@ -159,7 +159,8 @@ type APIKeyUpdateParams struct {
 	ID     uuid.UUID `json:"id"`
 }
 
-// Changes what was given; deactivating revokes the key, activating brings it back.
+// Changes what was given; deactivating revokes the key, activating brings it back. ((SELECT now()):
+// Citus takes no stable function inside a CASE of an UPDATE, but a subquery.)
 func (q *Queries) APIKeyUpdate(ctx context.Context, db DBTX, arg APIKeyUpdateParams) (ApiKey, error) {
 	row := db.QueryRow(ctx, aPIKeyUpdate,
 		arg.Name,

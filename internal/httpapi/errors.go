@@ -5,6 +5,7 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"regexp"
 	"strconv"
 	"strings"
 
@@ -97,7 +98,12 @@ func toError(err error) *Error {
 }
 
 func pgError(pg *pgconn.PgError) *Error {
-	if e, ok := constraintErrors[pg.ConstraintName]; ok {
+	constraint := pg.ConstraintName
+	if constraint == "" && strings.HasPrefix(pg.Code, "23") {
+		constraint = messageConstraint(pg.Message)
+	}
+	constraint = tableConstraint(constraint)
+	if e, ok := constraintErrors[constraint]; ok {
 		return e
 	}
 	// Our functions and triggers raise PTnnn with the HTTP status in the code, the public message as the
@@ -117,7 +123,7 @@ func pgError(pg *pgconn.PgError) *Error {
 	case pg.Code == "23503":
 		return errInvalid("A referenced row does not exist", nil)
 	case pg.Code == "23514", pg.Code == "23502", pg.Code == "23P01":
-		return errInvalid("The values break a data rule ("+pg.ConstraintName+")", nil)
+		return errInvalid("The values break a data rule ("+constraint+")", nil)
 	case strings.HasPrefix(pg.Code, "22"): // data exceptions: bad uuid, out of range, bad datetime
 		return errInvalid("Invalid input value", nil)
 	case pg.Code == "42501": // privilege or row-level security check
@@ -130,4 +136,26 @@ func pgError(pg *pgconn.PgError) *Error {
 		return errUnavailable("Database unavailable, please retry")
 	}
 	return errInternal
+}
+
+// constraintInMessage finds the constraint an integrity error's message names: a Citus coordinator passes
+// on a worker's error with its message, not its fields.
+var constraintInMessage = regexp.MustCompile(`constraint "([^"]+)"`)
+
+func messageConstraint(message string) string {
+	if m := constraintInMessage.FindStringSubmatch(message); m != nil {
+		return m[1]
+	}
+	return ""
+}
+
+// tableConstraint is the name of the constraint an error names as the table has it. On Citus a shard's
+// constraints carry the shard's id (attendance_sessions_one_active_102243), and the error comes from the
+// shard; no constraint of ours ends in digits.
+func tableConstraint(name string) string {
+	trimmed := strings.TrimRight(name, "0123456789")
+	if trimmed != name && strings.HasSuffix(trimmed, "_") {
+		return strings.TrimSuffix(trimmed, "_")
+	}
+	return name
 }
