@@ -15,13 +15,15 @@ LEFT JOIN tracking_settings t ON t.organization_id = @org_id::uuid;
 -- settings both hold.
 INSERT INTO tracking_settings AS t (organization_id, max_accuracy_m, max_speed_mps, jitter_floor_m, stay_radius_m,
                                     stay_min_seconds, max_session_hours)
-SELECT @org_id::uuid, coalesce(sqlc.narg(max_accuracy_m)::float8, (d).max_accuracy_m),
-       coalesce(sqlc.narg(max_speed_mps)::float8, (d).max_speed_mps),
-       coalesce(sqlc.narg(jitter_floor_m)::float8, (d).jitter_floor_m),
-       coalesce(sqlc.narg(stay_radius_m)::float8, (d).stay_radius_m),
-       coalesce(sqlc.narg(stay_min_seconds)::int, (d).stay_min_seconds),
-       coalesce(sqlc.narg(max_session_hours)::int, (d).max_session_hours)
-FROM (SELECT app.tracking_settings_defaults(@org_id::uuid) AS d) x
+VALUES (@org_id::uuid,
+        coalesce(sqlc.narg(max_accuracy_m)::float8, (app.tracking_settings_defaults(@org_id::uuid)).max_accuracy_m),
+        coalesce(sqlc.narg(max_speed_mps)::float8, (app.tracking_settings_defaults(@org_id::uuid)).max_speed_mps),
+        coalesce(sqlc.narg(jitter_floor_m)::float8, (app.tracking_settings_defaults(@org_id::uuid)).jitter_floor_m),
+        coalesce(sqlc.narg(stay_radius_m)::float8, (app.tracking_settings_defaults(@org_id::uuid)).stay_radius_m),
+        coalesce(sqlc.narg(stay_min_seconds)::int, (app.tracking_settings_defaults(@org_id::uuid)).stay_min_seconds),
+        coalesce(sqlc.narg(max_session_hours)::int, (app.tracking_settings_defaults(@org_id::uuid)).max_session_hours))
+-- VALUES, not INSERT ... SELECT: on Citus that one is planned through the coordinator, whose shard query
+-- loses the parameters' types in the DO UPDATE.
 ON CONFLICT (organization_id) DO UPDATE
    SET max_accuracy_m = coalesce(sqlc.narg(max_accuracy_m)::float8, t.max_accuracy_m),
        max_speed_mps = coalesce(sqlc.narg(max_speed_mps)::float8, t.max_speed_mps),

@@ -69,6 +69,8 @@ BEGIN
     EXECUTE format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on', current_database());
     PERFORM run_command_on_workers(format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on',
                                           current_database()));
+    -- Later migrations create triggers on distributed tables (ours touch the organization's own rows only).
+    EXECUTE format('ALTER DATABASE %I SET citus.enable_unsafe_triggers = on', current_database());
 
     -- Policies: the subquery form of the claim readers becomes the plain call.
     FOR r IN

@@ -345,3 +345,38 @@ BEGIN
     RETURN inserted;
 END
 $function$;
+
+-- * app.receipt_upload's upload time is a variable's: Citus takes no stable function inside a CASE of an
+--   UPDATE.
+CREATE OR REPLACE FUNCTION app.receipt_upload(p_id uuid, p_expires bigint, p_signature text, p_from text, p_to text, p_size bigint DEFAULT NULL::bigint, p_sha256 text DEFAULT NULL::text)
+ RETURNS receipts
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO 'pg_catalog', 'public', 'app', 'pg_temp'
+AS $function$
+DECLARE
+    r receipts;
+    uploading_ended timestamptz := now(); -- a value, not now() in the UPDATE's CASE
+BEGIN
+    IF (p_from, p_to) NOT IN (('pending', 'uploading'), ('uploading', 'uploaded'), ('uploading', 'pending')) THEN
+        RAISE EXCEPTION 'no upload step from % to %', p_from, p_to USING ERRCODE = '22023';
+    END IF;
+    -- Digests compared, not the signatures: the comparison takes the same time wherever they differ.
+    IF digest(coalesce(p_signature, ''), 'sha256') IS DISTINCT FROM digest(app.receipt_signature(p_id, p_expires), 'sha256') THEN
+        RAISE EXCEPTION 'The upload URL is not valid.' USING ERRCODE = 'PT403', HINT = 'INVALID_UPLOAD_URL';
+    END IF;
+    IF to_timestamp(p_expires) <= now() THEN
+        RAISE EXCEPTION 'The upload URL has expired.' USING ERRCODE = 'PT410', HINT = 'UPLOAD_URL_EXPIRED';
+    END IF;
+    UPDATE receipts
+       SET status = p_to,
+           size_bytes = coalesce(p_size, size_bytes), sha256 = coalesce(p_sha256, sha256),
+           uploaded_at = CASE WHEN p_to = 'uploaded' THEN uploading_ended ELSE uploaded_at END
+     WHERE id = p_id AND status = p_from AND expires_at = to_timestamp(p_expires)
+    RETURNING * INTO r;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'The upload URL has already been used.' USING ERRCODE = 'PT409', HINT = 'UPLOAD_URL_USED';
+    END IF;
+    RETURN r;
+END
+$function$;

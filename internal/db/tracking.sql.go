@@ -83,13 +83,13 @@ func (q *Queries) TrackingSettingsGet(ctx context.Context, db DBTX, orgID uuid.U
 const trackingSettingsUpdate = `-- name: TrackingSettingsUpdate :one
 INSERT INTO tracking_settings AS t (organization_id, max_accuracy_m, max_speed_mps, jitter_floor_m, stay_radius_m,
                                     stay_min_seconds, max_session_hours)
-SELECT $1::uuid, coalesce($2::float8, (d).max_accuracy_m),
-       coalesce($3::float8, (d).max_speed_mps),
-       coalesce($4::float8, (d).jitter_floor_m),
-       coalesce($5::float8, (d).stay_radius_m),
-       coalesce($6::int, (d).stay_min_seconds),
-       coalesce($7::int, (d).max_session_hours)
-FROM (SELECT app.tracking_settings_defaults($1::uuid) AS d) x
+VALUES ($1::uuid,
+        coalesce($2::float8, (app.tracking_settings_defaults($1::uuid)).max_accuracy_m),
+        coalesce($3::float8, (app.tracking_settings_defaults($1::uuid)).max_speed_mps),
+        coalesce($4::float8, (app.tracking_settings_defaults($1::uuid)).jitter_floor_m),
+        coalesce($5::float8, (app.tracking_settings_defaults($1::uuid)).stay_radius_m),
+        coalesce($6::int, (app.tracking_settings_defaults($1::uuid)).stay_min_seconds),
+        coalesce($7::int, (app.tracking_settings_defaults($1::uuid)).max_session_hours))
 ON CONFLICT (organization_id) DO UPDATE
    SET max_accuracy_m = coalesce($2::float8, t.max_accuracy_m),
        max_speed_mps = coalesce($3::float8, t.max_speed_mps),
@@ -125,6 +125,8 @@ type TrackingSettingsUpdateRow struct {
 // Changes the given settings (NULL: unchanged) and returns those in force. The first change starts from
 // the defaults; a later one from the stored row, read under its lock, so concurrent changes of different
 // settings both hold.
+// VALUES, not INSERT ... SELECT: on Citus that one is planned through the coordinator, whose shard query
+// loses the parameters' types in the DO UPDATE.
 func (q *Queries) TrackingSettingsUpdate(ctx context.Context, db DBTX, arg TrackingSettingsUpdateParams) (TrackingSettingsUpdateRow, error) {
 	row := db.QueryRow(ctx, trackingSettingsUpdate,
 		arg.OrgID,
