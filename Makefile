@@ -11,7 +11,7 @@ PG := scripts/pg.sh
 # The version / reports: the checkout's git description (the toolchain's build info when this is empty).
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null)
 
-.PHONY: help run build clean test fuzz generate verify lint bench docs-ui db-start db-stop db-reset db-url
+.PHONY: help run build clean test test-citus fuzz generate verify lint bench docs-ui db-start db-stop db-reset db-url
 
 help: ## List targets
 	@echo "Usage: make <target> [DEV_PG_PORT=$(DEV_PG_PORT)] [ARGS='$(ARGS)']"
@@ -30,6 +30,10 @@ clean: ## Remove bin/
 
 test: ## Run go test -race against a throwaway cluster (ARGS='-run TestX ./internal/httpapi/')
 	@scripts/test.sh $(ARGS)
+
+test-citus: ## Run the Citus tests on a throwaway coordinator and two workers (Citus installed first: README)
+	@scripts/pg.sh ensure-packages
+	@scripts/citus.sh test $(CITUS_TEST_ARGS)
 
 fuzz: ## Run each fuzz target for FUZZTIME (30s), one after another; no database (make fuzz FUZZTIME=5m)
 	@FUZZTIME=$(FUZZTIME) scripts/fuzz.sh

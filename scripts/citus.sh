@@ -8,7 +8,8 @@
 #   scripts/citus.sh stop DIR              stop them; fine if not running
 #   scripts/citus.sh url DIR               print the coordinator's connection URL
 #   scripts/citus.sh test [go test args]   throwaway cluster: migrate, run the tests against the
-#                                          coordinator, stop and remove it (default: the e2e suite)
+#                                          coordinator, stop and remove it (default: the Citus tests,
+#                                          internal/e2e/citus_test.go, built with -tags citus)
 #
 # Citus is not a Debian package here and is not downloaded by this script: install it from its source
 # first (its own README says how); `make test-citus` only checks that it is there.
@@ -81,7 +82,7 @@ cmd_url() { # DIR
 
 cmd_test() { # [go test args]
 	cmd_check
-	[ $# -gt 0 ] || set -- ./internal/e2e/
+	[ $# -gt 0 ] || set -- -tags citus -run '^TestCitus' ./internal/e2e/
 	local dir status=0
 	dir="$("$PG" tempdir fieldtrack-citus)"
 	# shellcheck disable=SC2064
