@@ -68,6 +68,7 @@ func (tracer) TraceQueryEnd(ctx context.Context, _ *pgx.Conn, d pgx.TraceQueryEn
 var preamble = map[string]string{
 	"BEGIN": "BEGIN", "BEGIN READ ONLY": "BEGIN READ ONLY", "COMMIT": "COMMIT",
 	settingsSQL: "settings", settingsTracedSQL: "settings", checkCallerSQL: "caller check",
+	shareClaimsSQL: "claims shared", // on Citus
 }
 
 // TraceBatchStart starts a batch's span with what it sends as attributes: its statements in order, by
