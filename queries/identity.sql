@@ -48,7 +48,8 @@ INSERT INTO users (organization_id, email, role) VALUES (@org_id, @email, @role)
 -- Sets the password of the user with this email (any case).
 INSERT INTO app.user_passwords (organization_id, user_id, password_hash)
 SELECT u.organization_id, u.id, @password_hash FROM users u WHERE lower(u.email) = lower(@email)
-ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = now();
+ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash,
+                                                     updated_at = excluded.updated_at; -- (now(): Citus takes none here)
 
 -- name: EmployeeLinkUser :execrows
 -- Links an employee without a user to one.

@@ -16,11 +16,13 @@
 --   session becomes the session's employee, kept on the row by a trigger.
 -- * Unique keys without organization_id are made per organization: receipts' id (a random UUID) and
 --   the outbox's stream position.
--- * organizations and the identity tables (users, whose emails are unique across organizations, their
---   passwords, login sessions and refresh tokens, analysts' logins) become reference tables, copied to
---   every node; every other tenant table is distributed by organization_id and colocated with
---   employees, parents before children. Internal tables without an organization (keys, the stream's
---   state, snapshot bookkeeping) stay on the coordinator.
+-- * organizations, users (whose emails are unique across organizations), refresh tokens (found by their
+--   hash alone) and analysts' logins become reference tables, copied to every node; every other tenant
+--   table, passwords and login sessions too, is distributed by organization_id and colocated with
+--   employees, parents before children. A login session's key becomes (organization_id, id), and the
+--   refresh tokens' foreign key to it goes (a reference table cannot point at a distributed one).
+--   Internal tables without an organization (keys, the stream's state, snapshot bookkeeping) stay on
+--   the coordinator.
 -- * The column-level INSERT grants are widened to the whole table on the shards only (by
 --   app.citus_propagate, run after it): the coordinator checks the columns a request names (on the
 --   distributed table, as before), then sends the shard an INSERT of every column with the defaults
@@ -41,11 +43,10 @@ DECLARE
     fks     text[] := '{}';
     -- Names, not oids: Citus replaces a table it converts with a new one of the same name.
     reference_tables constant text[] := ARRAY[
-        'public.organizations', 'public.users', 'app.user_passwords', 'app.auth_sessions',
-        'app.refresh_tokens', 'app.analyst_logins'];
+        'public.organizations', 'public.users', 'app.refresh_tokens', 'app.analyst_logins'];
     -- Parents before children (foreign keys between distributed tables must be colocated).
     distributed_tables constant text[] := ARRAY[
-        'public.employees', 'public.tracking_settings', 'public.api_keys', 'public.admin_audit_log',
+        'public.employees', 'app.user_passwords', 'app.auth_sessions', 'public.tracking_settings', 'public.api_keys', 'public.admin_audit_log',
         'public.admin_sessions', 'public.webhooks', 'public.webhook_events', 'public.attendance_sessions',
         'public.expenses', 'public.receipts', 'public.gps_locations', 'public.session_summaries',
         'public.employee_daily_metrics', 'public.employee_last_state', 'public.employee_latest_sessions',
@@ -103,6 +104,24 @@ BEGIN
         CREATE POLICY session_summaries_select ON public.session_summaries FOR SELECT TO fieldtrack_api
             USING (organization_id = app.org_id() AND (app.role() = 'ADMIN' OR employee_id = app.employee_id()));
     END IF;
+
+    -- Login sessions are distributed with their organization's rows, keyed by it (000031); the refresh
+    -- tokens, found by their hash alone, are a reference table, which cannot point at them.
+    IF EXISTS (SELECT FROM pg_constraint WHERE conrelid = 'app.refresh_tokens'::regclass AND contype = 'f'
+                                           AND confrelid = 'app.auth_sessions'::regclass) THEN
+        EXECUTE (SELECT format('ALTER TABLE app.refresh_tokens DROP CONSTRAINT %I', conname) FROM pg_constraint
+                  WHERE conrelid = 'app.refresh_tokens'::regclass AND contype = 'f'
+                    AND confrelid = 'app.auth_sessions'::regclass);
+    END IF;
+    IF (SELECT array_length(conkey, 1) FROM pg_constraint
+         WHERE conrelid = 'app.auth_sessions'::regclass AND contype = 'p') = 1 THEN
+        ALTER TABLE app.auth_sessions DROP CONSTRAINT auth_sessions_pkey;
+        ALTER TABLE app.auth_sessions ADD PRIMARY KEY (organization_id, id);
+    END IF;
+    -- The triggers of reference tables act from the coordinator's copy alone (000031).
+    CREATE OR REPLACE FUNCTION app.on_coordinator() RETURNS boolean
+        LANGUAGE sql STABLE PARALLEL SAFE
+        AS $f$ SELECT citus_is_coordinator() $f$;
 
     -- Unique keys per organization.
     IF EXISTS (SELECT FROM pg_constraint WHERE conname = 'receipts_id_key'

@@ -7,7 +7,8 @@
 -- * app.measure_session takes and returns the row it is given whatever its type (a record): on a Citus
 --   worker the session's triggers run on a shard, whose rows are of the shard's type
 --   (attendance_sessions_102008), not of attendance_sessions. Its callers pass an attendance_sessions
---   row (or a shard's) and store the one it returns, as before.
+--   row (or a shard's) and store the one it returns, as before. Its average speed is computed before its
+--   INSERT (Citus evaluates the parts of a VALUES expression before the CASE around them).
 -- Locks: none beyond replacing functions.
 
 CREATE OR REPLACE FUNCTION app.refresh_employee_sessions(p_org uuid, p_employee uuid)
@@ -161,6 +162,7 @@ DECLARE
     r        record;
     km       double precision;
     duration integer;
+    speed    double precision;
 BEGIN
     IF s.checkout_at IS NOT NULL AND s.total_duration_seconds IS NULL THEN
         s.total_duration_seconds := round(extract(epoch FROM s.checkout_at - s.checkin_at))::integer;
@@ -173,12 +175,15 @@ BEGIN
             duration := least(round(extract(epoch FROM s.checkout_at - s.checkin_at)),
                               cfg.max_session_hours * 3600)::integer;
         END IF;
+        -- The speed in PL/pgSQL, not in the INSERT: Citus evaluates a VALUES expression's parts on the
+        -- coordinator before the CASE around them, dividing by a zero duration.
+        speed := CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END;
         IF keep THEN
             INSERT INTO session_summaries AS ss (organization_id, session_id, total_distance_km,
                                                  total_duration_seconds, avg_speed_kmh, points_total, points_used,
                                                  last_error, computed_at)
             VALUES (s.organization_id, s.id, km, coalesce(duration, 0),
-                    CASE WHEN coalesce(duration, 0) > 0 THEN km / (duration / 3600.0) ELSE 0 END,
+                    speed,
                     r.points_total, r.points_used, NULL, now())
             ON CONFLICT (organization_id, session_id) DO UPDATE
                SET total_distance_km = excluded.total_distance_km,

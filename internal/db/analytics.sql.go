@@ -76,10 +76,11 @@ SELECT row_number() OVER (ORDER BY r.score DESC, r.employee_id)::int AS rank, r.
        n.employee_name, r.distance, r.sessions, r.duration, r.expenses
 FROM (SELECT d.employee_id, sum(d.distance_km)::float8 AS distance, sum(d.sessions)::int AS sessions,
              sum(d.duration_seconds)::bigint AS duration, sum(d.expenses_amount)::float8 AS expenses,
-             CASE $1::text WHEN 'duration' THEN sum(d.duration_seconds)::numeric
-                                WHEN 'sessions' THEN sum(d.sessions)::numeric
-                                WHEN 'expenses' THEN sum(d.expenses_amount)
-                                ELSE sum(d.distance_km) END AS score
+             -- a searched CASE: Citus sends a simple one (CASE @metric WHEN ...) to the shards garbled
+             CASE WHEN $1::text = 'duration' THEN sum(d.duration_seconds)::numeric
+                  WHEN $1::text = 'sessions' THEN sum(d.sessions)::numeric
+                  WHEN $1::text = 'expenses' THEN sum(d.expenses_amount)
+                  ELSE sum(d.distance_km) END AS score
         FROM app.leaderboard_days d
        WHERE d.organization_id = $2
          AND d.date BETWEEN (SELECT app.org_date($2, $3::timestamptz)) AND (SELECT app.org_date($2, $4::timestamptz))

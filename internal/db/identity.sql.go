@@ -199,6 +199,7 @@ func (q *Queries) CallerActive(ctx context.Context, db DBTX) (int32, error) {
 }
 
 const employeeLinkUser = `-- name: EmployeeLinkUser :execrows
+
 UPDATE employees SET user_id = $1
 WHERE organization_id = $2 AND id = $3 AND user_id IS NULL
 `
@@ -209,6 +210,7 @@ type EmployeeLinkUserParams struct {
 	EmployeeID uuid.UUID  `json:"employee_id"`
 }
 
+// (now(): Citus takes none here)
 // Links an employee without a user to one.
 func (q *Queries) EmployeeLinkUser(ctx context.Context, db DBTX, arg EmployeeLinkUserParams) (int64, error) {
 	result, err := db.Exec(ctx, employeeLinkUser, arg.UserID, arg.OrgID, arg.EmployeeID)
@@ -327,7 +329,8 @@ func (q *Queries) UserSetDisabled(ctx context.Context, db DBTX, arg UserSetDisab
 const userSetPassword = `-- name: UserSetPassword :execrows
 INSERT INTO app.user_passwords (organization_id, user_id, password_hash)
 SELECT u.organization_id, u.id, $1 FROM users u WHERE lower(u.email) = lower($2)
-ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash, updated_at = now()
+ON CONFLICT (organization_id, user_id) DO UPDATE SET password_hash = excluded.password_hash,
+                                                     updated_at = excluded.updated_at
 `
 
 type UserSetPasswordParams struct {

@@ -268,11 +268,12 @@ type AppReconcileRun struct {
 }
 
 type AppRefreshToken struct {
-	TokenHash []byte     `json:"token_hash"`
-	SessionID uuid.UUID  `json:"session_id"`
-	CreatedAt time.Time  `json:"created_at"`
-	ExpiresAt time.Time  `json:"expires_at"`
-	RotatedAt *time.Time `json:"rotated_at"`
+	TokenHash      []byte     `json:"token_hash"`
+	SessionID      uuid.UUID  `json:"session_id"`
+	CreatedAt      time.Time  `json:"created_at"`
+	ExpiresAt      time.Time  `json:"expires_at"`
+	RotatedAt      *time.Time `json:"rotated_at"`
+	OrganizationID uuid.UUID  `json:"organization_id"`
 }
 
 type AppRefreshTokenKey struct {

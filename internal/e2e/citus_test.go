@@ -25,15 +25,14 @@ import (
 )
 
 // The tables every organization's rows live in, distributed by organization_id in one colocation group,
-// and the reference tables copied to every node (sql/000028).
+// and the reference tables copied to every node (sql/000028, 000031).
 var (
 	distributedTables = []string{"employees", "tracking_settings", "api_keys", "admin_audit_log", "admin_sessions",
 		"webhooks", "webhook_events", "attendance_sessions", "expenses", "receipts", "gps_locations",
 		"session_summaries", "employee_daily_metrics", "employee_last_state", "employee_latest_sessions",
 		"employee_metrics_snapshot", "pending_expenses", "webhook_deliveries", "webhook_delivery_attempts",
-		"app.employee_code_counters"}
-	referenceTables = []string{"organizations", "users", "app.user_passwords", "app.auth_sessions",
-		"app.refresh_tokens", "app.analyst_logins"}
+		"app.employee_code_counters", "app.user_passwords", "app.auth_sessions"}
+	referenceTables = []string{"organizations", "users", "app.refresh_tokens", "app.analyst_logins"}
 )
 
 func TestCitus_EveryTenantTableIsDistributedByOrganizationAndColocated(t *testing.T) {
