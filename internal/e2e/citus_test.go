@@ -239,6 +239,38 @@ func TestCitus_AnEmployeesDayThroughTheAPIStaysInItsOrganization(t *testing.T) {
 	}
 }
 
+// Built-in identity on the cluster: a password sign-in, a refresh, a sign-out elsewhere, and a deactivation,
+// which ends the employee's login sessions at once (their sessions are rows of the organization's node,
+// the refresh tokens a reference table: sql/000031).
+func TestCitus_SignInRefreshSignOutAndDeactivationEndTheSessions(t *testing.T) {
+	s := startServer(t, nil)
+	org := testfactory.NewOrg(t)
+	emp := testfactory.NewEmployee(t, org, "Signer")
+	login := testfactory.GivePassword(t, org.ID, emp.UserID)
+	signIn := func() map[string]any {
+		return jsonCall(t, "POST", s.base+"/auth/v1/token?grant_type=password", "",
+			map[string]any{"email": login.Email, "password": login.Password}, http.StatusOK)
+	}
+	first, second := signIn(), signIn()
+	jsonCall(t, "GET", s.base+"/attendance/my-sessions", first["access_token"].(string), nil, http.StatusOK)
+	renewed := jsonCall(t, "POST", s.base+"/auth/v1/token?grant_type=refresh_token", "",
+		map[string]any{"refresh_token": first["refresh_token"]}, http.StatusOK)
+	fresh := renewed["access_token"].(string)
+	jsonCall(t, "GET", s.base+"/attendance/my-sessions", fresh, nil, http.StatusOK)
+
+	// Signing out the others ends the second session, not this one.
+	jsonCall(t, "POST", s.base+"/auth/v1/logout?scope=others", fresh, nil, http.StatusNoContent)
+	jsonCall(t, "GET", s.base+"/attendance/my-sessions", second["access_token"].(string), nil, http.StatusUnauthorized)
+	jsonCall(t, "GET", s.base+"/attendance/my-sessions", fresh, nil, http.StatusOK)
+
+	// A deactivation ends the rest at once, and its refresh token with it.
+	jsonCall(t, "PATCH", s.base+"/admin/employees/"+emp.ID.String()+"/status", testfactory.AdminToken(t, org),
+		map[string]any{"is_active": false}, http.StatusOK)
+	jsonCall(t, "GET", s.base+"/attendance/my-sessions", fresh, nil, http.StatusUnauthorized)
+	jsonCall(t, "POST", s.base+"/auth/v1/token?grant_type=refresh_token", "",
+		map[string]any{"refresh_token": renewed["refresh_token"]}, http.StatusBadRequest)
+}
+
 // onlyEmployee reports whether list holds employee (and, in my organization, the second one, Brief) and no
 // one else: no employee of the other organization.
 func onlyEmployee(list []any, employee string, withBrief bool) bool {
@@ -271,7 +303,10 @@ func jsonCall(t *testing.T, method, u, token string, body any, want int) map[str
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	req.Header.Set("apikey", "anon-key") // as supabase-js sends it
 	res, err := quick.Do(req)
 	if err != nil {
 		t.Fatal(err)
@@ -282,6 +317,9 @@ func jsonCall(t *testing.T, method, u, token string, body any, want int) map[str
 		t.Fatalf("%s %s: %d, want %d: %s", method, u, res.StatusCode, want, raw)
 	}
 	var out map[string]any
+	if len(raw) == 0 {
+		return out
+	}
 	if err := json.Unmarshal(raw, &out); err != nil {
 		t.Fatalf("%s %s: %q: %v", method, u, raw, err)
 	}
