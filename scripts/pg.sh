@@ -10,7 +10,7 @@
 #   scripts/pg.sh remove DATADIR           stop, then delete DATADIR and its log
 #   scripts/pg.sh status DATADIR           exit 0 if running (prints the port)
 #   scripts/pg.sh url PORT                 print the connection URL
-#   scripts/pg.sh free-port                print a free TCP port on 127.0.0.1 (20000-40000)
+#   scripts/pg.sh free-port                print a free TCP port on 127.0.0.1 below the ephemeral range
 #   scripts/pg.sh devdir                   print the dev data directory
 #   scripts/pg.sh tempdir NAME             make and print a temporary directory the server user can use
 #
@@ -350,15 +350,22 @@ cmd_url() { # PORT
 
 cmd_free_port() {
 	[ $# -eq 0 ] || bad_args "free-port"
-	local i p
+	# Below the kernel's ephemeral range (where the tests' own client connections take their local
+	# ports, which a listening socket cannot bind): 20000 up to it, at most 32767.
+	local i p low=32768 hi
+	if [ -r /proc/sys/net/ipv4/ip_local_port_range ]; then
+		read -r low _ </proc/sys/net/ipv4/ip_local_port_range || low=32768
+	fi
+	hi=$((low - 1 < 32767 ? low - 1 : 32767))
+	[ "$hi" -gt 21000 ] || hi=32767
 	for i in $(seq 1 200); do
-		p=$((20000 + (RANDOM * 32768 + RANDOM) % 20001))
+		p=$((20000 + (RANDOM * 32768 + RANDOM) % (hi - 20000 + 1)))
 		if ! port_in_use "$p"; then
 			echo "$p"
 			return 0
 		fi
 	done
-	die "no free port found in 20000-40000"
+	die "no free port found in 20000-$hi"
 }
 
 cmd_devdir() {

@@ -61,16 +61,11 @@ BEGIN
     ALTER ROLE fieldtrack_worker LOGIN;
     ALTER ROLE fieldtrack_owner LOGIN;
     ALTER ROLE fieldtrack_issuer LOGIN;
-    -- A query routed to a shard runs there with the functions it calls (app.org_date in an analytics
-    -- query, app.session_distance in a distance report, the snapshots' expected_* in a reconciliation),
-    -- and those read the organization's own rows: its colocated shards and the reference tables, all on
-    -- that node, in the same transaction. Citus refuses any query from inside a shard's unless told it
-    -- may, in the session: for every session of this database on every node (the coordinator's run as
-    -- the login, the workers' as the request's role).
-    EXECUTE format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on', current_database());
-    PERFORM run_command_on_workers(format('ALTER DATABASE %I SET citus.allow_nested_distributed_execution = on',
-                                          current_database()));
-    -- Later migrations create triggers on distributed tables (ours touch the organization's own rows only).
+    -- A trust rule off loopback would let anyone log in as these roles (one bypasses row-level
+    -- security): refuse to distribute until pg_hba.conf is made safe, on every node.
+    PERFORM app.citus_check_logins();
+    -- Later migrations create triggers on distributed tables (ours touch the organization's own rows only;
+    -- the setting lets a table's owner create triggers, nothing more).
     EXECUTE format('ALTER DATABASE %I SET citus.enable_unsafe_triggers = on', current_database());
 
     -- Policies: the subquery form of the claim readers becomes the plain call.
@@ -176,9 +171,44 @@ BEGIN
 END
 $$;
 
+-- Refuses (raises) when a node's pg_hba.conf trusts anyone off loopback as a role that
+-- app.citus_distribute lets log in, or as all roles. Those logins exist so that the coordinator can
+-- connect to the workers as them; they must be authenticated there (certificates, or a password and
+-- .pgpass) and rejected from anywhere else. Reading pg_hba.conf needs a superuser: without one it only
+-- warns.
+CREATE FUNCTION app.citus_check_logins() RETURNS void
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    rule constant text := $q$SELECT count(*) FROM pg_hba_file_rules r
+        WHERE r.auth_method = 'trust' AND r.type <> 'local'
+          AND coalesce(r.address, 'all') NOT IN ('127.0.0.1', '::1')
+          AND r.user_name && ARRAY['all', 'fieldtrack_api', 'fieldtrack_worker', 'fieldtrack_owner',
+                                   'fieldtrack_issuer']$q$;
+    n    bigint;
+    node record;
+BEGIN
+    EXECUTE rule INTO n;
+    IF n > 0 THEN
+        RAISE EXCEPTION 'pg_hba.conf trusts logins as the FieldTrack roles from off loopback on the coordinator'
+            USING HINT = 'authenticate them (cert, or scram with a password) and reject them from other hosts: README "Scaling past one Postgres"';
+    END IF;
+    FOR node IN SELECT * FROM run_command_on_workers(rule) LOOP
+        IF NOT node.success OR node.result::bigint > 0 THEN
+            RAISE EXCEPTION 'pg_hba.conf on %:% trusts logins as the FieldTrack roles from off loopback (or could not be read: %)',
+                node.nodename, node.nodeport, node.result
+                USING HINT = 'authenticate them (cert, or scram with a password) and reject them from other hosts: README "Scaling past one Postgres"';
+        END IF;
+    END LOOP;
+EXCEPTION WHEN insufficient_privilege THEN
+    RAISE WARNING 'app.citus_check_logins: pg_hba.conf cannot be read without a superuser; check it by hand';
+END
+$$;
+REVOKE ALL ON FUNCTION app.citus_check_logins() FROM PUBLIC;
+
 -- What app.citus_distribute leaves to a transaction of its own, run after it: run_command_on_shards and
 -- the function propagation reach the workers over connections of their own, which see only what was
--- committed. It answers how many grants and functions it sent.
+-- committed. It answers how many grants and functions it sent, and fails when a shard could not be reached.
 -- * Our functions on every node: Citus sends a function to the workers when it is created, unless its
 --   signature names a table that was not distributed yet (app.tracking_settings_defaults returns a
 --   tracking_settings row), as all of ours were when the migrations ran before the tables were
@@ -193,6 +223,8 @@ DECLARE
     f        regprocedure;
     n        integer := 0;
     granted  integer;
+    failed   integer;
+    why      text;
 BEGIN
     FOR f IN
         SELECT p.oid::regprocedure
@@ -206,13 +238,37 @@ BEGIN
         PERFORM create_distributed_function(f);
         n := n + 1;
     END LOOP;
-    SELECT count(*) INTO granted
-      FROM (SELECT DISTINCT a.attrelid::regclass AS relid, g.grantee::regrole::text AS grantee
-              FROM pg_attribute a, aclexplode(a.attacl) g
-             WHERE a.attacl IS NOT NULL AND g.privilege_type = 'INSERT' AND g.grantee <> 0) c
+    -- A query routed to a shard runs there with the functions it calls (app.org_date in an analytics
+    -- query, app.session_distance in a distance report, the snapshots' expected_* in a reconciliation),
+    -- and those read the organization's own rows: its colocated shards and the reference tables, on that
+    -- node, in the same transaction. Citus refuses any query from inside a shard's unless the session
+    -- allows it: our PL/pgSQL functions do, while they run (not the database: analysts' and DBAs' own
+    -- queries keep Citus's refusal).
+    FOR f IN
+        SELECT p.oid::regprocedure
+          FROM pg_proc p
+         WHERE p.pronamespace IN ('app'::regnamespace, 'public'::regnamespace, 'analytics'::regnamespace)
+           AND NOT EXISTS (SELECT FROM pg_depend d WHERE d.classid = 'pg_proc'::regclass AND d.objid = p.oid
+                                                     AND d.deptype = 'e')
+           AND p.prokind = 'f'
+           -- the PL/pgSQL ones (all that read tables since 000030): the SQL claim readers stay inlined
+           AND p.prolang = (SELECT l.oid FROM pg_language l WHERE l.lanname = 'plpgsql')
+           AND NOT coalesce('citus.allow_nested_distributed_execution=on' = ANY (p.proconfig), false)
+    LOOP
+        EXECUTE format('ALTER FUNCTION %s SET citus.allow_nested_distributed_execution = on', f);
+        n := n + 1;
+    END LOOP;
+    SELECT count(*), count(*) FILTER (WHERE NOT r.success), min(r.result) FILTER (WHERE NOT r.success)
+      INTO granted, failed, why
+      FROM (SELECT DISTINCT a.attrelid::regclass AS relid, r.rolname
+              FROM pg_attribute a, aclexplode(a.attacl) g, pg_roles r
+             WHERE a.attacl IS NOT NULL AND g.privilege_type = 'INSERT' AND r.oid = g.grantee) c
       JOIN pg_dist_partition d ON d.logicalrelid = c.relid AND d.partmethod = 'h',
-           LATERAL run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.grantee)) r
-     WHERE r.success;
+           LATERAL run_command_on_shards(c.relid, 'GRANT INSERT ON %s TO ' || quote_ident(c.rolname)) r;
+    IF failed > 0 THEN
+        RAISE EXCEPTION 'app.citus_propagate: % of % shard grants failed (%); run fieldtrack migrate up again',
+            failed, granted, why;
+    END IF;
     RETURN n + granted;
 END
 $$;
@@ -249,6 +305,9 @@ BEGIN
     EXECUTE format('SET LOCAL app.employee_id = %L', coalesce(current_setting('app.employee_id', true), ''));
     EXECUTE format('SET LOCAL request.jwt.claims = %L', coalesce(current_setting('request.jwt.claims', true), ''));
     EXECUTE format('SET LOCAL app.trace_context = %L', coalesce(current_setting('app.trace_context', true), ''));
+    -- the role switched to on the coordinator, for app.request_role on the workers (which see the role
+    -- the coordinator connects as: the owner of a definer function running there)
+    EXECUTE format('SET LOCAL app.request_role = %L', coalesce(current_setting('role', true), ''));
 END
 $$;
 GRANT EXECUTE ON FUNCTION app.citus_share_claims() TO fieldtrack_api, fieldtrack_issuer;

@@ -215,18 +215,28 @@ GRANT EXECUTE ON FUNCTION app.measure_session(record, boolean) TO fieldtrack_own
 
 -- * Who is asking, as the functions that guard against requests see it: app.request_role() is the role
 --   a request switched to (set_config('role', ...)), or 'none' outside a request, as
---   current_setting('role') was. On a Citus worker nothing is switched: the coordinator connects as the
---   request's role, so there it is the login (session_user) when that is one of ours, which can log in
---   only on Citus (app.citus_distribute). Its five readers are unchanged but for it (and note_fix takes
---   its clock before its UPDATE: Citus takes no volatile function in an UPDATE).
+--   current_setting('role') was. On a Citus worker nothing is switched: there it is also the role the
+--   coordinator's request switched to (app.request_role, sent on by app.citus_share_claims) and the login
+--   (session_user) when that is one of ours, which can log in only on Citus (app.citus_distribute);
+--   fieldtrack_api wherever any of them says so. Its five readers are unchanged but for it (and note_fix
+--   reads its clock before its UPDATE, keeping the later of it and the row's: Citus takes no volatile
+--   function in an UPDATE).
 CREATE FUNCTION app.request_role() RETURNS text
     LANGUAGE plpgsql STABLE
     AS $$
 BEGIN
-    -- plpgsql, not an inlined CASE: Citus takes no stable function inside a CASE in an UPDATE's WHERE
-    IF coalesce(current_setting('role', true), 'none') <> 'none' THEN
+    -- plpgsql, not an inlined CASE: Citus takes no stable function inside a CASE in an UPDATE's WHERE.
+    -- A request wherever any of the three says so: the role switched to, the role the coordinator's
+    -- request switched to (app.citus_share_claims, Citus only), the login (on a worker, the role the
+    -- coordinator connected as: fieldtrack_owner inside a definer function).
+    IF 'fieldtrack_api' IN (coalesce(current_setting('role', true), ''),
+                            coalesce(current_setting('app.request_role', true), ''), session_user) THEN
+        RETURN 'fieldtrack_api';
+    ELSIF coalesce(current_setting('role', true), 'none') <> 'none' THEN
         RETURN current_setting('role', true);
-    ELSIF session_user IN ('fieldtrack_api', 'fieldtrack_worker', 'fieldtrack_issuer', 'fieldtrack_owner') THEN
+    ELSIF current_setting('app.request_role', true) IN ('fieldtrack_worker', 'fieldtrack_issuer') THEN
+        RETURN current_setting('app.request_role', true);
+    ELSIF session_user IN ('fieldtrack_worker', 'fieldtrack_issuer', 'fieldtrack_owner') THEN
         RETURN session_user;
     END IF;
     RETURN 'none';
@@ -298,7 +308,7 @@ DECLARE
     uploaded timestamptz := clock_timestamp(); -- not in the UPDATE: Citus takes no volatile function there
 BEGIN
     UPDATE public.employee_last_state l
-       SET last_upload_at = uploaded,
+       SET last_upload_at = greatest(l.last_upload_at, uploaded), -- read before the row's lock: never back
            last_latitude = CASE WHEN l.last_location_at >= p_at THEN l.last_latitude ELSE p_lat END,
            last_longitude = CASE WHEN l.last_location_at >= p_at THEN l.last_longitude ELSE p_lon END,
            last_location_at = greatest(l.last_location_at, p_at)

@@ -9,17 +9,23 @@ import (
 	"context"
 )
 
-const citusInstalled = `-- name: CitusInstalled :one
-SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS installed
+const citusState = `-- name: CitusState :one
+SELECT EXISTS (SELECT FROM pg_catalog.pg_extension WHERE extname = 'citus') AS installed,
+       coalesce(current_setting('citus.propagate_set_commands', true), '')::text AS propagate_set_commands
 `
 
+type CitusStateRow struct {
+	Installed            bool   `json:"installed"`
+	PropagateSetCommands string `json:"propagate_set_commands"`
+}
+
 // Whether this database is a Citus coordinator's (the extension is created on every node before the
-// nodes are added; README "Scaling past one Postgres").
-func (q *Queries) CitusInstalled(ctx context.Context, db DBTX) (bool, error) {
-	row := db.QueryRow(ctx, citusInstalled)
-	var installed bool
-	err := row.Scan(&installed)
-	return installed, err
+// nodes are added; README "Scaling past one Postgres"), and whether its SET LOCALs reach the workers.
+func (q *Queries) CitusState(ctx context.Context, db DBTX) (CitusStateRow, error) {
+	row := db.QueryRow(ctx, citusState)
+	var i CitusStateRow
+	err := row.Scan(&i.Installed, &i.PropagateSetCommands)
+	return i, err
 }
 
 const schemaLayout = `-- name: SchemaLayout :many

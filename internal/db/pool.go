@@ -38,11 +38,17 @@ func afterConnect(ctx context.Context, conn *pgx.Conn) error {
 	if err := registerUUID(ctx, conn); err != nil {
 		return err
 	}
-	citus, err := New().CitusInstalled(ctx, conn)
+	citus, err := New().CitusState(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("citus: %w", err)
 	}
-	conn.PgConn().CustomData()[citusKey] = citus
+	// Without it the claims would stay on the coordinator: every request would see nothing (closed, but
+	// silently), so the connection is refused instead.
+	if citus.Installed && citus.PropagateSetCommands != "local" {
+		return fmt.Errorf("citus: citus.propagate_set_commands is %q; the claims reach the workers only "+
+			"with 'local' (README \"Scaling past one Postgres\")", citus.PropagateSetCommands)
+	}
+	conn.PgConn().CustomData()[citusKey] = citus.Installed
 	return nil
 }
 

@@ -8,6 +8,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fieldtrack/fieldtrack/internal/db"
 	"github.com/fieldtrack/fieldtrack/internal/testfactory"
@@ -112,6 +114,19 @@ func TestCitus_ClaimsReachTheWorkersAndAnotherOrganizationsShardShowsNothing(t *
 	}
 	if n := count(db.Claims{}, theirs.ID); n != 0 {
 		t.Errorf("without claims the API role sees %d of their employees, want 0", n)
+	}
+
+	// The column grants hold: the coordinator checks the columns a request names (the shards, which get
+	// every column with the defaults filled in, grant the whole row; sql/000028).
+	emp := testfactory.NewEmployee(t, mine, "Grants")
+	err := db.InTx(ctx, p, testfactory.EmployeeClaims(emp), db.TxOptions{}, func(tx db.DBTX) error {
+		_, err := tx.Exec(ctx, `INSERT INTO attendance_sessions (organization_id, employee_id, checkin_at)
+		                        VALUES ($1, $2, now() - interval '1 day')`, mine.ID, emp.ID)
+		return err
+	})
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+		t.Errorf("an employee's insert of its own check-in time: %v, want 42501", err)
 	}
 
 	// The query is a router query to a worker: the coordinator holds no tenant rows.
@@ -269,6 +284,26 @@ func TestCitus_SignInRefreshSignOutAndDeactivationEndTheSessions(t *testing.T) {
 	jsonCall(t, "GET", s.base+"/attendance/my-sessions", fresh, nil, http.StatusUnauthorized)
 	jsonCall(t, "POST", s.base+"/auth/v1/token?grant_type=refresh_token", "",
 		map[string]any{"refresh_token": renewed["refresh_token"]}, http.StatusBadRequest)
+
+	// Disabling an account (users is a reference table: its trigger acts from the coordinator's copy)
+	// ends its sessions too.
+	adminLogin := testfactory.GivePassword(t, org.ID, org.AdminUserID)
+	adminSession := jsonCall(t, "POST", s.base+"/auth/v1/token?grant_type=password", "",
+		map[string]any{"email": adminLogin.Email, "password": adminLogin.Password}, http.StatusOK)
+	jsonCall(t, "GET", s.base+"/admin/employees", adminSession["access_token"].(string), nil, http.StatusOK)
+	if _, err := testfactory.Pool(t).Exec(context.Background(),
+		`UPDATE users SET disabled_at = now() WHERE organization_id = $1 AND id = $2`, org.ID, org.AdminUserID); err != nil {
+		t.Fatal(err)
+	}
+	var open int
+	if err := testfactory.Pool(t).QueryRow(context.Background(), `SELECT count(*) FROM app.auth_sessions
+	        WHERE organization_id = $1 AND user_id = $2 AND revoked_at IS NULL`, org.ID, org.AdminUserID).Scan(&open); err != nil {
+		t.Fatal(err)
+	}
+	if open != 0 {
+		t.Errorf("a disabled account keeps %d open login sessions", open)
+	}
+	jsonCall(t, "GET", s.base+"/admin/employees", adminSession["access_token"].(string), nil, http.StatusUnauthorized)
 }
 
 // onlyEmployee reports whether list holds employee (and, in my organization, the second one, Brief) and no

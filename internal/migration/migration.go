@@ -66,10 +66,11 @@ func (m *Migrator) Up() error {
 	if err := checkLayout(ctx, conn); err != nil {
 		return err
 	}
-	citus, err := db.New().CitusInstalled(ctx, conn)
+	state, err := db.New().CitusState(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("citus: %w", err)
 	}
+	citus := state.Installed
 	if citus {
 		// Citus refuses PostGIS's extension script inside a multi-statement query (the form each
 		// migration file is sent in), so the extensions come first, one statement each.
