@@ -4,9 +4,8 @@
 -- SQL function runs it: the first row of its query, or all of them for a set, cast to the declared row type
 -- as SQL functions do (RETURN QUERY would not); names resolve to columns
 -- before parameters, as in SQL functions (#variable_conflict use_column). None of them was inlined into
--- its callers on Postgres (definer functions, or queries with FROM), but the snapshots' expected_* and
--- app.simplified_route, which reconciliation and the route call rarely. Grants and owners are kept (CREATE
--- OR REPLACE).
+-- its callers on Postgres (definer functions, SET search_path, or a scalar query with FROM), so no plan
+-- changes. Grants and owners are kept (CREATE OR REPLACE).
 -- Locks: none beyond replacing functions.
 
 CREATE OR REPLACE FUNCTION app.auth_account_by_email(p_email text, OUT organization_id uuid, OUT user_id uuid, OUT email text, OUT role text, OUT password_hash text, OUT disabled boolean, OUT employee_id uuid, OUT employee_active boolean, OUT created_at timestamp with time zone, OUT last_sign_in_at timestamp with time zone)
