@@ -18,3 +18,4 @@ DROP FUNCTION app.session_summary_employee();
 DROP FUNCTION app.citus_share_claims();
 DROP FUNCTION app.citus_propagate();
 DROP FUNCTION app.citus_check_logins();
+DROP FUNCTION app.org_dashboard_figures(uuid, text);

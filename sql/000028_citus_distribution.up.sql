@@ -14,6 +14,7 @@
 --   app.org_id())` becomes `app.org_id()` (the same value; on Postgres the subquery form is read once
 --   per statement, the function call once per row it filters), and session_summaries' EXISTS on its
 --   session becomes the session's employee, kept on the row by a trigger.
+-- * org_dashboard_snapshot is made of app.org_dashboard_figures, one organization at a time.
 -- * Unique keys without organization_id are made per organization: receipts' id (a random UUID) and
 --   the outbox's stream position.
 -- * organizations, users (whose emails are unique across organizations), refresh tokens (found by their
@@ -117,6 +118,21 @@ BEGIN
     CREATE OR REPLACE FUNCTION app.on_coordinator() RETURNS boolean
         LANGUAGE sql STABLE PARALLEL SAFE
         AS $f$ SELECT citus_is_coordinator() $f$;
+
+    -- The dashboard's figures, one organization's lookups at a time (app.org_dashboard_figures).
+    CREATE OR REPLACE VIEW public.org_dashboard_snapshot WITH (security_invoker = true) AS
+    SELECT o.id AS organization_id,
+           coalesce(f.active, 0)::integer AS active_employee_count,
+           coalesce(f.recent, 0)::integer AS recent_employee_count,
+           coalesce(f.inactive, 0)::integer AS inactive_employee_count,
+           coalesce(f.today, 0)::integer AS active_employees_today,
+           coalesce(f.sessions, 0)::integer AS today_session_count,
+           coalesce(f.km, 0)::numeric(14,3) AS today_distance_km,
+           coalesce(f.pending, 0)::integer AS pending_expense_count,
+           coalesce(f.pending_amount, 0)::numeric(14,2) AS pending_expense_amount,
+           now() AS updated_at
+      FROM public.organizations o
+     CROSS JOIN LATERAL app.org_dashboard_figures(o.id, o.time_zone) f;
 
     -- Unique keys per organization.
     IF EXISTS (SELECT FROM pg_constraint WHERE conname = 'receipts_id_key'
@@ -273,6 +289,36 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION app.citus_propagate() FROM PUBLIC;
+
+-- One organization's dashboard figures, as org_dashboard_snapshot (000014) computes them: the view on Citus
+-- (app.citus_distribute), where lateral joins from the organizations reference table into distributed
+-- tables cannot be planned, and a function's lookups by the organization are each a query routed to its
+-- node. Security invoker, as the view is: the caller's row-level security applies.
+CREATE FUNCTION app.org_dashboard_figures(p_org uuid, p_time_zone text,
+                                          OUT active bigint, OUT recent bigint, OUT inactive bigint,
+                                          OUT today bigint, OUT sessions bigint, OUT km numeric,
+                                          OUT pending bigint, OUT pending_amount numeric)
+    LANGUAGE plpgsql STABLE
+    AS $$
+DECLARE
+    on_day constant date := (now() AT TIME ZONE p_time_zone)::date; -- the organization's today
+BEGIN
+    SELECT count(*) FILTER (WHERE l.is_checked_in),
+           count(*) FILTER (WHERE NOT l.is_checked_in AND l.last_check_out_at >= now() - interval '24 hours'),
+           count(*) FILTER (WHERE NOT l.is_checked_in
+                            AND (l.last_check_out_at IS NULL OR l.last_check_out_at < now() - interval '24 hours')),
+           count(*) FILTER (WHERE (l.last_check_in_at AT TIME ZONE p_time_zone)::date = on_day)
+      INTO active, recent, inactive, today
+      FROM public.employee_last_state l
+      JOIN public.employees e ON e.organization_id = l.organization_id AND e.id = l.employee_id AND e.is_active
+     WHERE l.organization_id = p_org;
+    SELECT sum(d.sessions), sum(d.distance_km) INTO sessions, km
+      FROM public.employee_daily_metrics d WHERE d.organization_id = p_org AND d.date = on_day;
+    SELECT count(*), sum(p.amount) INTO pending, pending_amount
+      FROM public.pending_expenses p WHERE p.organization_id = p_org;
+END
+$$;
+GRANT EXECUTE ON FUNCTION app.org_dashboard_figures(uuid, text) TO fieldtrack_api, fieldtrack_analyst;
 
 -- The session's employee on a summary row (Citus only: see app.citus_distribute).
 CREATE FUNCTION app.session_summary_employee() RETURNS trigger
