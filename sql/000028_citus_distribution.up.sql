@@ -201,8 +201,9 @@ DECLARE
           AND coalesce(r.address, 'all') NOT IN ('127.0.0.1', '::1')
           AND r.user_name && ARRAY['all', 'fieldtrack_api', 'fieldtrack_worker', 'fieldtrack_owner',
                                    'fieldtrack_issuer']$q$;
-    n    bigint;
-    node record;
+    n      bigint;
+    node   record;
+    unsafe boolean;
 BEGIN
     EXECUTE rule INTO n;
     IF n > 0 THEN
@@ -210,7 +211,8 @@ BEGIN
             USING HINT = 'authenticate them (cert, or scram with a password) and reject them from other hosts: README "Scaling past one Postgres"';
     END IF;
     FOR node IN SELECT * FROM run_command_on_workers(rule) LOOP
-        IF NOT node.success OR node.result::bigint > 0 THEN
+        unsafe := CASE WHEN node.success THEN node.result::bigint > 0 ELSE true END; -- an error is no count
+        IF unsafe THEN
             RAISE EXCEPTION 'pg_hba.conf on %:% trusts logins as the FieldTrack roles from off loopback (or could not be read: %)',
                 node.nodename, node.nodeport, node.result
                 USING HINT = 'authenticate them (cert, or scram with a password) and reject them from other hosts: README "Scaling past one Postgres"';
